@@ -1,0 +1,82 @@
+"""The TinyBERT objective as a module: student + projections (trained), teacher (frozen).
+
+`forward(batch)` runs teacher and student once each and returns the weighted sum of the
+registered loss terms with non-zero weight, plus each term's value for the logs. The training
+loop only sees `(loss, logs)`, so every distillation stage, and later methods, plug in here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import LossConfig
+from ..errors import UserError
+from ..models.architecture import describe
+from ..models.intermediates import ScoreRecorder, run_with_intermediates
+from .losses import LOSSES, LossContext
+from .mapping import resolve_mapping
+from .projections import Projections
+
+
+class DistillationObjective(nn.Module):
+    def __init__(self, student: nn.Module, teacher: nn.Module, losses: LossConfig,
+                 weights: dict[str, float], *, regression: bool = False):
+        super().__init__()
+        unknown = set(weights) - set(LOSSES)
+        if unknown:
+            raise UserError(f"unknown loss {sorted(unknown)[0]!r} (known: {', '.join(LOSSES)})")
+        self.weights = {k: float(v) for k, v in weights.items() if v > 0}
+        if not self.weights:
+            raise UserError("every loss weight is zero: nothing to distil")
+        self.student = student
+        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, not trained, not saved
+        s_view, t_view = describe(student), describe(teacher)
+        self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
+        if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
+            small, big = sorted((s_view.num_heads, t_view.num_heads))
+            if losses.head_rule == "strict":
+                raise UserError(f"attention loss needs equal head counts (student {s_view.num_heads}, teacher "
+                                f"{t_view.num_heads}); set losses.head_rule: mean or losses.attention: 0")
+            if big % small:
+                raise UserError(f"losses.head_rule mean needs one head count to divide the other "
+                                f"(student {s_view.num_heads}, teacher {t_view.num_heads})")
+        if "prediction" in self.weights and (getattr(student, "num_labels", None) is None
+                                             or not hasattr(student, "classifier")):
+            raise UserError("the prediction loss needs a student with a task head")
+        self.projections = Projections(s_view.hidden_size, t_view.hidden_size, len(self.mapping),
+                                       shared=losses.hidden_projection == "shared")
+        self.temperature = losses.temperature
+        self.regression = regression
+        self.head_rule = losses.head_rule
+        need_scores = "attention" in self.weights
+        self._s_rec = ScoreRecorder(s_view, list(range(1, s_view.num_layers + 1))) if need_scores else None
+        self._t_rec = ScoreRecorder(t_view, self.mapping) if need_scores else None
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        self.teacher._apply(fn, *args, **kwargs)  # .to(device) moves the teacher along
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # the teacher never uses dropout
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            t_out = run_with_intermediates(self.teacher, batch, self._t_rec)
+        s_out = run_with_intermediates(self.student, batch, self._s_rec)
+        ctx = LossContext(mapping=self.mapping, projections=self.projections,
+                          attention_mask=batch["attention_mask"], temperature=self.temperature,
+                          regression=self.regression, head_rule=self.head_rule)
+        total = torch.zeros((), device=batch["input_ids"].device)
+        logs = {}
+        for name, w in self.weights.items():
+            value = LOSSES[name](s_out, t_out, ctx)
+            total = total + w * value
+            logs[name] = float(value.detach())
+        return total, logs

@@ -1,0 +1,112 @@
+"""`distill`: TinyBERT's two stages.
+
+general: a pre-trained (not fine-tuned) teacher and unlabelled text; embedding + hidden +
+attention losses; gives a task-agnostic student (a bare encoder).
+task: a fine-tuned teacher and the task's data (optionally augmented); an intermediate-layer
+phase (embedding + hidden + attention) and then a prediction-layer phase (soft cross-entropy, or
+MSE for regression), each a run of the shared training loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from ..config import DistillConfig, LossConfig
+from ..data import Collator, chunk_corpus, encode_examples, load_corpus, load_examples
+from ..data.examples import TaskSpec
+from ..errors import UserError
+from ..evaluate.predict import score
+from ..finetune import label_task_head
+from ..models.loading import load_model, load_tokenizer, check_same_vocab, resolve_model_path
+from ..models.architecture import describe
+from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
+from ..models.student import build_student
+from ..train.distributed import is_main_process
+from ..train.loop import train_loop
+from .mapping import resolve_mapping
+from .objective import DistillationObjective
+
+INTERMEDIATE = ("embedding", "hidden", "attention")
+
+
+def phase_weights(losses: LossConfig, phase: str) -> dict[str, float]:
+    if phase == "prediction":
+        return {"prediction": losses.prediction}
+    return {name: getattr(losses, name) for name in INTERMEDIATE}
+
+
+def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, classifier: bool,
+             task: TaskSpec | None) -> nn.Module:
+    num_labels = task.num_labels if task else None
+    if cfg.student_path is None:
+        t_layers = describe(teacher).num_layers
+        mapping = resolve_mapping(cfg.losses.layer_mapping, cfg.student.num_layers, t_layers)
+        return build_student(teacher, cfg.student, classifier=classifier, num_labels=num_labels,
+                             init_layers=mapping, seed=cfg.train.seed)
+    student_tok = None
+    try:
+        student_tok = load_tokenizer(cfg.student_path)
+    except UserError:
+        pass  # a student saved without tokenizer is checked by vocabulary size below
+    if student_tok is not None:
+        check_same_vocab(teacher_tok, student_tok, cfg.teacher, cfg.student_path)
+    student = load_model(cfg.student_path, "classifier" if classifier else "base", num_labels=num_labels)
+    if student.config.vocab_size != teacher.config.vocab_size:
+        raise UserError(f"teacher {cfg.teacher} and student {cfg.student_path} have different vocabularies "
+                        f"({teacher.config.vocab_size} vs {student.config.vocab_size} tokens)")
+    return student
+
+
+def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
+    """Run one distillation stage and write the student to `cfg.output`."""
+    tokenizer = load_tokenizer(cfg.teacher)
+    collate = Collator(tokenizer.pad_token_id or 0)
+    result: dict = {"stage": cfg.stage, "teacher": cfg.teacher}
+    if cfg.stage == "general":
+        teacher = load_model(cfg.teacher, "base")
+        student = _student(cfg, teacher, tokenizer, classifier=False, task=None)
+        features = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len,
+                                cfg.corpus.max_sequences)
+        objective = DistillationObjective(student, teacher, cfg.losses, phase_weights(cfg.losses, "intermediate"))
+        run = train_loop(objective, features, collate, cfg.train, resume=resume, desc="general distill",
+                         work_dir=checkpoint_dir(cfg.output, "general"))
+        result.update(mapping=objective.mapping, sequences=len(features), history=run.history,
+                      train_seconds=run.seconds)
+    else:
+        task, train_examples = load_examples(cfg.data, cfg.data.train_split)
+        _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
+        teacher = load_model(cfg.teacher, "classifier")
+        if teacher.config.num_labels != task.num_labels:
+            raise UserError(f"teacher {cfg.teacher} predicts {teacher.config.num_labels} labels but task "
+                            f"{task.name} has {task.num_labels}; fine-tune the teacher on the task first")
+        student = _student(cfg, teacher, tokenizer, classifier=True, task=task)
+        label_task_head(student, task)
+        if cfg.augment.enabled:
+            from .augment import augment_examples
+
+            cache = cfg.augment.cache_dir or str(checkpoint_dir(cfg.output, "augment_cache"))
+            train_examples = augment_examples(train_examples, cfg.teacher, cfg.augment, cache)
+        features = encode_examples(tokenizer, train_examples, cfg.data.max_seq_len)
+        dev_features = encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len)
+        evaluate = lambda m: score(m.student, task, dev_features, collate)  # noqa: E731
+        phases = [("intermediate", cfg.train), ("prediction", cfg.prediction_train)]
+        for phase, train_cfg in phases:
+            weights = phase_weights(cfg.losses, phase)
+            if not any(w > 0 for w in weights.values()):
+                continue  # all of this phase's weights are zero: skip it
+            objective = DistillationObjective(student, teacher, cfg.losses, weights,
+                                              regression=task.is_regression)
+            run = train_loop(objective, features, collate, train_cfg, resume=resume,
+                             desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
+                             evaluate=evaluate if phase == "prediction" else None)
+            result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
+            result["mapping"] = objective.mapping
+        result.update(task=task.name, train_examples=len(train_examples))
+        student.eval()
+        result["dev"] = score(student, task, dev_features, collate)
+    if is_main_process():
+        save_model_folder(cfg.output, student.cpu(), tokenizer, cfg, result)
+        drop_checkpoints(cfg.output)
+    return Path(cfg.output)

@@ -1,0 +1,38 @@
+"""Every output is a `save_pretrained` folder (safetensors) with its tokenizer, the config it ran
+with and a result record, written atomically: it appears complete or not at all."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..config import save_config
+from ..io import atomic_dir, atomic_write_json
+
+RESULT_FILENAME = "bertcompress_result.json"
+
+
+def save_model_folder(output: str | Path, model: nn.Module, tokenizer, config: Any,
+                      result: dict[str, Any]) -> Path:
+    output = Path(output)
+    with atomic_dir(output) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        save_config(config, tmp)
+        atomic_write_json(tmp / RESULT_FILENAME, result)
+    return output
+
+
+def checkpoint_dir(output: str | Path, phase: str) -> Path:
+    """Where a run keeps its resumable state: beside the output, never inside it."""
+    output = Path(output)
+    return output.parent / f".{output.name}.checkpoints" / phase
+
+
+def drop_checkpoints(output: str | Path) -> None:
+    output = Path(output)
+    shutil.rmtree(output.parent / f".{output.name}.checkpoints", ignore_errors=True)

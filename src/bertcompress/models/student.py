@@ -1,0 +1,60 @@
+"""Building a new student of the teacher's family, and DistilBERT-style init from teacher layers."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..config import StudentConfig
+from ..errors import UserError
+from .architecture import base_model, describe, size_fields
+
+
+def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = None):
+    """The teacher's config with the student's sizes: same family, vocabulary and positions."""
+    config = copy.deepcopy(teacher_config)
+    layers_f, hidden_f, heads_f, ffn_f = size_fields(config.model_type)
+    setattr(config, layers_f, cfg.num_layers)
+    setattr(config, hidden_f, cfg.hidden_size)
+    setattr(config, heads_f, cfg.num_heads)
+    setattr(config, ffn_f, cfg.ffn_size)
+    if hasattr(config, "embedding_size"):  # ELECTRA: factorised embeddings follow the hidden size
+        config.embedding_size = cfg.hidden_size
+    if num_labels is not None:
+        config.num_labels = num_labels
+    config.architectures = None
+    return config
+
+
+def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool, num_labels: int | None = None,
+                  init_layers: list[int] | None = None, seed: int = 42) -> nn.Module:
+    """A fresh student; with cfg.init == 'teacher_layers', embeddings and the chosen (1-based)
+    teacher layers are copied, which needs every layer size equal to the teacher's."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    config = student_config(teacher.config, cfg, num_labels)
+    torch.manual_seed(seed)
+    auto = AutoModelForSequenceClassification if classifier else AutoModel
+    student = auto.from_config(config).float()
+    if cfg.init == "teacher_layers":
+        copy_teacher_layers(teacher, student, cfg.init_layers or init_layers or [])
+    return student
+
+
+def copy_teacher_layers(teacher: nn.Module, student: nn.Module, layers: list[int]) -> None:
+    t, s = describe(teacher), describe(student)
+    if len(layers) != s.num_layers:
+        raise UserError(f"student.init_layers needs {s.num_layers} teacher layers, got {len(layers)}")
+    for layer in layers:
+        if not 1 <= layer <= t.num_layers:
+            raise UserError(f"student.init_layers: teacher layer {layer} is out of range 1..{t.num_layers}")
+    t_emb, s_emb = base_model(teacher).embeddings, base_model(student).embeddings
+    try:
+        s_emb.load_state_dict(t_emb.state_dict())
+        for s_layer, t_index in zip(s.layers, layers):
+            s_layer.load_state_dict(t.layers[t_index - 1].state_dict())
+    except RuntimeError:
+        raise UserError("student.init=teacher_layers needs the student's hidden, head and FFN sizes to "
+                        f"equal the teacher's (teacher hidden {t.hidden_size}, heads {t.num_heads})") from None

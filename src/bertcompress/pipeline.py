@@ -1,0 +1,100 @@
+"""`run`: the main job. Fine-tune the teacher, general distillation, task distillation, then
+evaluate teacher and student side by side and write a report.
+
+Layout of the output folder:
+    teacher/          the fine-tuned teacher          (save_pretrained)
+    general_student/  the task-agnostic student       (save_pretrained, bare encoder)
+    student/          the task student                (save_pretrained, sequence classifier)
+    report.md, report.json, bertcompress_config.yaml
+Each stage folder is written atomically; with `resume=True` finished stages are reused and an
+interrupted stage continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
+from .distill.stages import distill
+from .errors import UserError
+from .evaluate.evaluator import compare, evaluate, records_markdown
+from .finetune import finetune
+from .io import atomic_write_json, atomic_write_text
+from .models.loading import resolve_model_path
+
+
+def quick(cfg: PipelineConfig) -> PipelineConfig:
+    """The quick setting: the same job on small slices (about 3 minutes on 2 CPU cores)."""
+    r = dataclasses.replace
+    return r(cfg,
+             data=r(cfg.data, max_train_examples=1200, max_eval_examples=400),
+             corpus=r(cfg.corpus, max_sequences=400),
+             augment=r(cfg.augment, n_aug=1, max_examples=300),
+             finetune=r(cfg.finetune, epochs=1),
+             general=r(cfg.general, epochs=1),
+             task_intermediate=r(cfg.task_intermediate, epochs=1),
+             task_prediction=r(cfg.task_prediction, epochs=1))
+
+
+def _done(folder: Path) -> bool:
+    return (folder / CONFIG_FILENAME).is_file()
+
+
+def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> dict[str, Any]:
+    out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder")
+    resolve_model_path(cfg.teacher)  # fail fast on a bad teacher, before any training
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, fn, stage_cfg) -> Path:
+        folder = out / name
+        if resume and _done(folder):
+            print(f"[bertcompress] {name}: reusing {folder}")
+            return folder
+        t0 = time.perf_counter()
+        fn(stage_cfg, resume=resume)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        return folder
+
+    teacher_dir = stage("teacher", finetune, FinetuneConfig(
+        model=cfg.teacher, data=cfg.data, train=cfg.finetune, output=str(out / "teacher")))
+    general_dir = stage("general_student", distill, DistillConfig(
+        stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
+        corpus=cfg.corpus, output=str(out / "general_student")))
+    student_dir = stage("student", distill, DistillConfig(
+        stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
+        train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
+        augment=cfg.augment, output=str(out / "student")))
+
+    t0 = time.perf_counter()
+    teacher_rec, student_rec = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=latency,
+                                        seq_len=128)
+    seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    teacher_rec["model"], student_rec["model"] = "teacher", "student"
+    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "teacher": teacher_rec,
+              "student": student_rec, "ratios": compare(teacher_rec, student_rec),
+              "stage_seconds": seconds, "config": to_dict(cfg)}
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", report_markdown(report))
+    return report
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    r = report["ratios"]
+    lines = [f"# bertcompress report: {report['task']} ({report['split']} split, "
+             f"{report['teacher']['examples']} examples)", "",
+             records_markdown([report["teacher"], report["student"]]), "",
+             f"- retention (student score / teacher score): {r['retention']:.3f}",
+             f"- parameters: {r['size_ratio']:.2f}× fewer; bytes on disk: {r['disk_ratio']:.2f}× smaller"]
+    for k, v in r.items():
+        if k.startswith("latency_ratio_"):
+            lines.append(f"- CPU latency, {k.removeprefix('latency_ratio_')} × 128 tokens: {v:.2f}× faster")
+    if report["stage_seconds"]:
+        lines.append("- stage wall time (s): " + ", ".join(f"{k} {v}" for k, v in report["stage_seconds"].items()))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,176 @@
+"""The one training loop every method uses.
+
+A method hands in a module whose `forward(batch)` returns `(loss, logs)`: a distillation
+objective, a task model with a cross-entropy, a quantized student... The loop owns everything
+else: AdamW with warm-up and linear decay, gradient accumulation, bf16 autocast on CUDA, DDP,
+evaluation and checkpoints on a schedule, exact resume, NaN detection and a progress bar.
+
+Data order is a pure function of (seed, epoch): resuming at step s replays the same batches an
+uninterrupted run would have seen, and the saved RNG state makes dropout identical too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..errors import TrainingDiverged, UserError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import DistContext, barrier, init_distributed, pick_device
+
+Batch = dict[str, torch.Tensor]
+EvalFn = Callable[[nn.Module], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_eval: dict[str, float] | None = None
+    seconds: float = 0.0
+
+
+def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+def _micro_batches(n: int, batch_size: int, ctx: DistContext) -> int:
+    """Micro-batches per epoch per process. Under DDP the ragged tail is dropped so every rank
+    takes the same number of steps (a missing step would hang the others)."""
+    if ctx.world_size > 1:
+        return n // (batch_size * ctx.world_size)
+    return math.ceil(n / batch_size)
+
+
+def _batch_indices(n: int, seed: int, epoch: int, micro: int, batch_size: int, ctx: DistContext) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    start = (micro * ctx.world_size + ctx.rank) * batch_size
+    return perm[start:start + batch_size].tolist()
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
+               cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
+               evaluate: EvalFn | None = None, desc: str = "train") -> TrainResult:
+    """Train `module` in place on `features`; return its history. Checkpoints go to `work_dir`."""
+    if not features:
+        raise UserError(f"{desc}: no training examples")
+    work_dir = Path(work_dir)
+    device = pick_device(cfg.device)
+    ctx = init_distributed(device)
+    torch.manual_seed(cfg.seed + ctx.rank)
+    module.to(device)
+    model: nn.Module = module
+    if ctx.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False)
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+
+    optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
+    micro_per_epoch = _micro_batches(len(features), cfg.batch_size, ctx)
+    if micro_per_epoch == 0:
+        raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
+    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps))
+
+    step, history = 0, []
+    fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size}, sort_keys=True)
+    if resume and (state := load_checkpoint(work_dir)) is not None:
+        if state["fingerprint"] != fingerprint:
+            raise UserError(f"cannot resume from {work_dir}: it was written with other settings or data")
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        step, history = int(state["step"]), json.loads(state["history"])
+
+    def checkpoint() -> None:
+        if ctx.is_main:
+            state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state(),
+                     "fingerprint": fingerprint, "history": json.dumps(history)}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
+            save_checkpoint(work_dir, state)
+        barrier(ctx)
+
+    module.train()
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
+    start, tokens, t0 = step, 0, time.perf_counter()
+    final_eval = None
+    while step < total_steps:
+        logs_sum: dict[str, float] = {}
+        optimizer.zero_grad(set_to_none=True)
+        for a in range(cfg.grad_accum):
+            micro = step * cfg.grad_accum + a
+            epoch, within = divmod(micro, micro_per_epoch)
+            idx = _batch_indices(len(features), cfg.seed, epoch, within, cfg.batch_size, ctx)
+            batch = _to_device(collate([features[i] for i in idx]), device)
+            tokens += int(batch["attention_mask"].sum()) * ctx.world_size
+            sync = a == cfg.grad_accum - 1 or ctx.world_size == 1
+            with (model.no_sync() if not sync else contextlib.nullcontext()), \
+                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss, logs = model(batch)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(f"{desc}: loss became {float(loss)} at step {step + 1}; "
+                                       f"the last good checkpoint is kept in {work_dir}")
+            (loss / cfg.grad_accum).backward()
+            logs_sum["loss"] = logs_sum.get("loss", 0.0) + float(loss.detach()) / cfg.grad_accum
+            for k, v in logs.items():
+                logs_sum[k] = logs_sum.get(k, 0.0) + v / cfg.grad_accum
+        if cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == total_steps:
+            rate = tokens / max(1e-9, time.perf_counter() - t0)
+            history.append({"step": step, "lr": scheduler.get_last_lr()[0], **logs_sum})
+            bar.set_postfix(loss=f"{logs_sum['loss']:.4f}", tok_s=f"{rate:,.0f}")
+        if evaluate is not None and ctx.is_main and (
+                (cfg.eval_every and step % cfg.eval_every == 0) or step == total_steps):
+            module.eval()
+            final_eval = evaluate(module)
+            module.train()
+            history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
+        if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+            checkpoint()
+    bar.close()
+    if step > start:
+        checkpoint()  # a finished run resumes as finished: later phases can restart alone
+    module.eval()
+    return TrainResult(steps=step - start, history=history, final_eval=final_eval,
+                       seconds=time.perf_counter() - t0)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a tiny word-piece tokenizer and tiny random encoders of each family."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+WORDS = (
+    "the a an and or but not no is was are be it this that good bad great terrible movie film "
+    "story plot actor acting fun boring love hate best worst very really quite so too funny sad "
+    "happy dull brilliant awful nice poor fine i you he she we they my your his her our their "
+    "of in on at to for with by from about as into like than then there here when what who how "
+    "why all some any more most less many much one two three time day year man woman people "
+    "thing way life world hand part child eye place work week case point number group problem "
+    "fact cat dog sat mat run ran went go come came see saw make made take took know knew think"
+).split()
+SUFFIXES = ["##s", "##ed", "##ing", "##ly", "##er", "##est", "##y", "##n", "##t"]
+LETTERS = list("abcdefghijklmnopqrstuvwxyz") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+PUNCT = list(".,!?'\"-:;()")
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(folder: Path) -> Path:
+    vocab = SPECIALS + PUNCT + WORDS + SUFFIXES + LETTERS
+    seen, out = set(), []
+    for t in vocab:
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    from transformers import BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tok")
+    write_vocab(folder)
+    tok = BertTokenizerFast.from_pretrained(folder, do_lower_case=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+def tiny_config(model_type: str, vocab_size: int, layers: int = 4, hidden: int = 32, heads: int = 4,
+                ffn: int = 64, num_labels: int = 2):
+    """A tiny random config of the given family, sized alike across families."""
+    from transformers import AutoConfig
+
+    if model_type == "distilbert":
+        return AutoConfig.for_model("distilbert", vocab_size=vocab_size, n_layers=layers, dim=hidden,
+                                    n_heads=heads, hidden_dim=ffn, max_position_embeddings=128,
+                                    num_labels=num_labels, pad_token_id=0)
+    extra = {"embedding_size": hidden} if model_type == "electra" else {}
+    return AutoConfig.for_model(model_type, vocab_size=vocab_size, num_hidden_layers=layers,
+                                hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn,
+                                max_position_embeddings=130, num_labels=num_labels, pad_token_id=0,
+                                type_vocab_size=2, **extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, tiny_tokenizer_dir, tiny_tokenizer) -> Path:
+    """A saved tiny BERT sequence classifier with the tiny tokenizer beside it."""
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    model = AutoModelForSequenceClassification.from_config(tiny_config("bert", len(tiny_tokenizer)))
+    model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def sentiment_tsv(tmp_path) -> Path:
+    """A small SST-2-style folder with train and dev files."""
+    pos = ["a great movie", "really good fun", "the best film", "i love this story", "brilliant acting"]
+    neg = ["a terrible movie", "really bad plot", "the worst film", "i hate this story", "awful acting"]
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    rows = [f"{s}\t1" for s in pos] + [f"{s}\t0" for s in neg]
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 4) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return folder

@@ -1,0 +1,61 @@
+"""Attention scores taken by our hooks equal QKᵀ/√d computed by hand, for every family."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from bertcompress.models.architecture import describe
+from bertcompress.models.intermediates import ScoreRecorder, run_with_intermediates
+from conftest import tiny_config
+
+FAMILIES = ["bert", "roberta", "mpnet", "distilbert", "electra"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_scores_equal_manual_qk(family):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config(family, 100, layers=3)).eval()
+    view = describe(model)
+    assert view.num_layers == 3 and view.num_heads == 4 and view.hidden_size == 32
+    batch = {"input_ids": torch.randint(5, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long),
+             "token_type_ids": torch.zeros(2, 7, dtype=torch.long)}
+    batch["attention_mask"][1, 5:] = 0
+    rec = ScoreRecorder(view, [1, 3])
+    with torch.no_grad():
+        out = run_with_intermediates(model, batch, rec)
+    assert len(out.hidden_states) == 4 and out.logits.shape == (2, 2)
+    assert sorted(out.scores) == [1, 3]
+    for layer in (1, 3):
+        h = out.hidden_states[layer - 1]  # the layer's input
+        q, k = view.queries[layer - 1](h), view.keys[layer - 1](h)
+        q = q.view(2, 7, 4, 8).transpose(1, 2)
+        k = k.view(2, 7, 4, 8).transpose(1, 2)
+        manual = q @ k.transpose(-1, -2) / math.sqrt(8)
+        torch.testing.assert_close(out.scores[layer], manual)
+    rec.remove()
+    assert not view.queries[0]._forward_hooks
+
+
+def test_scores_match_eager_attention_probs():
+    """Softmax of our scores plus the padding mask equals BERT's own attention probabilities."""
+    torch.manual_seed(0)
+    cfg = tiny_config("bert", 100, layers=2)
+    cfg._attn_implementation = "eager"
+    model = AutoModelForSequenceClassification.from_config(cfg).eval()
+    ids = torch.randint(5, 100, (1, 6))
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    rec = ScoreRecorder(describe(model), [2])
+    with torch.no_grad():
+        probs = model(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[1]
+    scores = rec.pop_scores()[2]
+    mine = torch.softmax(scores.masked_fill(mask[:, None, None, :] == 0, float("-inf")), -1)
+    torch.testing.assert_close(mine, probs)
+
+
+def test_not_an_encoder():
+    from bertcompress.errors import UserError
+
+    with pytest.raises(UserError, match="not a supported encoder"):
+        describe(torch.nn.Linear(2, 2))
