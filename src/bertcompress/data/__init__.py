@@ -1,0 +1,24 @@
+"""Labelled tasks, unlabelled corpora, and their encoding for the models."""
+
+from .builtin import default_corpus_documents, rt_sentiment_examples
+from .corpus import chunk_corpus, load_corpus
+from .encoding import Collator, collate, encode_examples
+from .examples import Example, TaskSpec
+from .loaders import load_examples
+from .tasks import GLUE_TASKS, TASKS, get_task
+
+__all__ = [
+    "Collator",
+    "Example",
+    "GLUE_TASKS",
+    "TASKS",
+    "TaskSpec",
+    "chunk_corpus",
+    "collate",
+    "default_corpus_documents",
+    "encode_examples",
+    "get_task",
+    "load_corpus",
+    "load_examples",
+    "rt_sentiment_examples",
+]

@@ -90,7 +90,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     model: nn.Module = module
     if ctx.world_size > 1:
         model = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False)
+            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)  # e.g. the pooler, unused by intermediate losses
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
@@ -144,7 +144,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 loss, logs = model(batch)
             if not torch.isfinite(loss):
                 bar.close()
-                raise TrainingDiverged(f"{desc}: loss became {float(loss)} at step {step + 1}; "
+                raise TrainingDiverged(f"{desc}: loss became {float(loss.detach())} at step {step + 1}; "
                                        f"the last good checkpoint is kept in {work_dir}")
             (loss / cfg.grad_accum).backward()
             logs_sum["loss"] = logs_sum.get("loss", 0.0) + float(loss.detach()) / cfg.grad_accum

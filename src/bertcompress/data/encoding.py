@@ -1,0 +1,83 @@
+"""Examples to token ids, and batches of them to padded tensors.
+
+Encoding keeps each example unpadded; `collate` pads a batch only to its own longest sequence,
+which on short-sentence tasks makes most batches far shorter than max_seq_len.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .examples import Example
+
+ENCODE_BATCH = 2048
+
+
+def encode_examples(tokenizer: Any, examples: list[Example], max_seq_len: int) -> list[dict[str, Any]]:
+    """One feature dict per example: input_ids, token_type_ids (if the tokenizer uses them) and
+    labels (int, or float for regression) when the example has a label."""
+    with_types = "token_type_ids" in tokenizer.model_input_names
+    features: list[dict[str, Any]] = []
+    for start in range(0, len(examples), ENCODE_BATCH):
+        batch = examples[start:start + ENCODE_BATCH]
+        encoded = _tokenize(tokenizer, batch, max_seq_len, with_types)
+        for ex, enc in zip(batch, encoded):
+            if ex.label is not None:
+                enc["labels"] = float(ex.label) if isinstance(ex.label, float) else int(ex.label)
+            features.append(enc)
+    return features
+
+
+def _tokenize(tokenizer: Any, batch: list[Example], max_seq_len: int, with_types: bool) -> list[dict[str, Any]]:
+    """Tokenize singles and pairs as two calls (a tokenizer call takes one kind), keeping order."""
+    out: list[dict[str, Any]] = [{} for _ in batch]
+    for is_pair in (False, True):
+        idx = [i for i, ex in enumerate(batch) if (ex.text_b is not None) == is_pair]
+        if not idx:
+            continue
+        texts_b = [batch[i].text_b for i in idx] if is_pair else None
+        enc = tokenizer([batch[i].text_a for i in idx], texts_b, truncation="longest_first",
+                        max_length=max_seq_len, return_token_type_ids=with_types,
+                        return_attention_mask=False)
+        for j, i in enumerate(idx):
+            out[i]["input_ids"] = list(enc["input_ids"][j])
+            if with_types:
+                out[i]["token_type_ids"] = list(enc["token_type_ids"][j])
+    return out
+
+
+def collate(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest sequence: input_ids, attention_mask (1 real, 0 pad),
+    token_type_ids when present, labels (long, or float32 for regression) when present."""
+    width = max(len(f["input_ids"]) for f in features)
+    input_ids = torch.full((len(features), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+    with_types = "token_type_ids" in features[0]
+    token_type_ids = torch.zeros((len(features), width), dtype=torch.long) if with_types else None
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        input_ids[row, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
+        attention_mask[row, :n] = 1
+        if token_type_ids is not None:
+            token_type_ids[row, :n] = torch.tensor(f["token_type_ids"], dtype=torch.long)
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        batch["token_type_ids"] = token_type_ids
+    if "labels" in features[0]:
+        labels = [f["labels"] for f in features]
+        regression = any(isinstance(v, float) for v in labels)
+        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+    return batch
+
+
+@dataclass
+class Collator:
+    """`collate` with its pad id bound; a plain class so DataLoader workers can pickle it."""
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return collate(features, self.pad_token_id)

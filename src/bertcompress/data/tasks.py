@@ -1,0 +1,62 @@
+"""The tasks we know: the nine GLUE tasks, the embedded default, and two generic ones for user files.
+
+A task fixes the label set and the metrics, so that a teacher fine-tuned on it and a student
+distilled from that teacher agree on what class index 1 means and on how they are scored.
+"""
+
+from __future__ import annotations
+
+from .examples import TaskSpec
+from ..config import DEFAULT_TASK
+from ..errors import UserError
+
+_BINARY = ("0", "1")
+_ENTAIL = ("entailment", "not_entailment")
+
+GLUE_TASKS: dict[str, TaskSpec] = {
+    t.name: t
+    for t in (
+        TaskSpec("cola", _BINARY, False, ("mcc",)),
+        TaskSpec("sst2", _BINARY, False, ("accuracy",)),
+        TaskSpec("mrpc", _BINARY, True, ("f1", "accuracy")),
+        TaskSpec("stsb", None, True, ("pearson", "spearman")),
+        TaskSpec("qqp", _BINARY, True, ("accuracy", "f1")),
+        TaskSpec("mnli", ("contradiction", "entailment", "neutral"), True, ("accuracy",)),
+        TaskSpec("qnli", _ENTAIL, True, ("accuracy",)),
+        TaskSpec("rte", _ENTAIL, True, ("accuracy",)),
+        TaskSpec("wnli", _BINARY, True, ("accuracy",)),
+    )
+}
+
+# Generic tasks for user files. `classification` has an empty label set here: load_examples
+# fills it with the sorted label strings of the training file. `is_pair` of both is likewise
+# decided by the data (whether a second text column exists).
+CLASSIFICATION = TaskSpec("classification", (), False, ("accuracy",))
+REGRESSION = TaskSpec("regression", None, False, ("pearson", "spearman"))
+
+TASKS: dict[str, TaskSpec] = {
+    **GLUE_TASKS,
+    DEFAULT_TASK: TaskSpec(DEFAULT_TASK, ("negative", "positive"), False, ("accuracy",)),
+    CLASSIFICATION.name: CLASSIFICATION,
+    REGRESSION.name: REGRESSION,
+}
+
+
+def _norm(name: str) -> str:
+    return "".join(c for c in name.strip().lower() if c not in "-_ ")
+
+
+_BY_NORM = {_norm(n): n for n in TASKS}
+
+
+def get_task(name: str) -> TaskSpec:
+    """Look a task up by name, case- and dash-insensitively ("SST-2", "sts_b", "MNLI")."""
+    key = _BY_NORM.get(_norm(name))
+    if key is None:
+        raise UserError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+    return TASKS[key]
+
+
+def needs_inferred_labels(task: TaskSpec) -> bool:
+    """True for the generic classification task, whose labels come from the training data."""
+    return task.labels == ()

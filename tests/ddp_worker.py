@@ -1,0 +1,50 @@
+"""Run by tests/test_ddp.py under torchrun: a few distillation steps on a tiny BERT, then rank 0
+writes the student's weights. Not a test module itself (no test_ prefix)."""
+
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import tiny_config  # noqa: E402
+
+from bertcompress.config import LossConfig, StudentConfig, TrainConfig  # noqa: E402
+from bertcompress.distill.objective import DistillationObjective  # noqa: E402
+from bertcompress.models.student import build_student  # noqa: E402
+from bertcompress.train.loop import train_loop  # noqa: E402
+
+
+def make_features(n: int = 16, length: int = 10) -> list[dict]:
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(5, 100, (n, length), generator=g)
+    return [{"input_ids": ids[i]} for i in range(n)]
+
+
+def collate(items):
+    ids = torch.stack([i["input_ids"] for i in items])
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def main(out: str, batch_size: int) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config("bert", 100, layers=4)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    teacher = AutoModel.from_config(cfg)
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=32),
+                            classifier=False, seed=1)
+    student.config.hidden_dropout_prob = 0.0
+    for m in student.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    objective = DistillationObjective(student, teacher, LossConfig(), {"embedding": 1, "hidden": 1, "attention": 1})
+    train_loop(objective, make_features(), collate, TrainConfig(max_steps=4, batch_size=batch_size, lr=1e-3,
+               warmup_ratio=0.0), work_dir=Path(out) / "ckpt")
+    import os
+    rank = int(os.environ.get("RANK", 0))
+    torch.save({k: v.detach().clone() for k, v in objective.state_dict().items()}, Path(out) / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,68 @@
+"""Metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bertcompress.data import get_task
+from bertcompress.errors import UserError
+from bertcompress.evaluate.metrics import compute_metrics, predictions_from_logits
+
+
+def test_accuracy():
+    assert compute_metrics(get_task("sst2"), [1, 0, 1, 1], [1, 0, 0, 1]) == {"accuracy": 0.75, "score": 0.75}
+
+
+def test_mrpc_f1_and_accuracy():
+    # TP=2 FP=1 FN=1 TN=1: precision = recall = 2/3, so F1 = 2/3; accuracy 3/5.
+    out = compute_metrics(get_task("mrpc"), [1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert list(out) == ["f1", "accuracy", "score"]
+    assert out["f1"] == pytest.approx(2 / 3) and out["accuracy"] == pytest.approx(0.6)
+    assert out["score"] == out["f1"]
+
+
+def test_cola_mcc():
+    # same confusion matrix: (TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = (2-1)/sqrt(3*3*2*2)
+    out = compute_metrics(get_task("cola"), np.array([1, 1, 0, 0, 1]), torch.tensor([1, 0, 0, 1, 1]))
+    assert out["mcc"] == pytest.approx(1 / 6) and out["score"] == out["mcc"]
+
+
+def test_stsb_correlations():
+    labels = [0.0, 1.0, 2.0, 3.0, 4.0]
+    out = compute_metrics(get_task("stsb"), [2 * x + 1 for x in labels], labels)
+    assert out["pearson"] == pytest.approx(1.0) and out["spearman"] == pytest.approx(1.0)
+    cubic = compute_metrics(get_task("stsb"), [x ** 3 for x in labels], labels)
+    assert cubic["spearman"] == pytest.approx(1.0) and cubic["pearson"] < 0.99
+    assert compute_metrics(get_task("stsb"), [-x for x in labels], labels)["pearson"] == pytest.approx(-1.0)
+
+
+def test_constant_regression_prediction_scores_zero():
+    out = compute_metrics(get_task("stsb"), [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    assert out == {"pearson": 0.0, "spearman": 0.0, "score": 0.0}
+    assert not any(math.isnan(v) for v in out.values())
+
+
+def test_qqp_and_mnli():
+    qqp = compute_metrics(get_task("qqp"), [0, 1, 1, 0], [0, 1, 0, 0])
+    assert qqp["accuracy"] == 0.75 and qqp["f1"] == pytest.approx(2 / 3)
+    assert compute_metrics(get_task("mnli"), [0, 1, 2, 2], [0, 1, 2, 1])["accuracy"] == 0.75
+
+
+def test_bad_inputs():
+    with pytest.raises(UserError, match="no examples to score"):
+        compute_metrics(get_task("sst2"), [], [])
+    with pytest.raises(UserError, match="2 predictions for 3 labels"):
+        compute_metrics(get_task("sst2"), [0, 1], [0, 1, 1])
+
+
+def test_predictions_from_logits():
+    logits = torch.tensor([[0.1, 2.0], [3.0, -1.0], [0.0, 0.5]])
+    assert predictions_from_logits(get_task("sst2"), logits).tolist() == [1, 0, 1]
+    mnli = predictions_from_logits(get_task("mnli"), np.array([[0.0, 0.0, 9.0]]))
+    assert mnli.tolist() == [2] and mnli.dtype == np.int64
+    reg = predictions_from_logits(get_task("stsb"), torch.tensor([[1.5], [0.25]], dtype=torch.bfloat16))
+    assert reg.tolist() == [1.5, 0.25] and reg.dtype == np.float64
