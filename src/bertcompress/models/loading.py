@@ -88,10 +88,15 @@ def has_mlm_head(name: str) -> bool:
     from transformers import AutoModelForMaskedLM
 
     path = resolve_model_path(name)
+    tf_logger = logging.getLogger("transformers")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # the missing-head report is the answer here, not a problem
     try:
         _, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True, dtype=torch.float32)
     except Exception:  # noqa: BLE001 - any failure means: no usable MLM head
         return False
+    finally:
+        tf_logger.setLevel(level)
     missing = [k for k in info.get("missing_keys", []) if "embeddings" not in k]
     return not missing
 

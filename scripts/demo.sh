@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then run the main job on the embedded default (offline teacher + data).
+# Extra arguments go to `bertcompress run`, e.g. `bash scripts/demo.sh --quick`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+exec bertcompress run --output outputs/demo "$@"

@@ -1,0 +1,107 @@
+"""Every bad input: one line on stderr, a non-zero exit, no traceback, earlier output untouched."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bertcompress.cli import main
+
+
+def run_cli(capsys, args):
+    code = main(args)
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.fixture
+def existing_output(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier result")
+    return out
+
+
+def _cases(tmp_path, tiny_bert_dir, sentiment_tsv):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    bad_rows = tmp_path / "bad" / "train.tsv"
+    bad_rows.parent.mkdir()
+    bad_rows.write_text("sentence\tlabel\ngood\t1\nno label column here\n")
+    bad_label = tmp_path / "badlabel" / "train.tsv"
+    bad_label.parent.mkdir()
+    bad_label.write_text("sentence\tlabel\ngood\t1\nbad\tmaybe\n")
+    not_model = tmp_path / "notmodel"
+    not_model.mkdir()
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("train: {lr: -1}\n")
+    unknown_key = tmp_path / "unknown.yaml"
+    unknown_key.write_text("train: {learning_rate: 1}\n")
+    data = ["--data", str(sentiment_tsv), "--task", "sst2"]
+    return {
+        "missing data": (["finetune", "--model", str(tiny_bert_dir), "--data", str(tmp_path / "nope.tsv")],
+                         "not found"),
+        "empty data": (["finetune", "--model", str(tiny_bert_dir), "--task", "sst2", "--data", str(empty)], "empty"),
+        "malformed row": (["finetune", "--model", str(tiny_bert_dir), "--task", "sst2",
+                           "--data", str(bad_rows.parent)], "line 3"),
+        "label outside set": (["finetune", "--model", str(tiny_bert_dir), "--task", "sst2",
+                               "--data", str(bad_label.parent)], "maybe"),
+        "unknown task": (["finetune", "--model", str(tiny_bert_dir), "--task", "sst9", "--data",
+                          str(sentiment_tsv)], "unknown task"),
+        "not a model": (["finetune", "--model", str(not_model)] + data, "not a model folder"),
+        "missing model": (["finetune", "--model", str(tmp_path / "gone")] + data, "model folder not found"),
+        "bad config value": (["finetune", "--model", str(tiny_bert_dir), "--config", str(bad_yaml)] + data,
+                             "train.lr must be > 0"),
+        "unknown config key": (["finetune", "--config", str(unknown_key)], "unknown key train.learning_rate"),
+        "bad override type": (["finetune", "--set", "train.batch_size=big"], "train.batch_size must be int"),
+        "missing config file": (["run", "--config", str(tmp_path / "none.yaml")], "config file not found"),
+        "bad mapping": (["distill", "--stage", "task", "--teacher", str(tiny_bert_dir), "--set",
+                         "losses.layer_mapping=[1, 9, 2, 3]"] + data, "out of range 1..4"),
+        "out of range copy": (["distill", "--stage", "task", "--teacher", str(tiny_bert_dir), "--set",
+                               "student.init=teacher_layers", "--set", "student.hidden_size=32",
+                               "--set", "student.num_heads=4", "--set", "student.ffn_size=64",
+                               "--set", "student.init_layers=[1, 2, 3, 7]"] + data, "out of range 1..4"),
+    }
+
+
+CASES = ["missing data", "empty data", "malformed row", "label outside set", "unknown task", "not a model",
+         "missing model", "bad config value", "unknown config key", "bad override type", "missing config file",
+         "bad mapping", "out of range copy"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_clear_line(case, capsys, tmp_path, tiny_bert_dir, sentiment_tsv, existing_output):
+    args, expected = _cases(tmp_path, tiny_bert_dir, sentiment_tsv)[case]
+    code, err = run_cli(capsys, args + ["-o", str(existing_output)])
+    lines = [ln for ln in err.splitlines() if ln.startswith("bertcompress: error:")]
+    assert code == 2
+    assert len(lines) == 1 and expected in lines[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in existing_output.iterdir()) == ["keep.txt"]
+
+
+def test_vocab_mismatch(capsys, tmp_path, tiny_bert_dir, sentiment_tsv):
+    from transformers import AutoModel, BertTokenizerFast
+
+    from conftest import tiny_config
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]))
+    BertTokenizerFast.from_pretrained(other).save_pretrained(other)
+    AutoModel.from_config(tiny_config("bert", 7, layers=2)).save_pretrained(other)
+    code, err = run_cli(capsys, ["distill", "--stage", "task", "--teacher", str(tiny_bert_dir), "--student",
+                                 str(other), "--data", str(sentiment_tsv), "--task", "sst2",
+                                 "-o", str(tmp_path / "o")])
+    assert code == 2 and "different vocabularies" in err and "Traceback" not in err
+
+
+def test_subprocess_exit_code_and_help():
+    proc = subprocess.run([sys.executable, "-m", "bertcompress", "finetune", "--task", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("bertcompress: error:")
+    assert "Traceback" not in proc.stderr
+    help_text = subprocess.run([sys.executable, "-m", "bertcompress", "run", "--help"], capture_output=True,
+                               text=True, timeout=120).stdout
+    assert "--resume" in help_text and "--quick" in help_text

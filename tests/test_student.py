@@ -1,0 +1,64 @@
+import pytest
+import torch
+from transformers import AutoModel
+
+from bertcompress.config import LossConfig, StudentConfig
+from bertcompress.distill.objective import DistillationObjective
+from bertcompress.errors import UserError
+from bertcompress.models.architecture import describe
+from bertcompress.models.student import build_student
+from conftest import tiny_config
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet", "distilbert", "electra"])
+def test_student_of_each_family_distils(family):
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config(family, 100, layers=4))
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=24),
+                            classifier=False)
+    assert type(student) is type(teacher)
+    view = describe(student)
+    assert (view.num_layers, view.hidden_size, view.num_heads) == (2, 16, 4)
+    obj = DistillationObjective(student, teacher, LossConfig(), {"embedding": 1, "hidden": 1, "attention": 1})
+    ids = torch.randint(5, 100, (2, 6))
+    loss, logs = obj({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    loss.backward()
+    assert loss.item() > 0 and set(logs) == {"embedding", "hidden", "attention"}
+    assert student.embeddings.word_embeddings.weight.grad is not None
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_copy_teacher_layers_is_exact():
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4)).eval()
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=32, num_heads=4, ffn_size=64,
+                                                   init="teacher_layers", init_layers=[2, 4]), classifier=False)
+    for a, b in zip(student.encoder.layer[1].parameters(), teacher.encoder.layer[3].parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(student.embeddings.word_embeddings.weight, teacher.embeddings.word_embeddings.weight)
+
+
+def test_copy_teacher_layers_needs_equal_width():
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4))
+    with pytest.raises(UserError, match="equal the teacher's"):
+        build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=64,
+                                             init="teacher_layers", init_layers=[2, 4]), classifier=False)
+
+
+def test_head_count_mismatch_is_an_error_unless_a_rule_is_set():
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=2, heads=4))
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=2, ffn_size=24),
+                            classifier=False)
+    with pytest.raises(UserError, match="equal head counts"):
+        DistillationObjective(student, teacher, LossConfig(), {"attention": 1})
+    obj = DistillationObjective(student, teacher, LossConfig(head_rule="mean"), {"attention": 1})
+    ids = torch.randint(5, 100, (1, 5))
+    assert obj({"input_ids": ids, "attention_mask": torch.ones_like(ids)})[0].item() > 0
+
+
+def test_out_of_range_mapping_is_an_error():
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=2))
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=24),
+                            classifier=False)
+    with pytest.raises(UserError, match="out of range 1..2"):
+        DistillationObjective(student, teacher, LossConfig(layer_mapping=[1, 3]), {"hidden": 1})
