@@ -11,8 +11,14 @@ import torch
 from bertcompress.config import AugmentConfig
 from bertcompress.data.examples import Example
 from bertcompress.distill import augment as aug
-from bertcompress.distill.augment import (CandidateSource, CombinedCandidates, EmbeddingNeighbourCandidates,
-                                          MaskedLMCandidates, augment_examples, augment_sentence)
+from bertcompress.distill.augment import (
+    CandidateSource,
+    CombinedCandidates,
+    EmbeddingNeighbourCandidates,
+    MaskedLMCandidates,
+    augment_examples,
+    augment_sentence,
+)
 from conftest import tiny_config
 
 

@@ -10,9 +10,17 @@ import pytest
 import torch
 
 from bertcompress.config import CorpusConfig, DataConfig
-from bertcompress.data import (Collator, Example, chunk_corpus, collate, encode_examples, get_task,
-                               load_corpus, load_examples)
-from bertcompress.data import builtin
+from bertcompress.data import (
+    Collator,
+    Example,
+    builtin,
+    chunk_corpus,
+    collate,
+    encode_examples,
+    get_task,
+    load_corpus,
+    load_examples,
+)
 from bertcompress.errors import UserError
 from conftest import SHARED_DATA
 
@@ -86,13 +94,15 @@ def glue_root(tmp_path) -> Path:
     write(root / "MNLI/dev_mismatched.tsv", tsv(MNLI_HEADER, mnli_row(0, "A cat.", "An animal?", "neutral")))
     write(root / "QNLI/dev.tsv", tsv(("index", "question", "sentence", "label"),
                                      (0, "Who?", "Ann did.", "entailment"), (1, "When?", "Blue.", "not_entailment")))
-    write(root / "RTE/train.tsv", tsv(("index", "sentence1", "sentence2", "label"), (0, "A b.", "B.", "not_entailment")))
+    write(root / "RTE/train.tsv",
+          tsv(("index", "sentence1", "sentence2", "label"), (0, "A b.", "B.", "not_entailment")))
     write(root / "WNLI/train.tsv", tsv(("index", "sentence1", "sentence2", "label"), (0, "It fell.", "X fell.", 1)))
     return root
 
 
 @pytest.mark.parametrize("task,split,expected", [
-    ("cola", "train", [Example("Our friends won't buy this analysis.", None, 1), Example("They drank the pub.", None, 0)]),
+    ("cola", "train", [Example("Our friends won't buy this analysis.", None, 1),
+                       Example("They drank the pub.", None, 0)]),
     ("cola", "test", [Example("Bill whistled past the house.", None, None)]),
     ("sst2", "dev", [Example('a "charming" film', None, 1), Example("dull", None, 0)]),
     ("mrpc", "dev", [Example('He said "no".', "He refused.", 1), Example("A cat.", "A dog.", 0)]),

@@ -105,3 +105,20 @@ def test_schedule_warmup_then_decay():
 def test_empty_features(tmp_path):
     with pytest.raises(UserError, match="no training examples"):
         train_loop(Regressor(), [], collate, TrainConfig(), work_dir=tmp_path)
+
+
+def test_epoch_batches_group_by_length():
+    from bertcompress.train.loop import epoch_batches
+
+    lengths = [i % 37 + 1 for i in range(1000)]
+    plain = epoch_batches(1000, 0, 0, 10)
+    grouped = epoch_batches(1000, 0, 0, 10, lengths)
+    assert sorted(i for b in grouped for i in b) == list(range(1000))  # every example once
+    assert grouped == epoch_batches(1000, 0, 0, 10, lengths)  # deterministic
+    assert grouped != epoch_batches(1000, 0, 1, 10, lengths)  # reshuffled each epoch
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    assert padding(grouped) < 0.1 * padding(plain)
+    assert len(epoch_batches(1005, 0, 0, 10, drop_last=True)) == 100

@@ -7,8 +7,17 @@ The Python verbs mirror the CLI's subcommands:
 __version__ = "0.1.0"
 
 from .config import (  # noqa: E402
-    AugmentConfig, CorpusConfig, DataConfig, DistillConfig, FinetuneConfig, LossConfig, PipelineConfig,
-    StudentConfig, TrainConfig, load_config, save_config,
+    AugmentConfig,
+    CorpusConfig,
+    DataConfig,
+    DistillConfig,
+    FinetuneConfig,
+    LossConfig,
+    PipelineConfig,
+    StudentConfig,
+    TrainConfig,
+    load_config,
+    save_config,
 )
 from .errors import UserError  # noqa: E402
 

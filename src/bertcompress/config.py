@@ -95,6 +95,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
+    group_by_length: bool = True  # batch texts of similar length together: less padding, same data
     eval_every: int = 0  # optimizer steps; 0 = only at the end
     save_every: int = 0  # optimizer steps; 0 = only at the end
     log_every: int = 10
@@ -213,7 +214,7 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=True, n_aug=2, max_examples=2000))
-    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=5e-5, batch_size=32))
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
     general: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     task_intermediate: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     task_prediction: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=1e-4, batch_size=32))

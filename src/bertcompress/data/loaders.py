@@ -28,11 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..config import DEFAULT_TASK, DataConfig
+from ..errors import UserError
 from .builtin import rt_sentiment_examples
 from .examples import Example, TaskSpec
 from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, get_task, needs_inferred_labels
-from ..config import DEFAULT_TASK, DataConfig
-from ..errors import UserError
 
 GLUE_DIRS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
              "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}

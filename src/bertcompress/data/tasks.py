@@ -6,9 +6,9 @@ distilled from that teacher agree on what class index 1 means and on how they ar
 
 from __future__ import annotations
 
-from .examples import TaskSpec
 from ..config import DEFAULT_TASK
 from ..errors import UserError
+from .examples import TaskSpec
 
 _BINARY = ("0", "1")
 _ENTAIL = ("entailment", "not_entailment")

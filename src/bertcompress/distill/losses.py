@@ -19,7 +19,6 @@ from torch import nn
 
 from ..models.intermediates import Intermediates
 
-
 # ------------------------------------------------------------------ tensor-level losses
 
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -51,8 +50,8 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
 
 def merge_heads(scores: torch.Tensor, groups: int) -> torch.Tensor:
     """Average (B, H, L, L) scores over `groups` equal head groups -> (B, groups, L, L)."""
-    b, h, l, k = scores.shape
-    return scores.view(b, groups, h // groups, l, k).mean(2)
+    b, h, q_len, k_len = scores.shape
+    return scores.view(b, groups, h // groups, q_len, k_len).mean(2)
 
 
 # ------------------------------------------------------------------ the registry of terms

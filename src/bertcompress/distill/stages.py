@@ -19,8 +19,8 @@ from ..data.examples import TaskSpec
 from ..errors import UserError
 from ..evaluate.predict import score
 from ..finetune import label_task_head
-from ..models.loading import load_model, load_tokenizer, check_same_vocab, resolve_model_path
 from ..models.architecture import describe
+from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
 from ..models.student import build_student
 from ..train.distributed import is_main_process

@@ -28,9 +28,9 @@ class Intermediates:
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, L, H·d) query and key projections -> (B, H, L, L) scores QKᵀ/√d."""
-    b, l, hd = q.shape
+    b, q_len, hd = q.shape
     d = hd // num_heads
-    q = q.view(b, l, num_heads, d).transpose(1, 2)
+    q = q.view(b, q_len, num_heads, d).transpose(1, 2)
     k = k.view(b, k.shape[1], num_heads, d).transpose(1, 2)
     return torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d)
 

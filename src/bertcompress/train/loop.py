@@ -12,6 +12,7 @@ uninterrupted run would have seen, and the saved RNG state makes dropout identic
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..errors import TrainingDiverged, UserError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import DistContext, barrier, init_distributed, pick_device
+from .distributed import barrier, init_distributed, pick_device
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -57,19 +58,27 @@ def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def _micro_batches(n: int, batch_size: int, ctx: DistContext) -> int:
-    """Micro-batches per epoch per process. Under DDP the ragged tail is dropped so every rank
-    takes the same number of steps (a missing step would hang the others)."""
-    if ctx.world_size > 1:
-        return n // (batch_size * ctx.world_size)
-    return math.ceil(n / batch_size)
+def epoch_batches(n: int, seed: int, epoch: int, global_batch: int, lengths: list[int] | None = None,
+                  drop_last: bool = False) -> list[list[int]]:
+    """This epoch's global batches, a pure function of (seed, epoch).
 
-
-def _batch_indices(n: int, seed: int, epoch: int, micro: int, batch_size: int, ctx: DistContext) -> list[int]:
+    With `lengths`, examples of similar length share a batch (sorted inside windows of 50
+    batches, then the batches shuffled), so dynamic padding wastes little compute on short
+    texts; batch order stays random.
+    """
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    start = (micro * ctx.world_size + ctx.rank) * batch_size
-    return perm[start:start + batch_size].tolist()
+    perm = torch.randperm(n, generator=g).tolist()
+    if lengths is not None:
+        window = global_batch * 50
+        perm = [i for w in range(0, n, window)
+                for i in sorted(perm[w:w + window], key=lambda j: lengths[j], reverse=True)]
+    batches = [perm[i:i + global_batch] for i in range(0, n, global_batch)]
+    if drop_last and batches and len(batches[-1]) < global_batch:
+        batches.pop()
+    if lengths is not None:
+        order = torch.randperm(len(batches), generator=g).tolist()
+        batches = [batches[i] for i in order]
+    return batches
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -90,11 +99,18 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     model: nn.Module = module
     if ctx.world_size > 1:
         model = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)  # e.g. the pooler, unused by intermediate losses
+            # unused parameters happen: the pooler is not touched by intermediate losses
+            module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
-    micro_per_epoch = _micro_batches(len(features), cfg.batch_size, ctx)
+    # Under DDP the ragged last batch is dropped so every rank takes the same number of steps
+    # (a rank with a missing step would hang the others).
+    global_batch, drop_last = cfg.batch_size * ctx.world_size, ctx.world_size > 1
+    lengths = [len(f["input_ids"]) for f in features] if cfg.group_by_length and "input_ids" in features[0] else None
+    micro_per_epoch = len(features) // global_batch if drop_last else math.ceil(len(features) / global_batch)
+    batches_of_epoch = functools.lru_cache(maxsize=2)(
+        lambda e: epoch_batches(len(features), cfg.seed, e, global_batch, lengths, drop_last))
     if micro_per_epoch == 0:
         raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
@@ -135,7 +151,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         for a in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + a
             epoch, within = divmod(micro, micro_per_epoch)
-            idx = _batch_indices(len(features), cfg.seed, epoch, within, cfg.batch_size, ctx)
+            idx = batches_of_epoch(epoch)[within][ctx.rank * cfg.batch_size:(ctx.rank + 1) * cfg.batch_size]
             batch = _to_device(collate([features[i] for i in idx]), device)
             tokens += int(batch["attention_mask"].sum()) * ctx.world_size
             sync = a == cfg.grad_accum - 1 or ctx.world_size == 1

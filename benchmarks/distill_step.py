@@ -1,0 +1,340 @@
+"""Throughput of ONE full TinyBERT distillation step, three ways, on the same inputs.
+
+One step = teacher forward (no grad) + student forward and backward with all four TinyBERT
+losses (embedding, hidden, attention, prediction) + an AdamW step. Teacher: BERT-base-sized
+BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FFN 3072, vocab
+30522, random weights, 2 labels); student: 4 layers × 312 (12 heads, FFN 1200) from `build_student`.
+
+  ours        bertcompress DistillationObjective (SDPA kept; pre-softmax scores from Q/K hooks)
+  naive       the obvious Hugging Face version: eager attention, output_hidden_states and
+              output_attentions, MSE on the returned (post-softmax) attention maps
+  textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
+              one `train_on_batch` + backward + AdamW step; null with the reason if it cannot run
+
+Workloads: CPU batch 32 × 128 in fp32; CUDA (if present) batch 128 × 128 in bf16 autocast, plus
+model FLOPs utilisation against a measured 8192³ bf16 matmul peak. Reports tokens/s =
+batch·seq / median step time; timed steps go round-robin over the implementations. Results are
+merged into benchmarks/results/distill_step.json (a device this run did not measure keeps its
+earlier entry).
+
+    python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick]
+
+`--quick` (batch 4 × 32, one warm-up and one timed step) only prints; it never writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bertcompress.config import LossConfig, StudentConfig  # noqa: E402
+from bertcompress.distill.objective import DistillationObjective  # noqa: E402
+from bertcompress.io import atomic_write_json  # noqa: E402
+from bertcompress.models.student import build_student  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "distill_step.json"
+WEIGHTS = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0}
+LR = 1e-4
+TEACHER = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+               vocab_size=30522)
+STUDENT = StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
+WORKLOADS = {  # device -> (batch, seq_len, warm-up steps, timed steps, dtype)
+    "cpu": (32, 128, 1, 3, "fp32"),
+    "cuda": (128, 128, 5, 20, "bf16-autocast"),
+}
+IMPLS = ("ours", "naive", "textbrewer")
+
+Batch = dict[str, torch.Tensor]
+Step = Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]  # -> (loss, unweighted loss terms)
+
+
+# ------------------------------------------------------------------ models and inputs
+
+def build_models(attn: str, device: str, teacher_sizes: dict[str, int] = TEACHER,
+                 student_cfg: StudentConfig = STUDENT, num_labels: int = 2) -> tuple[nn.Module, nn.Module]:
+    """(teacher, student) using attention implementation `attn`; same seed, same weights."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(**teacher_sizes, num_labels=num_labels, attn_implementation=attn)
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(config)
+    student = build_student(teacher, student_cfg, classifier=True, num_labels=num_labels)  # inherits `attn`
+    return teacher.to(device).eval().requires_grad_(False), student.to(device).train()
+
+
+def make_batch(batch: int, seq_len: int, vocab: int, device: str) -> Batch:
+    """Random token ids, no padding (every position is a real token)."""
+    ids = torch.randint(min(1000, vocab // 2), vocab, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
+            "token_type_ids": torch.zeros_like(ids).to(device)}
+
+
+def uniform_mapping(student: nn.Module, teacher: nn.Module) -> list[int]:
+    """1-based teacher layer for each student layer, g(m) = m·N/M."""
+    n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    return [m * n_t // n_s for m in range(1, n_s + 1)]
+
+
+def autocast_for(device: str) -> Callable[[], ContextManager]:
+    if device == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _update(loss: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+# ------------------------------------------------------------------ the three implementations
+
+def make_ours(teacher: nn.Module, student: nn.Module, device: str) -> tuple[Step, DistillationObjective]:
+    objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
+    opt = torch.optim.AdamW(objective.parameters(), lr=LR)
+    autocast = autocast_for(device)
+
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        with autocast():
+            loss, logs = objective(batch)
+        return _update(loss, opt), logs
+    return step, objective
+
+
+def make_naive(teacher: nn.Module, student: nn.Module, device: str) -> Step:
+    """Needs models built with attn="eager": HF returns attention maps only from the eager path."""
+    d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+    proj = nn.ModuleDict({"embedding": nn.Linear(d_s, d_t), "hidden": nn.Linear(d_s, d_t)}).to(device)
+    mapping = uniform_mapping(student, teacher)
+    opt = torch.optim.AdamW([*student.parameters(), *proj.parameters()], lr=LR)
+    autocast = autocast_for(device)
+
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        with autocast():
+            with torch.no_grad():
+                t = teacher(**batch, output_hidden_states=True, output_attentions=True)
+            s = student(**batch, output_hidden_states=True, output_attentions=True)
+            terms = {
+                "embedding": F.mse_loss(proj["embedding"](s.hidden_states[0]), t.hidden_states[0]),
+                "hidden": sum(F.mse_loss(proj["hidden"](s.hidden_states[m]), t.hidden_states[n])
+                              for m, n in enumerate(mapping, 1)),
+                "attention": sum(F.mse_loss(s.attentions[m - 1], t.attentions[n - 1])
+                                 for m, n in enumerate(mapping, 1)),
+                "prediction": -(F.softmax(t.logits.float(), -1) * F.log_softmax(s.logits.float(), -1)).sum(-1).mean(),
+            }
+            loss = sum(terms.values())
+        return _update(loss, opt), {k: float(v.detach()) for k, v in terms.items()}
+    return step
+
+
+def make_textbrewer(teacher: nn.Module, student: nn.Module, device: str) -> Step:
+    """TextBrewer's TinyBERT recipe on eager models: hidden_mse (linear 312→768) on the embeddings
+    and each mapped layer, attention_mse on the mapped layers' HF attention maps, CE KD on logits."""
+    from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig
+
+    d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+    matches = [{"layer_T": 0, "layer_S": 0, "feature": "hidden", "loss": "hidden_mse", "weight": 1,
+                "proj": ["linear", d_s, d_t]}]
+    for m, n in enumerate(uniform_mapping(student, teacher), 1):
+        matches.append({"layer_T": n, "layer_S": m, "feature": "hidden", "loss": "hidden_mse", "weight": 1,
+                        "proj": ["linear", d_s, d_t]})
+        matches.append({"layer_T": n - 1, "layer_S": m - 1, "feature": "attention", "loss": "attention_mse",
+                        "weight": 1})
+
+    def adaptor(batch: Batch, out: Any) -> dict[str, Any]:
+        return {"logits": out.logits, "hidden": out.hidden_states, "attention": out.attentions,
+                "inputs_mask": batch["attention_mask"]}
+
+    train_cfg = TrainingConfig(device=device, output_dir=tempfile.mkdtemp(prefix="textbrewer-"), log_dir=None)
+    distill_cfg = DistillationConfig(temperature=1, kd_loss_type="ce", intermediate_matches=matches)
+    distiller = GeneralDistiller(train_cfg, distill_cfg, teacher, student, adaptor, adaptor)
+    # adds the projections' parameters to the optimizer, as TextBrewer's own train() does
+    opt, _, _ = distiller.initialize_training(torch.optim.AdamW(student.parameters(), lr=LR), None, None, None)
+    args = {"output_hidden_states": True, "output_attentions": True}
+    autocast = autocast_for(device)
+
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        with autocast():
+            loss, terms = distiller.train_on_batch(batch, args)
+        return _update(loss, opt), {k: float(v.detach()) for k, v in terms.items()}
+    return step
+
+
+# ------------------------------------------------------------------ timing and FLOPs
+
+def time_steps(steps: dict[str, Step], batch: Batch, warmup: int, timed: int, device: str) -> dict[str, float]:
+    """Median seconds of one step per implementation. Timed steps go round-robin, so a change in
+    machine load (shared CPUs) hits every implementation alike."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for step in steps.values():
+        for _ in range(warmup):
+            step(batch)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(timed):
+        for name, step in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            step(batch)
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def nonembedding_params(model: nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in n)
+
+
+def step_flops(teacher: nn.Module, student: nn.Module, batch: int, seq_len: int) -> float:
+    """Model FLOPs of one step (a multiply-add is 2 FLOPs; only the models' useful work counts):
+        T = batch·seq_len tokens; P = non-embedding params (layers, pooler, classifier); L layers; d width
+        teacher forward:          2·P_t·T + 4·L_t·T·seq_len·d_t      (QKᵀ and A·V: 2·seq_len·d per token each)
+        student forward+backward: 3·(2·P_s·T + 4·L_s·T·seq_len·d_s)   (backward = 2 × forward)
+        projections fwd+bwd:      3·2·(1 + L_s)·d_s·d_t·T            (W_e, and W_h on each mapped layer)
+    """
+    t_cfg, s_cfg = teacher.config, student.config
+    tokens = batch * seq_len
+    teacher_fwd = 2 * nonembedding_params(teacher) * tokens \
+        + 4 * t_cfg.num_hidden_layers * tokens * seq_len * t_cfg.hidden_size
+    student_fwd = 2 * nonembedding_params(student) * tokens \
+        + 4 * s_cfg.num_hidden_layers * tokens * seq_len * s_cfg.hidden_size
+    proj_fwd = 2 * (1 + s_cfg.num_hidden_layers) * s_cfg.hidden_size * t_cfg.hidden_size * tokens
+    return float(teacher_fwd + 3 * student_fwd + 3 * proj_fwd)
+
+
+def matmul_peak_tflops(n: int = 8192, reps: int = 10) -> float:
+    """Measured bf16 matmul throughput on this GPU: an n³ matmul, `reps` times."""
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "cpu"
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ------------------------------------------------------------------ one device
+
+def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str) -> dict[str, Any]:
+    inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
+    teacher, student = build_models("sdpa", device)
+    eager_teacher, eager_student = build_models("eager", device)
+    steps: dict[str, Step] = {"ours": make_ours(teacher, student, device)[0],
+                              "naive": make_naive(eager_teacher, eager_student, device)}
+    why: dict[str, str] = {}
+    try:  # optional: any failure (import, an API gone, the first step) is recorded, not hidden
+        tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device)
+        tb_step(inputs)
+        steps["textbrewer"] = tb_step
+    except ImportError as e:
+        why["textbrewer"] = f"textbrewer not importable ({type(e).__name__}: {e}); " \
+                            "install with: pip install --no-deps textbrewer tensorboardX"
+    except Exception as e:  # noqa: BLE001
+        why["textbrewer"] = f"{type(e).__name__}: {e}"
+
+    measured = time_steps(steps, inputs, warmup, timed, device)
+    seconds = {k: measured.get(k) for k in IMPLS}
+    tps = {k: (batch * seq_len / s if s else None) for k, s in seconds.items()}
+    result: dict[str, Any] = {
+        "tokens_per_s": tps,
+        "ratios": {"ours_vs_naive": tps["ours"] / tps["naive"],
+                   "ours_vs_textbrewer": tps["ours"] / tps["textbrewer"] if tps["textbrewer"] else None},
+        "batch": batch, "seq_len": seq_len, "dtype": dtype,
+        "step_time_s": seconds, "warmup_steps": warmup, "timed_steps": timed,
+        "device_name": device_name(device), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "transformers": _version("transformers"),
+        "textbrewer_version": _version("textbrewer"), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if why:
+        result["why"] = why
+    if device == "cuda":
+        flops = step_flops(eager_teacher, eager_student, batch, seq_len)
+        peak = matmul_peak_tflops()
+        result["step_tflop"] = flops / 1e12
+        result["peak_bf16_tflops"] = peak
+        result["mfu"] = {k: (flops / s / 1e12 / peak if s else None) for k, s in seconds.items()}
+    return result
+
+
+def print_table(device: str, r: dict[str, Any]) -> None:
+    print(f"\n{device}: {r['device_name']}, {r['threads']} threads, batch {r['batch']} x {r['seq_len']}, "
+          f"{r['dtype']}, median of {r['timed_steps']} steps")
+    print(f"  {'impl':<11} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
+    for k, tps in r["tokens_per_s"].items():
+        if tps is None:
+            print(f"  {k:<11} {'-':>8} {'-':>10} {'-':>10}  ({r['why'][k]})")
+            continue
+        mfu = f"  {r['mfu'][k]:5.1%}" if "mfu" in r else ""
+        print(f"  {k:<11} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
+    if "peak_bf16_tflops" in r:
+        print(f"  step {r['step_tflop']:.2f} TFLOP; measured bf16 matmul peak {r['peak_bf16_tflops']:.0f} TFLOP/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
+    ap.add_argument("--quick", action="store_true", help="batch 4 x 32, 1 warm-up + 1 timed step; writes nothing")
+    args = ap.parse_args()
+
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    out: dict[str, Any] = {}
+    for device in ("cpu", "cuda"):
+        batch, seq_len, warmup, timed, dtype = WORKLOADS[device]
+        if args.quick:
+            batch, seq_len, warmup, timed = 4, 32, 1, 1
+        timed = args.steps or timed
+        if args.device not in (device, "all"):
+            why = f"not measured in this run (--device {args.device})"
+        elif device == "cuda" and not torch.cuda.is_available():
+            why = "no CUDA device in this run"
+        else:
+            out[device] = bench_device(device, batch, seq_len, warmup, timed, dtype)
+            print_table(device, out[device])
+            continue
+        out[device] = old.get(device)  # keep an earlier measurement; null if there never was one
+        if out[device] is None:
+            out[f"{device}_why"] = why
+    if args.quick:
+        print("\n--quick: results not written")
+        return
+    atomic_write_json(RESULTS, out)
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The main pipeline on real GLUE SST-2 with the MiniLM teacher and two students.
+
+teacher: all-MiniLM-L6-v2 fine-tuned on SST-2 train; students 4×312 and 3×384: general
+distillation on WikiText-2 (valid + test), then task distillation on SST-2 train (intermediate
+phase, then prediction phase). Reports SST-2 dev accuracy, retention (student / teacher), size and
+CPU latency ratios measured in the same run, the settings and the wall time.
+
+    python benchmarks/glue_sst2.py                  # the setting recorded in the README (CPU, ~1 h)
+    python benchmarks/glue_sst2.py --scale smoke    # minutes, to check it runs
+Writes benchmarks/results/glue_sst2.json (contract: teacher.accuracy; students.<name>.accuracy,
+retention, size_ratio, latency_ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bertcompress.config import (
+    AugmentConfig,
+    CorpusConfig,
+    DataConfig,
+    DistillConfig,
+    FinetuneConfig,
+    StudentConfig,
+    TrainConfig,
+)
+from bertcompress.distill.stages import distill
+from bertcompress.evaluate.evaluator import compare, evaluate
+from bertcompress.finetune import finetune
+from common import SHARED_DATA, environment, print_table, write_result
+
+STUDENTS = {"4x312": StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200),
+            "3x384": StudentConfig(num_layers=3, hidden_size=384, num_heads=12, ffn_size=1536)}
+
+SCALES = {
+    # train examples, general-distillation sequences, epochs (finetune, general, intermediate, prediction)
+    "smoke": dict(train=2000, sequences=300, epochs=(1, 1, 1, 1), augment=None),
+    "cpu": dict(train=None, sequences=4000, epochs=(1, 1, 1, 1), augment=None),
+    "gpu": dict(train=None, sequences=None, epochs=(2, 3, 6, 3), augment=AugmentConfig(enabled=True, n_aug=4)),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", choices=SCALES, default="cpu")
+    ap.add_argument("--work", default="runs/glue_sst2", help="folder for the trained models")
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    args = ap.parse_args()
+    s = SCALES[args.scale]
+    work = Path(args.work)
+    data = DataConfig(task="sst2", path=str(SHARED_DATA / "glue" / "SST-2"), max_seq_len=64,
+                      max_train_examples=s["train"])
+    corpus = CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=128,
+                          max_sequences=s["sequences"])
+    ep_ft, ep_gen, ep_int, ep_pred = s["epochs"]
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def timed(name, fn, cfg):
+        t0 = time.perf_counter()
+        out = fn(cfg)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        return out
+
+    teacher = timed("teacher", finetune, FinetuneConfig(
+        model="all-MiniLM-L6-v2", data=data, output=str(work / "teacher"),
+        train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=32)))
+    students = {}
+    for name in args.students:
+        general = timed(f"{name}/general", distill, DistillConfig(
+            stage="general", teacher="all-MiniLM-L6-v2", student=STUDENTS[name], corpus=corpus,
+            train=TrainConfig(epochs=ep_gen, lr=3e-4, batch_size=32), output=str(work / f"{name}-general")))
+        students[name] = timed(f"{name}/task", distill, DistillConfig(
+            stage="task", teacher=str(teacher), student_path=str(general), data=data,
+            augment=s["augment"] or AugmentConfig(enabled=False),
+            train=TrainConfig(epochs=ep_int, lr=3e-4, batch_size=32),
+            prediction_train=TrainConfig(epochs=ep_pred, lr=1e-4, batch_size=32), output=str(work / name)))
+
+    t0 = time.perf_counter()
+    records = evaluate([str(teacher)] + [str(p) for p in students.values()], data, seq_len=128,
+                       batch_sizes=(1, 32), repeats=10)
+    seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    t_rec = records[0]
+    result = {"teacher": {"accuracy": t_rec["accuracy"], "parameters": t_rec["parameters"],
+                          "bytes_on_disk": t_rec["bytes_on_disk"], "latency": t_rec["latency"]},
+              "students": {}, "scale": args.scale, "settings": s | {"augment": bool(s["augment"])},
+              "stage_seconds": seconds, "wall_seconds": round(time.perf_counter() - t_start, 1),
+              "environment": environment()}
+    for name, rec in zip(students, records[1:]):
+        ratios = compare(t_rec, rec)
+        result["students"][name] = {
+            "accuracy": rec["accuracy"], "retention": ratios["retention"], "size_ratio": ratios["size_ratio"],
+            "disk_ratio": ratios["disk_ratio"], "latency_ratio": ratios["latency_ratio_batch32"],
+            "latency_ratio_batch1": ratios["latency_ratio_batch1"], "parameters": rec["parameters"]}
+    rows = [{"model": "teacher", "accuracy": t_rec["accuracy"], "parameters": t_rec["parameters"]}]
+    rows += [{"model": n, **r} for n, r in result["students"].items()]
+    print_table(rows, ["model", "accuracy", "retention", "parameters", "size_ratio", "latency_ratio",
+                       "latency_ratio_batch1"])
+    print(f"wrote {write_result('glue_sst2' if args.scale != 'smoke' else 'glue_sst2_smoke', result)}")
+
+
+if __name__ == "__main__":
+    main()
