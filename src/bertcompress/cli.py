@@ -107,15 +107,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     transformers.logging.set_verbosity_error()
     data_flags = {"task": "data.task", "data": "data.path"}
     if args.command == "run":
-        from .pipeline import quick, run
+        from .pipeline import quick, report_markdown, run
 
         cfg = load_config(PipelineConfig, args.config, _flag_overrides(
             args, {**data_flags, "teacher": "teacher", "corpus": "corpus.path", "output": "output"}))
         if args.quick:
             cfg = quick(cfg)
         report = run(cfg, resume=args.resume, latency=not args.no_latency)
-        from .pipeline import report_markdown
-
+        if not report:
+            return 0  # a non-zero rank under torchrun
         print(report_markdown(report))
         print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
     elif args.command == "finetune":

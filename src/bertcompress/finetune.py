@@ -15,7 +15,7 @@ from .evaluate.predict import score
 from .models.intermediates import model_inputs
 from .models.loading import load_model, load_tokenizer
 from .models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
-from .train.distributed import is_main_process
+from .train.distributed import is_main_process, wait_for_main
 from .train.loop import train_loop
 
 
@@ -62,4 +62,5 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
                           {"task": task.name, "dev": result.final_eval, "history": result.history,
                            "train_seconds": result.seconds})
         drop_checkpoints(cfg.output)
+    wait_for_main()
     return Path(cfg.output)

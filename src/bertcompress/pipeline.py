@@ -24,6 +24,7 @@ from .evaluate.evaluator import compare, evaluate, records_markdown
 from .finetune import finetune
 from .io import atomic_write_json, atomic_write_text
 from .models.loading import resolve_model_path
+from .train.distributed import is_main_process
 
 
 def quick(cfg: PipelineConfig) -> PipelineConfig:
@@ -72,6 +73,8 @@ def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> d
         train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
         augment=cfg.augment, output=str(out / "student")))
 
+    if not is_main_process():
+        return {}  # under torchrun, rank 0 alone evaluates and writes the report
     t0 = time.perf_counter()
     teacher_rec, student_rec = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=latency,
                                         seq_len=128)

@@ -23,7 +23,7 @@ from ..models.architecture import describe
 from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
 from ..models.student import build_student
-from ..train.distributed import is_main_process
+from ..train.distributed import is_main_process, wait_for_main
 from ..train.loop import train_loop
 from .mapping import resolve_mapping
 from .objective import DistillationObjective
@@ -109,4 +109,5 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     if is_main_process():
         save_model_folder(cfg.output, student.cpu(), tokenizer, cfg, result)
         drop_checkpoints(cfg.output)
+    wait_for_main()
     return Path(cfg.output)

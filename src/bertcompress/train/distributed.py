@@ -58,3 +58,9 @@ def barrier(ctx: DistContext) -> None:
 def is_main_process() -> bool:
     """Rank 0, or the only process: the one that writes outputs."""
     return int(os.environ.get("RANK", 0)) == 0
+
+
+def wait_for_main() -> None:
+    """Under DDP, hold every rank until rank 0 has written its outputs (the next stage reads them)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
