@@ -31,14 +31,20 @@ from bertcompress.evaluate.evaluator import compare, evaluate
 from bertcompress.finetune import finetune
 from common import SHARED_DATA, environment, print_table, write_result
 
+# 4x312 starts from random weights (TinyBERT); 3x384 has the teacher's width, so it starts from the
+# teacher's layers 2, 4, 6 (Extract Then Distill style) before the same two distillation stages.
 STUDENTS = {"4x312": StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200),
-            "3x384": StudentConfig(num_layers=3, hidden_size=384, num_heads=12, ffn_size=1536)}
+            "3x384": StudentConfig(num_layers=3, hidden_size=384, num_heads=12, ffn_size=1536,
+                                   init="teacher_layers")}
 
 SCALES = {
-    # train examples, general-distillation sequences, epochs (finetune, general, intermediate, prediction)
-    "smoke": dict(train=2000, sequences=300, epochs=(1, 1, 1, 1), augment=None),
-    "cpu": dict(train=None, sequences=4000, epochs=(1, 1, 1, 1), augment=None),
-    "gpu": dict(train=None, sequences=None, epochs=(2, 3, 6, 3), augment=AugmentConfig(enabled=True, n_aug=4)),
+    # train examples, general-distillation sequences, epochs (finetune, general, intermediate,
+    # prediction), batch size, augmentation (n_aug, max_examples) or None
+    "smoke": dict(train=2000, sequences=300, epochs=(1, 1, 1, 1), batch=32, augment=(1, 200)),
+    "cpu": dict(train=None, sequences=4000, epochs=(1, 1, 1, 1), batch=32, augment=None),
+    # sized to fit one ~5-minute run on one H100 (bf16; the small models are launch-bound there,
+    # so a bigger batch costs little per step)
+    "gpu": dict(train=None, sequences=None, epochs=(2, 5, 3, 2), batch=128, augment=(2, 10000)),
 }
 
 
@@ -46,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", choices=SCALES, default="cpu")
     ap.add_argument("--work", default="runs/glue_sst2", help="folder for the trained models")
+    ap.add_argument("--teacher", default="all-MiniLM-L6-v2", help="pre-trained teacher (name or folder)")
     ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     args = ap.parse_args()
     s = SCALES[args.scale]
@@ -55,6 +62,9 @@ def main() -> None:
     corpus = CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=128,
                           max_sequences=s["sequences"])
     ep_ft, ep_gen, ep_int, ep_pred = s["epochs"]
+    bs = s["batch"]
+    augment = (AugmentConfig(enabled=True, n_aug=s["augment"][0], max_examples=s["augment"][1])
+               if s["augment"] else AugmentConfig(enabled=False))
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -65,18 +75,17 @@ def main() -> None:
         return out
 
     teacher = timed("teacher", finetune, FinetuneConfig(
-        model="all-MiniLM-L6-v2", data=data, output=str(work / "teacher"),
-        train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=32)))
+        model=args.teacher, data=data, output=str(work / "teacher"),
+        train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=bs)))
     students = {}
     for name in args.students:
         general = timed(f"{name}/general", distill, DistillConfig(
-            stage="general", teacher="all-MiniLM-L6-v2", student=STUDENTS[name], corpus=corpus,
-            train=TrainConfig(epochs=ep_gen, lr=3e-4, batch_size=32), output=str(work / f"{name}-general")))
+            stage="general", teacher=args.teacher, student=STUDENTS[name], corpus=corpus,
+            train=TrainConfig(epochs=ep_gen, lr=3e-4, batch_size=bs), output=str(work / f"{name}-general")))
         students[name] = timed(f"{name}/task", distill, DistillConfig(
             stage="task", teacher=str(teacher), student_path=str(general), data=data,
-            augment=s["augment"] or AugmentConfig(enabled=False),
-            train=TrainConfig(epochs=ep_int, lr=3e-4, batch_size=32),
-            prediction_train=TrainConfig(epochs=ep_pred, lr=1e-4, batch_size=32), output=str(work / name)))
+            augment=augment, train=TrainConfig(epochs=ep_int, lr=3e-4, batch_size=bs),
+            prediction_train=TrainConfig(epochs=ep_pred, lr=1e-4, batch_size=bs), output=str(work / name)))
 
     t0 = time.perf_counter()
     records = evaluate([str(teacher)] + [str(p) for p in students.values()], data, seq_len=128,
@@ -85,7 +94,7 @@ def main() -> None:
     t_rec = records[0]
     result = {"teacher": {"accuracy": t_rec["accuracy"], "parameters": t_rec["parameters"],
                           "bytes_on_disk": t_rec["bytes_on_disk"], "latency": t_rec["latency"]},
-              "students": {}, "scale": args.scale, "settings": s | {"augment": bool(s["augment"])},
+              "students": {}, "scale": args.scale, "settings": s | {"teacher": args.teacher},
               "stage_seconds": seconds, "wall_seconds": round(time.perf_counter() - t_start, 1),
               "environment": environment()}
     for name, rec in zip(students, records[1:]):

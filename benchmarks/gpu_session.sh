@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU run behind the README's GPU numbers, as one command on one H100 with nothing installed:
+# the package runs from src/ on the machine's own torch and transformers; TextBrewer and
+# tensorboardX come as wheels in .whl/, the teacher and data in .devdata/ (glue/SST-2,
+# corpus/wikitext-2, teacher/ = all-MiniLM-L6-v2 stored in fp16 to fit the transfer, loaded as fp32).
+# Logs and result files go to $OUT (default benchmarks/results).
+set -uo pipefail
+OUT=${OUT:-benchmarks/results}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=src:${PYTHONPATH:-} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export BERTCOMPRESS_SHARED_DATA=${BERTCOMPRESS_SHARED_DATA:-.devdata}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
+  timeout "${STEP_TIMEOUT:-170}" python3 benchmarks/distill_step.py --device cuda > "$OUT/distill_step.log" 2>&1
+  echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
+  cp benchmarks/results/distill_step.json "$OUT/" 2>/dev/null
+fi
+timeout "${GLUE_TIMEOUT:-390}" python3 benchmarks/glue_sst2.py --scale gpu --teacher "$BERTCOMPRESS_SHARED_DATA/teacher" \
+  --work /tmp/glue_sst2 > "$OUT/glue_sst2.log" 2>&1
+echo "glue_sst2 rc=$?"; tr '\r' '\n' < "$OUT/glue_sst2.log" | grep -E "^\[|rc=|wrote|accuracy|^(teacher|4x312|3x384)|Error|error" | tail -30
+cp benchmarks/results/glue_sst2.json "$OUT/" 2>/dev/null
+true
