@@ -17,11 +17,14 @@ def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = 
     config = copy.deepcopy(teacher_config)
     layers_f, hidden_f, heads_f, ffn_f = size_fields(config.model_type)
     setattr(config, layers_f, cfg.num_layers)
-    setattr(config, hidden_f, cfg.hidden_size)
-    setattr(config, heads_f, cfg.num_heads)
-    setattr(config, ffn_f, cfg.ffn_size)
-    if hasattr(config, "embedding_size"):  # ELECTRA: factorised embeddings follow the hidden size
-        config.embedding_size = cfg.hidden_size
+    for field, size in ((hidden_f, cfg.hidden_size), (heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
+        if size is not None:  # None keeps the teacher's size
+            setattr(config, field, size)
+    if hasattr(config, "embedding_size") and cfg.hidden_size is not None:
+        config.embedding_size = cfg.hidden_size  # ELECTRA: factorised embeddings follow the hidden size
+    hidden, heads = getattr(config, hidden_f), getattr(config, heads_f)
+    if hidden % heads:
+        raise UserError(f"student hidden size {hidden} is not a multiple of its head count {heads}")
     if num_labels is not None:
         config.num_labels = num_labels
     config.architectures = None
