@@ -62,3 +62,21 @@ def test_out_of_range_mapping_is_an_error():
                             classifier=False)
     with pytest.raises(UserError, match="out of range 1..2"):
         DistillationObjective(student, teacher, LossConfig(layer_mapping=[1, 3]), {"hidden": 1})
+
+
+def test_unset_sizes_are_the_teachers():
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4))
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=None, num_heads=None, ffn_size=None,
+                                                   init="teacher_layers"), classifier=False, init_layers=[2, 4])
+    t, s = teacher.config, student.config
+    assert (s.num_hidden_layers, s.hidden_size, s.num_attention_heads, s.intermediate_size) == \
+        (2, t.hidden_size, t.num_attention_heads, t.intermediate_size)
+    for a, b in zip(student.encoder.layer[0].parameters(), teacher.encoder.layer[1].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_student_heads_must_divide_the_teachers_width_when_only_heads_are_set():
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4))  # hidden 32
+    with pytest.raises(UserError, match="not a multiple"):
+        build_student(teacher, StudentConfig(num_layers=2, hidden_size=None, num_heads=5, ffn_size=None),
+                      classifier=False)
