@@ -67,14 +67,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", metavar="PATH", help="unlabelled text file or folder (general stage)")
     p.add_argument("--augment", action="store_true", help="TinyBERT data augmentation (task stage)")
 
-    p = sub.add_parser("evaluate", help="score models on a task: metrics, size, CPU latency", epilog=EPILOG)
-    p.add_argument("models", nargs="+", metavar="MODEL", help="model folders")
+    p = sub.add_parser("evaluate", help="score models on a task: metrics, size, latency (PyTorch, ONNX Runtime)",
+                       description="Score each model on the task's split and measure size and latency the same "
+                                   "way for all of them in this run: PyTorch eager and ONNX Runtime on the CPU, "
+                                   "CUDA when present. Ratios are against the baseline (default: the first "
+                                   "model, usually the teacher).", epilog=EPILOG)
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model folders (list the teacher first)")
     p.add_argument("--config", metavar="FILE", help="YAML file with a DataConfig (task, path, ...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     _data_flags(p)
     p.add_argument("--split", help="split to score (default: dev)")
+    p.add_argument("--baseline", metavar="MODEL", help="model the ratios are against (default: the first MODEL)")
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export, its prediction check and timing")
+    p.add_argument("--onnx-dir", metavar="DIR", help="keep the ONNX exports in this folder")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for both runtimes (default: all torch uses)")
+    p.add_argument("--batch-sizes", default="1,32", metavar="B,B", help="batch sizes to time (default: 1,32)")
+    p.add_argument("--seq-len", type=int, default=128, metavar="N", help="tokens per timed sequence (default: 128)")
+    p.add_argument("--repeats", type=int, default=10, metavar="N", help="timed runs per measurement (default: 10)")
+    p.add_argument("--loyalty-to", metavar="MODEL", help="teacher to measure label/probability loyalty against")
+    p.add_argument("--attack", type=int, nargs="?", const=200, metavar="N",
+                   help="word-substitution attack (TextFooler style) on N examples of the split (default 200): "
+                        "accuracy under attack, success rate, words changed, queries")
+    p.add_argument("--advglue", metavar="PATH", help="also score on AdvGLUE data")
     p.add_argument("--json", metavar="FILE", help="also write the records to this JSON file")
+    p.add_argument("--report", metavar="DIR", help="also write the HTML and Markdown report to this folder")
+
+    p = sub.add_parser("report", help="HTML and Markdown report (table, trade-off plots) from evaluate records",
+                       description="Read records written by `evaluate --json` (or a `run` report.json) and write "
+                                   "DIR/report.html (self-contained, plots embedded) and DIR/report.md.")
+    p.add_argument("records", nargs="+", metavar="RECORDS.json", help="JSON files of evaluation records")
+    p.add_argument("--output", "-o", metavar="DIR", required=True, help="output folder")
     return parser
 
 
@@ -86,6 +109,16 @@ def _flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[s
         if value not in (None, False):
             out.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
     return out + list(args.overrides)
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise UserError(f"--batch-sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise UserError(f"--batch-sizes must be >= 1, got {text!r}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,14 +165,28 @@ def _dispatch(args: argparse.Namespace) -> int:
                    "corpus": "corpus.path", "augment": "augment.enabled", "output": "output"}))
         print(f"[bertcompress] wrote {distill(cfg, resume=args.resume)}")
     elif args.command == "evaluate":
+        from .evaluate.attack import AttackConfig
         from .evaluate.evaluator import evaluate, records_markdown
         from .io import atomic_write_json
 
         data = load_config(DataConfig, args.config, _flag_overrides(args, {"task": "task", "data": "path"}))
-        records = evaluate(args.models, data, split=args.split, latency=not args.no_latency)
+        records = evaluate(args.models, data, split=args.split, latency=not args.no_latency, onnx=not args.no_onnx,
+                           onnx_dir=args.onnx_dir, threads=args.threads, batch_sizes=_batch_sizes(args.batch_sizes),
+                           seq_len=args.seq_len, repeats=args.repeats, baseline=args.baseline,
+                           loyalty_to=args.loyalty_to, advglue=args.advglue,
+                           attack=AttackConfig(max_examples=args.attack) if args.attack else False)
         print(records_markdown(records))
         if args.json:
             atomic_write_json(args.json, records)
+        if args.report:
+            from .evaluate.report import report
+
+            print(f"[bertcompress] wrote {report(records, args.report)['html']}")
+    elif args.command == "report":
+        from .evaluate.report import load_records, report
+
+        paths = report(load_records(args.records), args.output)
+        print(f"[bertcompress] wrote {paths['html']} and {paths['markdown']}")
     return 0
 
 

@@ -1,62 +1,173 @@
-"""`evaluate`: score saved models on a task's split, with size and CPU latency, side by side."""
+"""`evaluate`: score saved models on a task's split, side by side, with size, latency (PyTorch
+eager and ONNX Runtime on the CPU, eager CUDA when present) and ratios against a baseline model
+(the teacher) that is measured in the same run with the same settings."""
 
 from __future__ import annotations
 
+import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import DataConfig
 from ..data import Collator, encode_examples, load_examples
+from ..data.advglue import load_advglue
+from ..data.examples import Example, TaskSpec
+from ..errors import UserError
 from ..models.loading import load_model, load_tokenizer, resolve_model_path
-from .predict import score
-from .profile import bytes_on_disk, measure_latency, parameter_counts
+from .attack import AttackConfig
+from .attack import attack as run_attack
+from .loyalty import loyalty
+from .metrics import compute_metrics, predictions_from_logits
+from .predict import predict_logits
+from .profile import bytes_on_disk, onnx_latency, parameter_counts, profile_latency, ratios_against
 
 
 def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, latency: bool = True,
-             seq_len: int = 128, batch_sizes: tuple[int, ...] = (1, 32), threads: int | None = None,
-             repeats: int = 10) -> list[dict[str, Any]]:
-    """One record per model: task metrics, parameter counts, bytes on disk, latency."""
+             onnx: bool = True, seq_len: int = 128, batch_sizes: tuple[int, ...] = (1, 32),
+             threads: int | None = None, repeats: int = 10, warmup: int = 3, cuda: bool | None = None,
+             baseline: str | None = None, onnx_dir: str | None = None, loyalty_to: str | None = None,
+             attack: bool | AttackConfig = False, advglue: str | None = None) -> list[dict[str, Any]]:
+    """One record per model: task metrics, parameter counts, bytes on disk, latency and
+    `ratios` against `baseline` (default: the first model; added to the run if not listed).
+
+    latency: time PyTorch eager on the CPU (and CUDA when present, or as `cuda` says).
+    onnx: also export each model to ONNX, check ONNX Runtime's predictions against PyTorch's on
+    the split, and time it; exports go to `onnx_dir` if given, else to a temporary folder.
+    threads: CPU threads for both runtimes (default: torch's current count), stated in each record.
+    loyalty_to: a model (the teacher) whose predictions every record's label and probability
+    loyalty are measured against (added to the run if not listed).
+    attack: the word-substitution attack on every model, on the same examples (True: 200 of the
+    split's examples, or an AttackConfig). advglue: AdvGLUE's dev_ann.json, for its accuracy.
+    """
+    if not models:
+        raise UserError("evaluate needs at least one model")
+    models = list(models)
+    for extra in (loyalty_to, baseline):
+        if extra is not None and extra not in models:
+            models.insert(0, extra)
+    threads = threads or torch.get_num_threads()
     split = split or data.eval_split
     task, examples = load_examples(data, split)
-    records = []
-    for name in models:
-        tokenizer = load_tokenizer(name)
-        model = load_model(name, "classifier", num_labels=task.num_labels).eval()
-        features = encode_examples(tokenizer, examples, data.max_seq_len)
-        metrics = score(model, task, features, Collator(tokenizer.pad_token_id or 0))
-        record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
-                                  **metrics, **parameter_counts(model),
-                                  "bytes_on_disk": bytes_on_disk(resolve_model_path(name))}
-        if latency:
-            with torch.inference_mode():
-                record["latency"] = {f"batch{b}": measure_latency(model, batch_size=b, seq_len=seq_len,
-                                                                   repeats=repeats, threads=threads)
-                                     for b in batch_sizes}
-        records.append(record)
+    attack_cfg = (attack if isinstance(attack, AttackConfig) else AttackConfig(max_examples=200, progress=True)) \
+        if attack else None
+    adv_examples = load_advglue(advglue, task) if advglue is not None else None
+    settings = dict(latency=latency, onnx=onnx, seq_len=seq_len, batch_sizes=tuple(batch_sizes), threads=threads,
+                    repeats=repeats, warmup=warmup, cuda=cuda, keep_onnx=onnx_dir is not None,
+                    attack_cfg=attack_cfg, adv_examples=adv_examples)
+    with tempfile.TemporaryDirectory(prefix="bertcompress-onnx-") as scratch:
+        scored = [_evaluate_one(name, i, task, examples, split, data, Path(onnx_dir or scratch), **settings)
+                  for i, name in enumerate(models)]
+    records = [record for record, _ in scored]
+    ref = records[models.index(baseline) if baseline is not None else 0]
+    for r in records:
+        r["baseline"] = ref["model"]
+        r["ratios"] = ratios_against(ref, r)
+    if loyalty_to is not None:
+        teacher_logits = scored[models.index(loyalty_to)][1]
+        for record, logits in scored:
+            record["loyalty_to"] = loyalty_to
+            record.update(loyalty(teacher_logits, logits, regression=task.is_regression))
     return records
 
 
-def compare(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, float]:
-    """Student-against-teacher ratios (> 1 means the student is smaller or faster)."""
-    out = {"retention": student["score"] / teacher["score"] if teacher["score"] else float("nan"),
-           "size_ratio": teacher["parameters"] / student["parameters"],
-           "disk_ratio": teacher["bytes_on_disk"] / max(1, student["bytes_on_disk"])}
-    for key, lat in student.get("latency", {}).items():
-        if key in teacher.get("latency", {}):
-            out[f"latency_ratio_{key}"] = teacher["latency"][key]["median_ms"] / lat["median_ms"]
+def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example], split: str, data: DataConfig,
+                  onnx_folder: Path, *, latency: bool, onnx: bool, seq_len: int, batch_sizes: tuple[int, ...],
+                  threads: int, repeats: int, warmup: int, cuda: bool | None, keep_onnx: bool,
+                  attack_cfg: AttackConfig | None,
+                  adv_examples: list[Example] | None) -> tuple[dict[str, Any], np.ndarray]:
+    tokenizer = load_tokenizer(name)
+    model = load_model(name, "classifier", num_labels=task.num_labels).eval()
+    features = encode_examples(tokenizer, examples, data.max_seq_len)
+    collate = Collator(tokenizer.pad_token_id or 0)
+    logits = predict_logits(model, features, collate).numpy()
+    labels = [f["labels"] for f in features]
+    record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
+                              "metric": task.metrics[0],
+                              **compute_metrics(task, predictions_from_logits(task, logits), labels),
+                              **parameter_counts(model), "bytes_on_disk": bytes_on_disk(resolve_model_path(name)),
+                              "versions": _versions()}
+    timing = dict(batch_sizes=batch_sizes, seq_len=seq_len, repeats=repeats, warmup=warmup)
+    if latency:  # PyTorch first, before an ONNX Runtime session's worker threads compete for the cores
+        record.update(profile_latency(model, threads=threads, cuda=cuda, **timing))
+    if onnx:
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or "model")
+        session, record["onnx"] = _onnx_check(model, onnx_folder / f"{index:02d}-{stem}.onnx", task, logits,
+                                              features, collate, threads, keep_onnx)
+        if latency and session is not None:
+            record["latency_onnx"] = onnx_latency(session, model, **timing)
+        del session  # frees ORT's thread pool before the next model is timed
+    if adv_examples is not None:
+        adv_features = encode_examples(tokenizer, adv_examples, data.max_seq_len)
+        adv_logits = predict_logits(model, adv_features, collate).numpy()
+        record["advglue_examples"] = len(adv_examples)
+        record["advglue_accuracy"] = float(np.mean(
+            predictions_from_logits(task, adv_logits) == np.array([e.label for e in adv_examples])))
+    if attack_cfg is not None:
+        result = run_attack(model, tokenizer, examples, config=attack_cfg)
+        record["attack"] = {k: v for k, v in result.items() if k != "records"}
+        record.update({k: result[k] for k in ("attack_accuracy", "attack_success_rate")})
+    return record, logits
+
+
+def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, features, collate, threads: int,
+                keep: bool) -> tuple[Any, dict[str, Any]]:
+    """Export, load, and compare ONNX Runtime with PyTorch on the split. A failed export is
+    recorded (and the ONNX parts skipped), not raised: the other numbers still stand."""
+    from .onnx_export import EXPORTER, export_onnx, onnx_predict_logits, onnx_session
+
+    try:
+        export_onnx(model, path)
+        session = onnx_session(path, threads)
+        ort_logits = onnx_predict_logits(session, features, collate)
+    except Exception as e:  # noqa: BLE001 - any exporter or runtime failure
+        message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        print(f"[bertcompress] ONNX export of {path.stem} failed: {message}", file=sys.stderr)
+        return None, {"exporter": EXPORTER, "error": message}
+    info: dict[str, Any] = {"exporter": EXPORTER, "path": str(path) if keep else None, "bytes": path.stat().st_size,
+                            "max_abs_logit_diff": float(np.abs(ort_logits - torch_logits).max(initial=0.0))}
+    if not task.is_regression:
+        same = predictions_from_logits(task, ort_logits) == predictions_from_logits(task, torch_logits)
+        info["prediction_agreement"] = float(same.mean()) if len(same) else 1.0
+    return session, info
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    out = {"torch": torch.__version__, "transformers": transformers.__version__}
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     return out
 
 
+def compare(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, float]:
+    """Student-against-teacher ratios (> 1 means the student is smaller or faster); CPU eager
+    latency only, as the pipeline's report states it (records' `ratios` have every runtime)."""
+    return {k: v for k, v in ratios_against(teacher, student).items()
+            if not k.startswith(("latency_ratio_onnx", "latency_ratio_cuda"))}
+
+
 def records_markdown(records: list[dict[str, Any]]) -> str:
-    """A table of records, one row per model."""
-    lat_keys = sorted({k for r in records for k in r.get("latency", {})}, key=lambda k: int(k[5:]))
-    head = ["model", "score", "parameters", "MB on disk"] + [f"{k} ms" for k in lat_keys]
+    """A table of records, one row per model: score, size, median latency per runtime and batch."""
+    columns = [(key, batch) for key, label in _RUNTIMES for batch in
+               sorted({b for r in records for b in r.get(key, {})}, key=lambda b: int(b[5:]))]
+    head = ["model", "score", "parameters", "MB on disk"] + [f"{b} {dict(_RUNTIMES)[k]} ms" for k, b in columns]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         cells = [Path(r["model"]).name or r["model"], f"{r['score']:.4f}", f"{r['parameters']:,}",
                  f"{r['bytes_on_disk'] / 1e6:.1f}"]
-        cells += [f"{r['latency'][k]['median_ms']:.1f}" if k in r.get("latency", {}) else "-" for k in lat_keys]
+        cells += [f"{r[k][b]['median_ms']:.1f}" if b in r.get(k, {}) else "-" for k, b in columns]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+_RUNTIMES = (("latency", "CPU"), ("latency_onnx", "ORT"), ("latency_cuda", "CUDA"))
