@@ -98,7 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    "DIR/report.html (self-contained, plots embedded) and DIR/report.md.")
     p.add_argument("records", nargs="+", metavar="RECORDS.json", help="JSON files of evaluation records")
     p.add_argument("--output", "-o", metavar="DIR", required=True, help="output folder")
+    # methods in their own subpackages register their subcommands (add_parser) and run them (run)
+    for module in dict.fromkeys(_METHOD_COMMANDS.values()):
+        _command_module(module).add_parser(sub)
     return parser
+
+
+# subcommand -> the subpackage whose `command` module handles it
+_METHOD_COMMANDS = {"extract": "prune", "prune": "prune", "theseus": "replace"}
+
+
+def _command_module(package: str):
+    import importlib
+
+    return importlib.import_module(f".{package}.command", __package__)
 
 
 def _flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
@@ -106,7 +119,7 @@ def _flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[s
     out = []
     for flag, key in mapping.items():
         value = getattr(args, flag, None)
-        if value not in (None, False):
+        if value is not None and value is not False:  # 0 is a value (and gets its own error)
             out.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
     return out + list(args.overrides)
 
@@ -138,6 +151,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if args.command in _METHOD_COMMANDS:
+        return _command_module(_METHOD_COMMANDS[args.command]).run(args)
     data_flags = {"task": "data.task", "data": "data.path"}
     if args.command == "run":
         from .pipeline import quick, report_markdown, run

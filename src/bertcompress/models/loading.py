@@ -55,6 +55,10 @@ def _auto_class(kind: ModelKind):
 def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | None = None,
                trust_remote_code: bool = False, quiet_new_head: bool = True) -> nn.Module:
     path = resolve_model_path(name)
+    from ..prune.structured import is_pruned, load_pruned
+
+    if is_pruned(path):  # heads pruned unevenly: transformers' config cannot describe it
+        return load_pruned(path, kind, num_labels)
     kwargs = {"trust_remote_code": trust_remote_code}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels

@@ -1,0 +1,102 @@
+"""Configs for Extract Then Distill (`ExtractConfig`) and structured pruning (`PruneConfig`).
+
+Both are plain dataclasses like every other config (`bertcompress.config`): they load from YAML
+with `load_config`, validate themselves with one-line errors, and are saved beside the output.
+Checks that need the model (a size larger than the teacher's, a layer out of range) happen when
+the model is at hand, in extract.py / structured.py, with the same kind of one-line error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, _check
+
+IMPORTANCE_METHODS = ("taylor", "magnitude")
+
+
+def _check_sampling(samples: int, batch_size: int, importance: str) -> None:
+    _check(importance in IMPORTANCE_METHODS,
+           f"importance must be 'taylor' or 'magnitude', got {importance!r}")
+    _check(samples >= 1, f"samples must be >= 1, got {samples}")
+    _check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+
+
+@dataclass
+class ExtractConfig:
+    """ETD: build a smaller student from the teacher's own weights (extract.py).
+
+    A size left as None is the teacher's. `num_heads` None keeps the teacher's head count (each
+    head then gets hidden_size / heads dimensions, as in ETD); set it to keep whole heads instead
+    (e.g. hidden 384 with 6 heads of a 768/12 teacher keeps 6 complete 64-dimension heads).
+    Importance data: task data (`data`) for a fine-tuned classifier teacher, else the unlabelled
+    `corpus`; only read by the `taylor` importance.
+    """
+
+    teacher: str = DEFAULT_TEACHER
+    output: str = "outputs/extracted"
+    num_layers: int = 4
+    hidden_size: int | None = None
+    num_heads: int | None = None
+    ffn_size: int | None = None
+    strategy: str = "impt"  # impt: most important units (ETD-Impt); rand: random units (ETD-Rand)
+    # uniform: teacher layers ⌈m·N/M⌉ as the uniform layer mapping; importance: the M most
+    # important layers; random; or an explicit list of 1-based teacher layers
+    layers: str | list[int] = "uniform"
+    importance: str = "taylor"
+    samples: int = 256  # sequences the Taylor importance is accumulated over
+    batch_size: int = 16
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}")
+        for name in ("hidden_size", "num_heads", "ffn_size"):
+            v = getattr(self, name)
+            _check(v is None or v >= 1, f"{name} must be >= 1 (or null for the teacher's), got {v}")
+        _check(self.hidden_size is None or self.num_heads is None or self.hidden_size % self.num_heads == 0,
+               f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+        _check(self.strategy in ("impt", "rand"), f"strategy must be 'impt' or 'rand', got {self.strategy!r}")
+        if isinstance(self.layers, str):
+            _check(self.layers in ("uniform", "importance", "random"),
+                   f"layers must be 'uniform', 'importance', 'random' or a list of teacher layers, got {self.layers!r}")
+        else:
+            _check(len(self.layers) == self.num_layers,
+                   f"layers lists {len(self.layers)} teacher layers but num_layers is {self.num_layers}")
+            _check(all(v >= 1 for v in self.layers), f"layers are 1-based teacher layers, got {self.layers}")
+        _check_sampling(self.samples, self.batch_size, self.importance)
+
+
+@dataclass
+class PruneConfig:
+    """Structured pruning of attention heads and FFN neurons (structured.py).
+
+    `heads_keep` / `ffn_keep`: the fraction of heads / FFN neurons kept (1.0 prunes none). Both
+    kinds of unit cost the same share of a layer's weights per unit of fraction, so keeping 0.5 of
+    each keeps about half of the encoder layers' parameters.
+    layout uniform: every layer keeps the same count, chosen inside each layer; global: units are
+    ranked across layers by their raw scores, so layers end up with different sizes.
+    steps > 1 prunes iteratively: equal steps towards the target, importance recomputed each time.
+    """
+
+    model: str = DEFAULT_TEACHER
+    output: str = "outputs/pruned"
+    heads_keep: float = 1.0
+    ffn_keep: float = 0.5
+    importance: str = "taylor"
+    layout: str = "uniform"
+    steps: int = 1
+    samples: int = 256
+    batch_size: int = 16
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("heads_keep", "ffn_keep"):
+            v = getattr(self, name)
+            _check(0 < v <= 1, f"{name} must be in (0, 1], got {v}")
+        _check(self.layout in ("uniform", "global"), f"layout must be 'uniform' or 'global', got {self.layout!r}")
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check_sampling(self.samples, self.batch_size, self.importance)
