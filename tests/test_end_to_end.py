@@ -77,7 +77,9 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
     assert saved["ratios"]["size_ratio"] == pytest.approx(
         saved["teacher"]["parameters"] / saved["student"]["parameters"])
     assert 0.0 <= saved["student"]["accuracy"] <= 1.0
-    assert "retention" in (out / "report.md").read_text()
+    assert "retention" in (out / "report.md").read_text() and "loyalty to the teacher" in (out / "report.md").read_text()
+    assert saved["teacher"]["label_loyalty"] == 1.0 and 0.0 <= saved["student"]["probability_loyalty"] <= 1.0
+    assert "<img" in (out / "report" / "report.html").read_text()
     assert report["task"] == "sst2"
     # resume reuses finished stages: nothing is retrained
     before = (out / "student" / "model.safetensors").stat().st_mtime_ns

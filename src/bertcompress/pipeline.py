@@ -1,11 +1,13 @@
 """`run`: the main job. Fine-tune the teacher, general distillation, task distillation, then
-evaluate teacher and student side by side and write a report.
+evaluate teacher and student side by side (accuracy, loyalty, size, PyTorch and ONNX Runtime
+latency) and write a report.
 
 Layout of the output folder:
     teacher/          the fine-tuned teacher          (save_pretrained)
     general_student/  the task-agnostic student       (save_pretrained, bare encoder)
     student/          the task student                (save_pretrained, sequence classifier)
-    report.md, report.json, bertcompress_config.yaml
+    report.md, report.json, bertcompress_config.yaml     the summary
+    report/           report.html (+ report.md, plots): every metric, trade-off plots
 Each stage folder is written atomically; with `resume=True` finished stages are reused and an
 interrupted stage continues from its last checkpoint.
 """
@@ -21,6 +23,7 @@ from .config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, PipelineConf
 from .distill.stages import distill
 from .errors import UserError
 from .evaluate.evaluator import compare, evaluate, records_markdown
+from .evaluate.report import report as html_report
 from .finetune import finetune
 from .io import atomic_write_json, atomic_write_text
 from .models.loading import resolve_model_path
@@ -76,10 +79,12 @@ def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> d
     if not is_main_process():
         return {}  # under torchrun, rank 0 alone evaluates and writes the report
     t0 = time.perf_counter()
-    teacher_rec, student_rec = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=latency,
-                                        seq_len=128)
-    seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    records = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=latency, onnx=latency,
+                       seq_len=128, loyalty_to=str(teacher_dir))
+    teacher_rec, student_rec = records
     teacher_rec["model"], student_rec["model"] = "teacher", "student"
+    html_report(records, out / "report")
+    seconds["evaluate"] = round(time.perf_counter() - t0, 1)
     report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "teacher": teacher_rec,
               "student": student_rec, "ratios": compare(teacher_rec, student_rec),
               "stage_seconds": seconds, "config": to_dict(cfg)}
@@ -94,6 +99,7 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"{report['teacher']['examples']} examples)", "",
              records_markdown([report["teacher"], report["student"]]), "",
              f"- retention (student score / teacher score): {r['retention']:.3f}",
+             _loyalty_line(report["student"]),
              f"- parameters: {r['size_ratio']:.2f}× fewer; bytes on disk: {r['disk_ratio']:.2f}× smaller"]
     for k, v in r.items():
         if k.startswith("latency_ratio_"):
@@ -101,3 +107,10 @@ def report_markdown(report: dict[str, Any]) -> str:
     if report["stage_seconds"]:
         lines.append("- stage wall time (s): " + ", ".join(f"{k} {v}" for k, v in report["stage_seconds"].items()))
     return "\n".join(lines) + "\n"
+
+
+def _loyalty_line(student: dict[str, Any]) -> str:
+    if student.get("label_loyalty") is None:  # regression: correlation with the teacher's outputs
+        return f"- correlation with the teacher's outputs: {student['output_correlation']:.3f}"
+    return (f"- loyalty to the teacher: label {student['label_loyalty']:.3f}, "
+            f"probability {student['probability_loyalty']:.3f}")
