@@ -77,7 +77,8 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
     assert saved["ratios"]["size_ratio"] == pytest.approx(
         saved["teacher"]["parameters"] / saved["student"]["parameters"])
     assert 0.0 <= saved["student"]["accuracy"] <= 1.0
-    assert "retention" in (out / "report.md").read_text() and "loyalty to the teacher" in (out / "report.md").read_text()
+    summary = (out / "report.md").read_text()
+    assert "retention" in summary and "loyalty to the teacher" in summary
     assert saved["teacher"]["label_loyalty"] == 1.0 and 0.0 <= saved["student"]["probability_loyalty"] <= 1.0
     assert "<img" in (out / "report" / "report.html").read_text()
     assert report["task"] == "sst2"
