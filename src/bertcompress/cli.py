@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # subcommand -> the subpackage whose `command` module handles it
-_METHOD_COMMANDS = {"extract": "prune", "prune": "prune", "theseus": "replace"}
+_METHOD_COMMANDS = {"quantize": "quant", "extract": "prune", "prune": "prune", "theseus": "replace"}
 
 
 def _command_module(package: str):

@@ -283,6 +283,11 @@ def _convert(tp: Any, v: Any, where: str) -> Any:
     elif tp is float:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
+        if isinstance(v, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(v)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(v, str):
             return v
@@ -327,6 +332,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             loaded = {}
         if not isinstance(loaded, dict):
             raise UserError(f"config file {p} must hold a mapping at the top level")
+        kind = loaded.pop("kind", None)  # written by save_config: which config the file holds
+        if kind is not None and kind != cls.__name__:
+            raise UserError(f"config file {p} holds a {kind}, not a {cls.__name__}")
         _deep_merge(data, loaded)
     apply_overrides(data, overrides or [])
     return from_dict(cls, data)

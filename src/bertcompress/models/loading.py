@@ -56,9 +56,12 @@ def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | N
                trust_remote_code: bool = False, quiet_new_head: bool = True) -> nn.Module:
     path = resolve_model_path(name)
     from ..prune.structured import is_pruned, load_pruned
+    from ..quant.pack import is_packed, load_packed
 
     if is_pruned(path):  # heads pruned unevenly: transformers' config cannot describe it
         return load_pruned(path, kind, num_labels)
+    if is_packed(path):  # low-bit codes + steps: rebuilt as a fake-quantized fp32 model
+        return load_packed(path)
     kwargs = {"trust_remote_code": trust_remote_code}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels

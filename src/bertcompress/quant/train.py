@@ -1,0 +1,144 @@
+"""`quantize`: KDLSQ, i.e. LSQ quantization-aware training driven by TinyBERT distillation, and
+its baselines (LSQ on the labels alone; post-training dynamic int8).
+
+The student (a full-precision folder, typically the distilled student) is fake-quantized
+(`quantize_`), its activation steps set from one batch, then trained by the shared loop with the
+four TinyBERT losses at once against a full-precision teacher: the student's own unquantized copy
+(default, as in KDLSQ, where the quantized model distils from itself in full precision) or a
+fine-tuned teacher. The output is the packed low-bit folder (quant/pack.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import save_config
+from ..data import Collator, encode_examples, load_examples
+from ..distill.objective import DistillationObjective
+from ..errors import UserError
+from ..evaluate.predict import score
+from ..finetune import SupervisedObjective, label_task_head
+from ..io import atomic_dir, atomic_write_json
+from ..models.loading import check_same_vocab, load_model, load_tokenizer, resolve_model_path
+from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
+from ..train.distributed import is_main_process, wait_for_main
+from ..train.loop import train_loop
+from .config import QuantizeTrainConfig
+from .modules import calibrate_, quantize_
+from .pack import WEIGHTS_FILE, save_packed
+
+KD_LOSSES = ("embedding", "hidden", "attention", "prediction")
+PTQ_FILE = "ptq_int8.pt"
+
+
+def _weights_bytes(name: str) -> int | None:
+    folder = Path(resolve_model_path(name))
+    files = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")] if folder.is_dir() else []
+    return sum(p.stat().st_size for p in files) or None
+
+
+def _load_task(cfg: QuantizeTrainConfig, tokenizer):
+    task, train_examples = load_examples(cfg.data, cfg.data.train_split)
+    _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
+    return (task, encode_examples(tokenizer, train_examples, cfg.data.max_seq_len),
+            encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len))
+
+
+def _load_classifier(name: str, task, role: str) -> nn.Module:
+    model = load_model(name, "classifier")
+    if model.config.num_labels != task.num_labels:
+        raise UserError(f"{role} {name} predicts {model.config.num_labels} labels but task {task.name} has "
+                        f"{task.num_labels}; quantize a model fine-tuned or distilled on the task")
+    return model
+
+
+def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
+    """Fake-quantize `cfg.student`, train it (KDLSQ, or LSQ on labels when kd is false), write the
+    packed folder to `cfg.output`."""
+    tokenizer = load_tokenizer(cfg.student)
+    collate = Collator(tokenizer.pad_token_id or 0)
+    task, features, dev_features = _load_task(cfg, tokenizer)
+    fp_student = _load_classifier(cfg.student, task, "student")
+    fp_dev = score(fp_student, task, dev_features, collate)
+    student = quantize_(copy.deepcopy(fp_student), cfg.quant)
+    label_task_head(student, task)
+    # Activation steps start from one fixed batch (LSQ's first-batch init), before the loop
+    # wraps the model in DDP, so every process starts from the same steps.
+    calibrate_(student, collate(features[:cfg.train.batch_size]))
+    if cfg.kd:
+        if cfg.teacher is None:
+            teacher = fp_student
+        else:
+            check_same_vocab(load_tokenizer(cfg.teacher), tokenizer, cfg.teacher, cfg.student)
+            teacher = _load_classifier(cfg.teacher, task, "teacher")
+        weights = {name: getattr(cfg.losses, name) for name in KD_LOSSES}
+        objective = DistillationObjective(student, teacher, cfg.losses, weights, regression=task.is_regression)
+    else:
+        objective = SupervisedObjective(student, task.is_regression)
+    run = train_loop(objective, features, collate, cfg.train, resume=resume,
+                     desc=f"quantize {cfg.quant.spec()} ({'KDLSQ' if cfg.kd else 'LSQ'})",
+                     work_dir=checkpoint_dir(cfg.output, "quantize"),
+                     evaluate=lambda _: score(student, task, dev_features, collate))
+    student.eval()
+    result = {"method": "kdlsq" if cfg.kd else "lsq", "bits": cfg.quant.spec(), "task": task.name,
+              "teacher": cfg.teacher or cfg.student,
+              "dev": run.final_eval or score(student, task, dev_features, collate),  # the loop's last eval
+              "fp_dev": fp_dev, "fp_bytes_on_disk": _weights_bytes(cfg.student), "history": run.history,
+              "train_seconds": run.seconds}
+    if is_main_process():
+        save_packed(cfg.output, student.cpu(), cfg.quant, tokenizer=tokenizer, config=cfg, result=result,
+                    onnx=cfg.onnx)
+        drop_checkpoints(cfg.output)
+    wait_for_main()
+    return Path(cfg.output)
+
+
+def ptq_dynamic_int8(model: nn.Module) -> nn.Module:
+    """Post-training dynamic int8 (PyTorch eager mode): every nn.Linear gets int8 per-tensor
+    weights, activations are quantized per batch on the fly; no training, no data. A copy, on CPU."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao eager quantization's notice about torchao
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear},
+                                                      dtype=torch.qint8)
+
+
+def ptq_baseline(cfg: QuantizeTrainConfig) -> Path:
+    """Dynamic int8 PTQ of `cfg.student`, scored on the dev split; writes `ptq_int8.pt` (its state
+    dict: `load_ptq` reads it back), the model config, tokenizer and result to `cfg.output`."""
+    tokenizer = load_tokenizer(cfg.student)
+    collate = Collator(tokenizer.pad_token_id or 0)
+    task, _, dev_features = _load_task(cfg, tokenizer)
+    fp_student = _load_classifier(cfg.student, task, "student").cpu()
+    model = ptq_dynamic_int8(fp_student)
+    result = {"method": "ptq_dynamic_int8", "task": task.name, "dev": score(model, task, dev_features, collate),
+              "fp_dev": score(fp_student, task, dev_features, collate),
+              "fp_bytes_on_disk": _weights_bytes(cfg.student)}
+    if is_main_process():
+        with atomic_dir(cfg.output) as tmp:
+            torch.save(model.state_dict(), tmp / PTQ_FILE)
+            model.config.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            save_config(cfg, tmp)
+            atomic_write_json(tmp / RESULT_FILENAME, {**result, "bytes_on_disk": (tmp / PTQ_FILE).stat().st_size})
+    wait_for_main()
+    return Path(cfg.output)
+
+
+def load_ptq(folder: str | Path) -> nn.Module:
+    """The dynamic-int8 model written by `ptq_baseline`."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = Path(folder)
+    model = ptq_dynamic_int8(AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's TypedStorage notice when reading quantized tensors
+        model.load_state_dict(torch.load(folder / PTQ_FILE, weights_only=True))
+    return model.eval()
+
+
+__all__ = ["quantize", "ptq_baseline", "ptq_dynamic_int8", "load_ptq", "WEIGHTS_FILE"]

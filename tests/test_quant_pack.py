@@ -1,0 +1,100 @@
+"""Bit packing for every width, and the packed export reloading to the same logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bertcompress.errors import UserError
+from bertcompress.quant import QuantConfig, calibrate_, load_packed, pack_bits, quantize_, save_packed, unpack_bits
+from bertcompress.quant.pack import DESCRIPTION_FILE, WEIGHTS_FILE
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_pack_round_trip_every_width(bits):
+    g = torch.Generator().manual_seed(bits)
+    for n in (0, 1, 7, 8, 9, 1001):  # ragged lengths: the last byte is partly used
+        values = torch.randint(0, 1 << bits, (n,), generator=g)
+        if n:
+            values[0], values[-1] = 0, (1 << bits) - 1  # both ends of the range
+        packed = pack_bits(values, bits)
+        assert packed.dtype == torch.uint8 and packed.numel() == (n * bits + 7) // 8
+        assert torch.equal(unpack_bits(packed, bits, n), values)
+
+
+def test_pack_layout_is_little_endian_bit_stream():
+    assert pack_bits(torch.tensor([1, 2, 3, 0]), 2).tolist() == [0b00_11_10_01]  # first code in the low bits
+    assert pack_bits(torch.tensor([0xA, 0x5]), 4).tolist() == [0x5A]
+    # 3 bits: codes 1..3 -> stream bits 001 010 011 (LSB first) = 0b011_010_001
+    assert pack_bits(torch.tensor([1, 2, 3]), 3).tolist() == [0b11_010_001, 0b0]
+    with pytest.raises(ValueError):
+        pack_bits(torch.tensor([4]), 2)
+
+
+def _quantized(tiny_bert_dir, spec, per_channel=True, **kw):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).eval()
+    qcfg = QuantConfig.parse(spec, per_channel=per_channel, **kw)
+    quantize_(model, qcfg)
+    return model, qcfg
+
+
+def _batch(vocab=80):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (6, 14), generator=g)
+    mask = torch.ones_like(ids)
+    mask[2, 9:] = 0
+    mask[4, 3:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+@pytest.mark.parametrize("spec,per_channel,kw", [("w2a8", True, {}), ("w3a4", False, {}), ("w4a8e2", True, {}),
+                                                 ("w8a8", False, {"quantize_classifier": True}),
+                                                 ("w5a32", True, {})])
+def test_packed_export_reloads_to_identical_logits(tiny_bert_dir, tmp_path, spec, per_channel, kw):
+    model, qcfg = _quantized(tiny_bert_dir, spec, per_channel, **kw)
+    batch = _batch()
+    calibrate_(model, batch)
+    with torch.no_grad():  # move the steps off their init, as training would
+        for name, p in model.named_parameters():
+            if name.endswith(".step"):
+                p.mul_(1.1)
+    save_packed(tmp_path / "packed", model, qcfg)
+    loaded = load_packed(tmp_path / "packed")
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+    again = load_packed(tmp_path / "packed", keep_weight_quantizers=True)
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, model(**batch).logits)
+
+
+def test_packed_size_and_description(tiny_bert_dir, tmp_path):
+    fp_bytes = (tiny_bert_dir / "model.safetensors").stat().st_size
+    sizes = {}
+    for spec in ("w2a8", "w4a8", "w8a8"):
+        model, qcfg = _quantized(tiny_bert_dir, spec)
+        save_packed(tmp_path / spec, model, qcfg)
+        sizes[spec] = (tmp_path / spec / WEIGHTS_FILE).stat().st_size
+        desc = json.loads((tmp_path / spec / DESCRIPTION_FILE).read_text())
+        word = desc["tensors"]["bert.embeddings.word_embeddings.weight"]
+        assert word["bits"] == int(spec[1]) and word["per_channel"]
+    assert sizes["w2a8"] < sizes["w4a8"] < sizes["w8a8"] < fp_bytes
+    # the 4-bit codes of the 2x4x(32x32 + 2x32x64) + embedding weights are half the 8-bit ones
+    model, _ = _quantized(tiny_bert_dir, "w4a8")
+    quantized = sum(m.weight.numel() for m in model.modules() if getattr(m, "weight_quant", None) is not None)
+    assert sizes["w8a8"] - sizes["w4a8"] == pytest.approx(quantized / 2, rel=0.01)
+
+
+def test_load_packed_errors(tmp_path, tiny_bert_dir):
+    with pytest.raises(UserError, match="not a packed"):
+        load_packed(tiny_bert_dir)
+    model, qcfg = _quantized(tiny_bert_dir, "w4a8")
+    save_packed(tmp_path / "p", model, qcfg)
+    desc = json.loads((tmp_path / "p" / DESCRIPTION_FILE).read_text())
+    desc["version"] = 99
+    (tmp_path / "p" / DESCRIPTION_FILE).write_text(json.dumps(desc))
+    with pytest.raises(UserError, match="unknown packed format"):
+        load_packed(tmp_path / "p")
