@@ -42,7 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from bertcompress.config import LossConfig, StudentConfig  # noqa: E402
-from bertcompress.distill.objective import DistillationObjective  # noqa: E402
+from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
 from bertcompress.io import atomic_write_json  # noqa: E402
 from bertcompress.models.student import build_student  # noqa: E402
 

@@ -28,9 +28,9 @@ from bertcompress.config import (
     StudentConfig,
     TrainConfig,
 )
-from bertcompress.distill.stages import distill
-from bertcompress.evaluate.evaluator import compare, evaluate
-from bertcompress.finetune import finetune
+from bertcompress.distillation.stages import distill
+from bertcompress.evaluation.evaluator import compare, evaluate
+from bertcompress.finetuning import finetune
 from common import SHARED_DATA, environment, print_table, write_result
 
 # 4x312 starts from random weights (TinyBERT); 3x384 has the teacher's width, so it starts from the

@@ -9,7 +9,7 @@ from transformers import AutoModel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bertcompress.config import LossConfig, StudentConfig, TrainConfig  # noqa: E402
-from bertcompress.distill.objective import DistillationObjective  # noqa: E402
+from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
 from bertcompress.models.student import build_student  # noqa: E402
 from bertcompress.train.loop import train_loop  # noqa: E402
 from conftest import tiny_config  # noqa: E402

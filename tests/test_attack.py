@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bertcompress.errors import UserError
-from bertcompress.evaluate.attack import AttackConfig, WordNetSynonyms, attack, word_importance
+from bertcompress.evaluation.attack import AttackConfig, WordNetSynonyms, attack, word_importance
 from conftest import tiny_config
 
 NOUNS = "movie film story plot actor acting day man woman dog cat world life work".split()

@@ -10,8 +10,8 @@ import torch
 
 from bertcompress.config import AugmentConfig
 from bertcompress.data.examples import Example
-from bertcompress.distill import augment as aug
-from bertcompress.distill.augment import (
+from bertcompress.distillation import augment as aug
+from bertcompress.distillation.augment import (
     CandidateSource,
     CombinedCandidates,
     EmbeddingNeighbourCandidates,

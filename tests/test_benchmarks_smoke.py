@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bertcompress.config import LossConfig, StudentConfig
-from bertcompress.distill.objective import DistillationObjective
+from bertcompress.distillation.objective import DistillationObjective
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_step.py"
 TINY_TEACHER = dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4, intermediate_size=64,

@@ -21,3 +21,15 @@ def test_a_saved_config_loads_back_as_its_own_kind(tmp_path):
     assert again == cfg
     with pytest.raises(UserError, match="holds a DistillConfig, not a FinetuneConfig"):
         load_config(FinetuneConfig, tmp_path / "bertcompress_config.yaml")
+
+
+def test_verbs_stay_functions_after_their_modules_are_imported():
+    import bertcompress
+    import bertcompress.distillation.stages  # noqa: F401
+    import bertcompress.finetuning  # noqa: F401
+    import bertcompress.pipeline  # noqa: F401
+
+    for name in ("run", "finetune", "distill", "evaluate", "report", "quantize", "extract", "prune", "theseus"):
+        assert callable(getattr(bertcompress, name)) and not isinstance(getattr(bertcompress, name), type(bertcompress))
+    with pytest.raises(AttributeError):
+        bertcompress.no_such_verb  # noqa: B018

@@ -13,8 +13,8 @@ from bertcompress.config import DataConfig
 from bertcompress.data.advglue import load_advglue
 from bertcompress.data.tasks import get_task
 from bertcompress.errors import UserError
-from bertcompress.evaluate.attack import AttackConfig
-from bertcompress.evaluate.evaluator import evaluate
+from bertcompress.evaluation.attack import AttackConfig
+from bertcompress.evaluation.evaluator import evaluate
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import torch
 
 from bertcompress.config import from_dict, load_config, to_dict
 from bertcompress.errors import UserError
-from bertcompress.prune.config import ExtractConfig
-from bertcompress.prune.extract import apply_plan, extract, plan_extraction
-from bertcompress.prune.importance import compute_importance, encoder, magnitude_importance, taylor_importance
+from bertcompress.pruning.config import ExtractConfig
+from bertcompress.pruning.extract import apply_plan, extract, plan_extraction
+from bertcompress.pruning.importance import compute_importance, encoder, magnitude_importance, taylor_importance
 from conftest import tiny_config
 
 FAMILIES = ["bert", "roberta", "electra", "distilbert", "mpnet"]
@@ -211,8 +211,8 @@ def test_extract_command_writes_a_student(tmp_path, tiny_bert_dir, sentiment_tsv
     from transformers import AutoModelForSequenceClassification
 
     from bertcompress.models.loading import load_model
-    from bertcompress.prune.command import add_parser
-    from bertcompress.prune.command import run as run_command
+    from bertcompress.pruning.command import add_parser
+    from bertcompress.pruning.command import run as run_command
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))

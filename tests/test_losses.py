@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bertcompress.distill.losses import attention_mse, masked_mse, merge_heads, soft_cross_entropy
+from bertcompress.distillation.losses import attention_mse, masked_mse, merge_heads, soft_cross_entropy
 
 
 def test_masked_mse_no_mask_is_plain_mse():

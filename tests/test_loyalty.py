@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bertcompress.errors import UserError
-from bertcompress.evaluate.loyalty import (
+from bertcompress.evaluation.loyalty import (
     jensen_shannon_distance,
     label_loyalty,
     loyalty,

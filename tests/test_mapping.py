@@ -1,6 +1,6 @@
 import pytest
 
-from bertcompress.distill.mapping import resolve_mapping
+from bertcompress.distillation.mapping import resolve_mapping
 from bertcompress.errors import UserError
 
 

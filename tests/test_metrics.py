@@ -10,7 +10,7 @@ import torch
 
 from bertcompress.data import get_task
 from bertcompress.errors import UserError
-from bertcompress.evaluate.metrics import compute_metrics, predictions_from_logits
+from bertcompress.evaluation.metrics import compute_metrics, predictions_from_logits
 
 
 def test_accuracy():

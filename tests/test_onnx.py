@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bertcompress.config import DataConfig
-from bertcompress.evaluate.evaluator import evaluate
-from bertcompress.evaluate.onnx_export import export_onnx, onnx_input_names, onnx_logits, onnx_session
-from bertcompress.evaluate.profile import measure_onnx_latency
+from bertcompress.evaluation.evaluator import evaluate
+from bertcompress.evaluation.onnx_export import export_onnx, onnx_input_names, onnx_logits, onnx_session
+from bertcompress.evaluation.profile import measure_onnx_latency
 from conftest import tiny_config
 
 

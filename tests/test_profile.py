@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from bertcompress.errors import UserError
-from bertcompress.evaluate.evaluator import compare
-from bertcompress.evaluate.profile import (
+from bertcompress.evaluation.evaluator import compare
+from bertcompress.evaluation.profile import (
     bytes_on_disk,
     measure_latency,
     parameter_counts,

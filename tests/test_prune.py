@@ -11,9 +11,9 @@ import torch
 
 from bertcompress.config import from_dict, to_dict
 from bertcompress.errors import UserError
-from bertcompress.prune.config import PruneConfig
-from bertcompress.prune.importance import encoder
-from bertcompress.prune.structured import is_pruned, load_pruned, prune_model, prune_units
+from bertcompress.pruning.config import PruneConfig
+from bertcompress.pruning.importance import encoder
+from bertcompress.pruning.structured import is_pruned, load_pruned, prune_model, prune_units
 from test_extract import FAMILIES, batch, run, tiny
 
 
@@ -146,9 +146,9 @@ def test_bad_configs_are_one_line_user_errors():
 
 
 def test_prune_command_writes_a_smaller_model(tmp_path, tiny_bert_dir, sentiment_tsv):
-    from bertcompress.prune.command import add_parser, extract, load_any
-    from bertcompress.prune.command import run as run_command
-    from bertcompress.prune.config import ExtractConfig
+    from bertcompress.pruning.command import add_parser, extract, load_any
+    from bertcompress.pruning.command import run as run_command
+    from bertcompress.pruning.config import ExtractConfig
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))

@@ -32,7 +32,7 @@ def test_onnx_int8_agrees_with_fake_quantized_model(tiny_bert_dir, tmp_path, spe
     import onnxruntime as ort
     from transformers import AutoModelForSequenceClassification
 
-    from bertcompress.evaluate.predict import predict_logits
+    from bertcompress.evaluation.predict import predict_logits
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).eval()
     quantize_(model, QuantConfig.parse(spec, per_channel=per_channel))

@@ -23,7 +23,7 @@ def _cfg(student, data, output, steps=30, **kw):
 
 def _dev_logits(model, data, model_folder):
     from bertcompress.data import Collator, encode_examples, load_examples
-    from bertcompress.evaluate.predict import predict_logits
+    from bertcompress.evaluation.predict import predict_logits
     from bertcompress.models.loading import load_tokenizer
 
     _, examples = load_examples(DataConfig(task="sst2", path=str(data)), "dev")

@@ -6,7 +6,7 @@ import pytest
 
 from bertcompress.cli import main
 from bertcompress.errors import UserError
-from bertcompress.evaluate.report import load_records, pareto_front, report
+from bertcompress.evaluation.report import load_records, pareto_front, report
 
 
 def test_pareto_front_on_hand_made_points():

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModel
 
 from bertcompress.config import LossConfig, StudentConfig
-from bertcompress.distill.objective import DistillationObjective
+from bertcompress.distillation.objective import DistillationObjective
 from bertcompress.errors import UserError
 from bertcompress.models.architecture import describe
 from bertcompress.models.student import build_student

@@ -1,7 +1,9 @@
 """bertcompress: turn a large BERT-family encoder into small, fast students that keep its accuracy.
 
 The Python verbs mirror the CLI's subcommands:
-    finetune(FinetuneConfig)   distill(DistillConfig)   evaluate([...], DataConfig)   run(PipelineConfig)
+    run(PipelineConfig)        finetune(FinetuneConfig)     distill(DistillConfig)
+    evaluate([...], DataConfig, ...)                        report(records, folder)
+    quantize(QuantizeTrainConfig)   extract(ExtractConfig)  prune(PruneConfig)   theseus(TheseusConfig)
 """
 
 __version__ = "0.1.0"
@@ -21,28 +23,38 @@ from .config import (  # noqa: E402
 )
 from .errors import UserError  # noqa: E402
 
+# Verbs and the configs of the method subpackages: imported on first use, so `import bertcompress`
+# and `bertcompress --help` stay fast (the verbs import torch and transformers). No subpackage
+# shares a verb's name, so the import system never rebinds one of these names to a module.
+_LAZY = {
+    "finetune": ("finetuning", "finetune"),
+    "distill": ("distillation.stages", "distill"),
+    "augment_examples": ("distillation.augment", "augment_examples"),
+    "evaluate": ("evaluation.evaluator", "evaluate"),
+    "report": ("evaluation.report", "report"),
+    "AttackConfig": ("evaluation.attack", "AttackConfig"),
+    "run": ("pipeline", "run"),
+    "quantize": ("quant.train", "quantize"),
+    "quantize_": ("quant.modules", "quantize_"),
+    "QuantConfig": ("quant.config", "QuantConfig"),
+    "QuantizeTrainConfig": ("quant.config", "QuantizeTrainConfig"),
+    "extract": ("pruning.command", "extract"),
+    "prune": ("pruning.command", "prune"),
+    "ExtractConfig": ("pruning.config", "ExtractConfig"),
+    "PruneConfig": ("pruning.config", "PruneConfig"),
+    "theseus": ("replace.theseus", "theseus"),
+    "TheseusConfig": ("replace.config", "TheseusConfig"),
+}
+
 
 def __getattr__(name: str):
-    # The verbs import torch and transformers; load them on first use so `import bertcompress`
-    # and `bertcompress --help` stay fast.
-    if name == "finetune":
-        from .finetune import finetune
-        return finetune
-    if name == "distill":
-        from .distill.stages import distill
-        return distill
-    if name == "evaluate":
-        from .evaluate.evaluator import evaluate
-        return evaluate
-    if name == "run":
-        from .pipeline import run
-        return run
-    if name == "augment_examples":
-        from .distill.augment import augment_examples
-        return augment_examples
-    raise AttributeError(name)
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bertcompress' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(f".{module}", __name__), attr)
 
 
 __all__ = ["AugmentConfig", "CorpusConfig", "DataConfig", "DistillConfig", "FinetuneConfig", "LossConfig",
-           "PipelineConfig", "StudentConfig", "TrainConfig", "UserError", "load_config", "save_config",
-           "finetune", "distill", "evaluate", "run", "augment_examples"]
+           "PipelineConfig", "StudentConfig", "TrainConfig", "UserError", "load_config", "save_config", *_LAZY]

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # subcommand -> the subpackage whose `command` module handles it
-_METHOD_COMMANDS = {"quantize": "quant", "extract": "prune", "prune": "prune", "theseus": "replace"}
+_METHOD_COMMANDS = {"quantize": "quant", "extract": "pruning", "prune": "pruning", "theseus": "replace"}
 
 
 def _command_module(package: str):
@@ -167,21 +167,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(report_markdown(report))
         print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
     elif args.command == "finetune":
-        from .finetune import finetune
+        from .finetuning import finetune
 
         cfg = load_config(FinetuneConfig, args.config, _flag_overrides(
             args, {**data_flags, "model": "model", "output": "output"}))
         print(f"[bertcompress] wrote {finetune(cfg, resume=args.resume)}")
     elif args.command == "distill":
-        from .distill.stages import distill
+        from .distillation.stages import distill
 
         cfg = load_config(DistillConfig, args.config, _flag_overrides(
             args, {**data_flags, "stage": "stage", "teacher": "teacher", "student": "student_path",
                    "corpus": "corpus.path", "augment": "augment.enabled", "output": "output"}))
         print(f"[bertcompress] wrote {distill(cfg, resume=args.resume)}")
     elif args.command == "evaluate":
-        from .evaluate.attack import AttackConfig
-        from .evaluate.evaluator import evaluate, records_markdown
+        from .evaluation.attack import AttackConfig
+        from .evaluation.evaluator import evaluate, records_markdown
         from .io import atomic_write_json
 
         data = load_config(DataConfig, args.config, _flag_overrides(args, {"task": "task", "data": "path"}))
@@ -194,11 +194,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.json:
             atomic_write_json(args.json, records)
         if args.report:
-            from .evaluate.report import report
+            from .evaluation.report import report
 
             print(f"[bertcompress] wrote {report(records, args.report)['html']}")
     elif args.command == "report":
-        from .evaluate.report import load_records, report
+        from .evaluation.report import load_records, report
 
         paths = report(load_records(args.records), args.output)
         print(f"[bertcompress] wrote {paths['html']} and {paths['markdown']}")

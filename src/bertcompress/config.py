@@ -56,7 +56,7 @@ class StudentConfig:
 
 @dataclass
 class LossConfig:
-    """TinyBERT loss weights and their options (see distill/losses.py)."""
+    """TinyBERT loss weights and their options (see distillation/losses.py)."""
 
     embedding: float = 1.0
     hidden: float = 1.0
@@ -157,7 +157,7 @@ class CorpusConfig:
 
 @dataclass
 class AugmentConfig:
-    """TinyBERT data augmentation (distill/augment.py)."""
+    """TinyBERT data augmentation (distillation/augment.py)."""
 
     enabled: bool = False
     p: float = 0.4  # probability of replacing each word

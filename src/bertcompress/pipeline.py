@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
-from .distill.stages import distill
+from .distillation.stages import distill
 from .errors import UserError
-from .evaluate.evaluator import compare, evaluate, records_markdown
-from .evaluate.report import report as html_report
-from .finetune import finetune
+from .evaluation.evaluator import compare, evaluate, records_markdown
+from .evaluation.report import report as html_report
+from .finetuning import finetune
 from .io import atomic_write_json, atomic_write_text
 from .models.loading import resolve_model_path
 from .train.distributed import is_main_process

@@ -55,7 +55,7 @@ def _auto_class(kind: ModelKind):
 def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | None = None,
                trust_remote_code: bool = False, quiet_new_head: bool = True) -> nn.Module:
     path = resolve_model_path(name)
-    from ..prune.structured import is_pruned, load_pruned
+    from ..pruning.structured import is_pruned, load_pruned
     from ..quant.pack import is_packed, load_packed
 
     if is_pruned(path):  # heads pruned unevenly: transformers' config cannot describe it

@@ -19,10 +19,10 @@ from torch import nn
 
 from ..config import save_config
 from ..data import Collator, encode_examples, load_examples
-from ..distill.objective import DistillationObjective
+from ..distillation.objective import DistillationObjective
 from ..errors import UserError
-from ..evaluate.predict import score
-from ..finetune import SupervisedObjective, label_task_head
+from ..evaluation.predict import score
+from ..finetuning import SupervisedObjective, label_task_head
 from ..io import atomic_dir, atomic_write_json
 from ..models.loading import check_same_vocab, load_model, load_tokenizer, resolve_model_path
 from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints

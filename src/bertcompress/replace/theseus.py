@@ -27,8 +27,8 @@ from torch import nn
 
 from ..data import Collator, encode_examples, load_examples
 from ..errors import UserError
-from ..evaluate.predict import score
-from ..finetune import SupervisedObjective, label_task_head
+from ..evaluation.predict import score
+from ..finetuning import SupervisedObjective, label_task_head
 from ..models.architecture import base_model, describe, size_fields
 from ..models.intermediates import model_inputs
 from ..models.loading import load_model, load_tokenizer

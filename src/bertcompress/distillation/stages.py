@@ -17,8 +17,8 @@ from ..config import DistillConfig, LossConfig
 from ..data import Collator, chunk_corpus, encode_examples, load_corpus, load_examples
 from ..data.examples import TaskSpec
 from ..errors import UserError
-from ..evaluate.predict import score
-from ..finetune import label_task_head
+from ..evaluation.predict import score
+from ..finetuning import label_task_head
 from ..models.architecture import describe
 from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder

@@ -11,7 +11,7 @@ from torch import nn
 from .config import FinetuneConfig
 from .data import Collator, encode_examples, load_examples
 from .data.examples import TaskSpec
-from .evaluate.predict import score
+from .evaluation.predict import score
 from .models.intermediates import model_inputs
 from .models.loading import load_model, load_tokenizer
 from .models.saving import checkpoint_dir, drop_checkpoints, save_model_folder

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..distill.mapping import resolve_mapping
+from ..distillation.mapping import resolve_mapping
 from ..errors import UserError
 from ..models.architecture import size_fields
 from .config import ExtractConfig

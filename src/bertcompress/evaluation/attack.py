@@ -8,7 +8,7 @@ TextFooler):
    (BERT-Attack style, when there is one), nearest whole words in the model's own input
    embedding space (cosine; a stand-in for TextFooler's counter-fitted vectors), and WordNet
    synonyms (when the WordNet 3.0 database is installed, e.g. Debian's `wordnet-base`);
-   candidate code is shared with `distill/augment.py`;
+   candidate code is shared with `distillation/augment.py`;
 3. greedy substitution in importance order: all candidates of a word are scored in one batch;
    take the first (best-ranked) that flips the label, else the one that lowers the true-class
    probability most (only if it does); stop at the first flip.
@@ -44,7 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.examples import Example
-from ..distill.augment import CandidateSource, EmbeddingNeighbourCandidates, MaskedLMCandidates, WordVocab
+from ..distillation.augment import CandidateSource, EmbeddingNeighbourCandidates, MaskedLMCandidates, WordVocab
 from ..errors import UserError
 from ..models.intermediates import model_inputs
 from ..models.loading import check_same_vocab, has_mlm_head, load_model, load_tokenizer
