@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--work", default="runs/etd")
     ap.add_argument("--steps", type=int, default=300, help="general-distillation steps (same for every init)")
     ap.add_argument("--sst2-train", type=int, default=8000, help="SST-2 training sentences for task distillation")
+    ap.add_argument("--task-epochs", type=float, default=1.0, help="epochs of each task-distillation phase")
     args = ap.parse_args()
     work = Path(args.work)
     t_start = time.perf_counter()
@@ -92,9 +93,9 @@ def main() -> None:
         for task, data in tasks.items():
             student = timed(f"{init} {task}", distill, DistillConfig(
                 stage="task", teacher=str(teachers[task]), student_path=str(general), data=data,
-                train=TrainConfig(epochs=1, lr=3e-4, batch_size=32),
-                prediction_train=TrainConfig(epochs=2 if task == "mrpc" else 1, lr=1e-4, batch_size=32),
-                output=str(work / f"{init}-{task}-{args.steps}-{args.sst2_train}")))
+                train=TrainConfig(epochs=args.task_epochs, lr=3e-4, batch_size=32),
+                prediction_train=TrainConfig(epochs=args.task_epochs, lr=1e-4, batch_size=32),
+                output=str(work / f"{init}-{task}-{args.steps}-{args.sst2_train}-{args.task_epochs}")))
             dev = json.loads((student / "bertcompress_result.json").read_text())["dev"]
             results[init]["sst2_accuracy" if task == "sst2" else "mrpc_f1"] = \
                 dev["accuracy"] if task == "sst2" else dev["f1"]
@@ -106,6 +107,7 @@ def main() -> None:
         r["steps_fraction_to_random_final_loss"] = reached / args.steps if reached else None
     result = {**results, "settings": {"student": SHAPE, "general_steps": args.steps, "general_batch": 32,
                                       "general_seq_len": 128, "sst2_train": args.sst2_train,
+                                      "task_epochs": args.task_epochs,
                                       "sst2_teacher": str(args.sst2_teacher)},
               "stage_seconds": seconds, "wall_seconds": round(time.perf_counter() - t_start, 1),
               "environment": environment()}
