@@ -210,7 +210,7 @@ def _cli(argv):
 
 def test_end_to_end_successor_loads_with_plain_transformers(tmp_path, tiny_bert_dir, sentiment_tsv,
                                                             monkeypatch):
-    import bertcompress.replace.theseus as mod
+    import bertcompress.models.saving as mod
 
     saved, original = {}, mod.save_model_folder
 

@@ -14,8 +14,7 @@ from .data.examples import TaskSpec
 from .evaluation.predict import score
 from .models.intermediates import model_inputs
 from .models.loading import load_model, load_tokenizer
-from .models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
-from .train.distributed import is_main_process, wait_for_main
+from .models.saving import checkpoint_dir, publish_model_folder
 from .train.loop import train_loop
 
 
@@ -57,10 +56,6 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     result = train_loop(SupervisedObjective(model, task.is_regression), train_features, collate, cfg.train,
                         work_dir=checkpoint_dir(cfg.output, "finetune"), resume=resume,
                         evaluate=lambda m: score(m.model, task, dev_features, collate), desc="finetune")
-    if is_main_process():
-        save_model_folder(cfg.output, model.cpu(), tokenizer, cfg,
-                          {"task": task.name, "dev": result.final_eval, "history": result.history,
-                           "train_seconds": result.seconds})
-        drop_checkpoints(cfg.output)
-    wait_for_main()
-    return Path(cfg.output)
+    return publish_model_folder(cfg.output, model, tokenizer, cfg,
+                                {"task": task.name, "dev": result.final_eval, "history": result.history,
+                                 "train_seconds": result.seconds})

@@ -21,9 +21,8 @@ from ..evaluation.predict import score
 from ..finetuning import label_task_head
 from ..models.architecture import describe
 from ..models.loading import check_same_vocab, load_model, load_tokenizer
-from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
+from ..models.saving import checkpoint_dir, publish_model_folder
 from ..models.student import build_student
-from ..train.distributed import is_main_process, wait_for_main
 from ..train.loop import train_loop
 from .mapping import resolve_mapping
 from .objective import DistillationObjective
@@ -106,8 +105,4 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         result.update(task=task.name, train_examples=len(train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)
-    if is_main_process():
-        save_model_folder(cfg.output, student.cpu(), tokenizer, cfg, result)
-        drop_checkpoints(cfg.output)
-    wait_for_main()
-    return Path(cfg.output)
+    return publish_model_folder(cfg.output, student, tokenizer, cfg, result)

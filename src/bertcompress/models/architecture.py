@@ -55,7 +55,8 @@ def base_model(model: nn.Module) -> nn.Module:
     return getattr(model, "base_model", model)
 
 
-def _child(module: nn.Module, dotted: str) -> nn.Module | None:
+def child_module(module: nn.Module, dotted: str) -> nn.Module | None:
+    """`module.a.b.c` for dotted = "a.b.c", or None where a part is missing."""
     for part in dotted.split("."):
         module = getattr(module, part, None)
         if module is None:
@@ -75,7 +76,7 @@ def describe(model: nn.Module) -> EncoderView:
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", type(model).__name__)
     base = base_model(model)
-    layers = next((m for m in (_child(base, p) for p in _LAYER_LISTS) if isinstance(m, nn.ModuleList)), None)
+    layers = next((m for m in (child_module(base, p) for p in _LAYER_LISTS) if isinstance(m, nn.ModuleList)), None)
     if layers is None or len(layers) == 0:
         raise UserError(f"model type {model_type!r} is not a supported encoder: no transformer layer list found")
     queries, keys = [], []

@@ -36,3 +36,16 @@ def checkpoint_dir(output: str | Path, phase: str) -> Path:
 def drop_checkpoints(output: str | Path) -> None:
     output = Path(output)
     shutil.rmtree(output.parent / f".{output.name}.checkpoints", ignore_errors=True)
+
+
+def publish_model_folder(output: str | Path, model: nn.Module, tokenizer, config: Any,
+                         result: dict[str, Any]) -> Path:
+    """End of a training verb: the main process writes the finished folder (atomically) and drops
+    the run's checkpoints; under DDP the other processes wait until it is there."""
+    from ..train.distributed import is_main_process, wait_for_main
+
+    if is_main_process():
+        save_model_folder(output, model.cpu(), tokenizer, config, result)
+        drop_checkpoints(output)
+    wait_for_main()
+    return Path(output)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..models.architecture import base_model, describe
+from ..models.architecture import base_model, child_module, describe
 from ..models.intermediates import model_inputs
 
 # Where each part sits inside one layer, per family: BERT/RoBERTa/ELECTRA, DistilBERT, MPNet.
@@ -44,14 +44,6 @@ PART_PATHS = {
     "ffn_out": ("output.dense", "ffn.lin2"),
 }
 MLM_PROBABILITY = 0.15
-
-
-def _get(module: nn.Module, dotted: str) -> nn.Module | None:
-    for name in dotted.split("."):
-        module = getattr(module, name, None)
-        if module is None:
-            return None
-    return module
 
 
 @dataclass
@@ -81,14 +73,14 @@ def encoder(model: nn.Module) -> Encoder:
     view = describe(model)
     paths = {}
     for part, candidates in PART_PATHS.items():
-        found = next((p for p in candidates if isinstance(_get(view.layers[0], p), nn.Linear)), None)
+        found = next((p for p in candidates if isinstance(child_module(view.layers[0], p), nn.Linear)), None)
         if found is None:
             raise UserError(f"model type {view.model_type!r} is not supported for extraction/pruning: "
                             f"no {part} projection found in its layers")
         paths[part] = found
     attention_path = paths["query"].rsplit(".", 1)[0]
-    parts = [{**{p: _get(layer, path) for p, path in paths.items()}, "attention": _get(layer, attention_path)}
-             for layer in view.layers]
+    parts = [{**{p: child_module(layer, path) for p, path in paths.items()},
+              "attention": child_module(layer, attention_path)} for layer in view.layers]
     prefix = next(name for name, mod in model.named_modules() if mod is view.layers) + "."
     base = base_model(model)
     start = getattr(base, "embeddings_project", None)  # ELECTRA with embedding_size != hidden_size

@@ -32,8 +32,7 @@ from ..finetuning import SupervisedObjective, label_task_head
 from ..models.architecture import base_model, describe, size_fields
 from ..models.intermediates import model_inputs
 from ..models.loading import load_model, load_tokenizer
-from ..models.saving import checkpoint_dir, drop_checkpoints, save_model_folder
-from ..train.distributed import is_main_process, wait_for_main
+from ..models.saving import checkpoint_dir, publish_model_folder
 from ..train.loop import train_loop
 from .config import TheseusConfig
 
@@ -215,8 +214,4 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     result["finetune"] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
     successor.eval()
     result["dev"] = score(successor, task, dev_features, collate)
-    if is_main_process():
-        save_model_folder(cfg.output, successor.cpu(), tokenizer, cfg, result)
-        drop_checkpoints(cfg.output)
-    wait_for_main()
-    return Path(cfg.output)
+    return publish_model_folder(cfg.output, successor, tokenizer, cfg, result)
