@@ -36,6 +36,7 @@ from common import SHARED_DATA, environment, print_table, write_result
 
 VARIANTS = {  # name -> (bits, kd); None bits = dynamic int8 PTQ
     "kdlsq_w8a8": ("w8a8", True), "kdlsq_w4a8": ("w4a8", True), "kdlsq_w2a8": ("w2a8", True),
+    "kdlsq_w4a8e2": ("w4a8e2", True),  # 2-bit word embeddings: they are most of a small student's bytes
     "lsq_w4a8": ("w4a8", False), "lsq_w2a8": ("w2a8", False), "ptq_dynamic_int8": (None, False),
 }
 
