@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=4000, help="SST-2 sentences for the added trainings")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
-    root, work = Path(args.models), Path(args.work)
+    root, work = Path(args.models), Path(args.work) / f"train{args.train}"  # reused only with equal settings
     teacher = root / "teacher"
     data = DataConfig(task="sst2", path=str(SHARED_DATA / "glue" / "SST-2"), max_seq_len=64,
                       max_train_examples=args.train)

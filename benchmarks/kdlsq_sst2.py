@@ -87,7 +87,7 @@ def main() -> None:
               "variants": {}}
     train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=32)
     for name, (bits, kd) in VARIANTS.items():
-        out = work / f"{args.student}-{name}"
+        out = work / f"{args.student}-{name}-{args.train}x{args.epochs:g}-lr{args.lr:g}"  # reused only if equal
         cfg = QuantizeTrainConfig(student=str(student_dir), teacher=str(teacher_dir) if kd else None, kd=kd,
                                   quant=QuantConfig.parse(bits or "w8a8"), train=train, data=data,
                                   onnx=bits is not None, output=str(out))
