@@ -7,12 +7,9 @@ import collections
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
-
-from bertcompress.data import Collator  # noqa: E402
-from bertcompress.errors import UserError  # noqa: E402
-from bertcompress.quant import QuantConfig, calibrate_, quantize_  # noqa: E402
+from bertcompress.data import Collator
+from bertcompress.errors import UserError
+from bertcompress.quant import QuantConfig, calibrate_, quantize_
 from bertcompress.quant.onnx_int8 import OnnxClassifier, export_onnx_int8  # noqa: E402
 
 

@@ -137,16 +137,11 @@ def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, fea
 
 
 def _versions() -> dict[str, str]:
+    import onnxruntime
     import transformers
 
-    out = {"torch": torch.__version__, "transformers": transformers.__version__}
-    try:
-        import onnxruntime
-
-        out["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    return out
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "onnxruntime": onnxruntime.__version__}
 
 
 def compare(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, float]:
