@@ -1,12 +1,13 @@
 """The main pipeline on real GLUE SST-2 with the MiniLM teacher and two students.
 
-teacher: all-MiniLM-L6-v2 fine-tuned on SST-2 train; students 4×312 and 3×384: general
+teacher: all-MiniLM-L6-v2 fine-tuned on SST-2 train; students 4×312 and 3×384 (and the ETD-cut 4×312-etd): general
 distillation on WikiText-2 (valid + test), then task distillation on SST-2 train (intermediate
 phase, then prediction phase). Reports SST-2 dev accuracy, retention (student / teacher), size and
 CPU latency ratios measured in the same run, the settings and the wall time.
 
     python benchmarks/glue_sst2.py --scale gpu      # the run recorded in the README (one H100, ~5 min)
     python benchmarks/glue_sst2.py --scale cpu      # 20,000 training sentences on 2 CPU cores
+    python benchmarks/glue_sst2.py --scale cpu-full --students 4x312-etd   # all of SST-2, ~1 h on CPU
     python benchmarks/glue_sst2.py --scale smoke    # minutes, to check it runs
 --scale gpu writes benchmarks/results/glue_sst2.json (contract: teacher.accuracy;
 students.<name>.accuracy, retention, size_ratio, latency_ratio); other scales glue_sst2_<scale>.json.
@@ -31,19 +32,28 @@ from bertcompress.config import (
 from bertcompress.distillation.stages import distill
 from bertcompress.evaluation.evaluator import compare, evaluate
 from bertcompress.finetuning import finetune
+from bertcompress.pruning.command import extract
+from bertcompress.pruning.config import ExtractConfig
 from common import SHARED_DATA, environment, print_table, write_result
 
 # 4x312 starts from random weights (TinyBERT); 3x384 has the teacher's width, so it starts from the
-# teacher's layers 2, 4, 6 (Extract Then Distill style) before the same two distillation stages.
-STUDENTS = {"4x312": StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200),
+# teacher's layers 2, 4, 6 (DistilBERT style); 4x312-etd is the 4x312 cut from the pre-trained
+# teacher by Extract Then Distill (ETD-Impt: its most important layers' units by Taylor importance on
+# the corpus). All then go through the same two distillation stages.
+TINY = StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
+STUDENTS = {"4x312": TINY,
             "3x384": StudentConfig(num_layers=3, hidden_size=384, num_heads=12, ffn_size=1536,
-                                   init="teacher_layers")}
+                                   init="teacher_layers"),
+            "4x312-etd": TINY}
+EXTRACTED = {"4x312-etd"}
 
 SCALES = {
     # train examples, general-distillation sequences, epochs (finetune, general, intermediate,
     # prediction), batch size, augmentation (n_aug, max_examples) or None
     "smoke": dict(train=2000, sequences=300, epochs=(1, 1, 1, 1), batch=32, augment=(1, 200)),
     "cpu": dict(train=20000, sequences=2000, epochs=(1, 1, 1, 1), batch=32, augment=None),
+    # all 67k SST-2 sentences, more task-distillation updates: about an hour per student on 2 cores
+    "cpu-full": dict(train=None, sequences=2000, epochs=(1, 1, 2, 1), batch=32, augment=None),
     # sized to fit one ~5-minute run on one H100 (bf16; the small models are launch-bound there,
     # so a bigger batch costs little per step)
     "gpu": dict(train=None, sequences=None, epochs=(2, 5, 3, 2), batch=128, augment=(2, 10000)),
@@ -55,7 +65,9 @@ def main() -> None:
     ap.add_argument("--scale", choices=SCALES, default="cpu")
     ap.add_argument("--work", default="runs/glue_sst2", help="folder for the trained models")
     ap.add_argument("--teacher", default="all-MiniLM-L6-v2", help="pre-trained teacher (name or folder)")
-    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--students", nargs="+", default=["4x312", "3x384"], choices=list(STUDENTS))
+    ap.add_argument("--reuse-teacher", action="store_true",
+                    help="keep a fine-tuned teacher already in --work/teacher (same scale) instead of training it")
     args = ap.parse_args()
     s = SCALES[args.scale]
     work = Path(args.work)
@@ -76,13 +88,22 @@ def main() -> None:
         seconds[name] = round(time.perf_counter() - t0, 1)
         return out
 
-    teacher = timed("teacher", finetune, FinetuneConfig(
-        model=args.teacher, data=data, output=str(work / "teacher"),
-        train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=bs)))
+    teacher = work / "teacher"
+    if not (args.reuse_teacher and (teacher / "bertcompress_config.yaml").is_file()):
+        teacher = timed("teacher", finetune, FinetuneConfig(
+            model=args.teacher, data=data, output=str(teacher),
+            train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=bs)))
     students = {}
     for name in args.students:
+        start = None
+        if name in EXTRACTED:
+            shape = STUDENTS[name]
+            start = timed(f"{name}/extract", extract, ExtractConfig(
+                teacher=args.teacher, output=str(work / f"{name}-extracted"), strategy="impt", corpus=corpus,
+                num_layers=shape.num_layers, hidden_size=shape.hidden_size, ffn_size=shape.ffn_size))
         general = timed(f"{name}/general", distill, DistillConfig(
-            stage="general", teacher=args.teacher, student=STUDENTS[name], corpus=corpus,
+            stage="general", teacher=args.teacher, student=STUDENTS[name],
+            student_path=str(start) if start else None, corpus=corpus,
             train=TrainConfig(epochs=ep_gen, lr=3e-4, batch_size=bs), output=str(work / f"{name}-general")))
         students[name] = timed(f"{name}/task", distill, DistillConfig(
             stage="task", teacher=str(teacher), student_path=str(general), data=data,

@@ -10,7 +10,7 @@ bits are stored as int8 there), PyTorch dynamic int8 for PTQ. Writes
 benchmarks/results/kdlsq_sst2.json (contract: fp32_student.accuracy; variants.<name>.accuracy,
 label_loyalty, probability_loyalty, bytes, compression_ratio, latency_ratio).
 
-    python benchmarks/kdlsq_sst2.py --models runs/glue_sst2_cpu [--train 8000 --epochs 1]
+    python benchmarks/kdlsq_sst2.py --models runs/glue_sst2_cpu [--train 8000 --epochs 2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--models", default="runs/glue_sst2_cpu", help="glue_sst2.py's --work folder")
     ap.add_argument("--student", default="4x312")
     ap.add_argument("--train", type=int, default=8000, help="SST-2 training sentences for quantization training")
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--work", default="runs/kdlsq_sst2")

@@ -68,6 +68,17 @@ def test_resume_refuses_other_settings(tmp_path):
                    resume=True)
 
 
+def test_resume_refuses_other_method_settings(tmp_path):
+    # e.g. a Theseus curriculum or KDLSQ bit widths changed between the crash and the resume
+    train_loop(Regressor(), features(), collate, TrainConfig(**CFG), work_dir=tmp_path, settings={"bits": 4})
+    with pytest.raises(UserError, match="other settings"):
+        train_loop(Regressor(), features(), collate, TrainConfig(**CFG), work_dir=tmp_path, resume=True,
+                   settings={"bits": 2})
+    res = train_loop(Regressor(), features(), collate, TrainConfig(**CFG), work_dir=tmp_path, resume=True,
+                     settings={"bits": 4})
+    assert res.steps == 0  # same settings: the finished run is taken as finished
+
+
 def test_nan_loss_stops_and_keeps_checkpoint(tmp_path):
     class Exploding(Regressor):
         def forward(self, batch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..config import DistillConfig, LossConfig
+from ..config import DistillConfig, LossConfig, to_dict
 from ..data import Collator, chunk_corpus, encode_examples, load_corpus, load_examples
 from ..data.examples import TaskSpec
 from ..errors import UserError
@@ -70,7 +70,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                                 cfg.corpus.max_sequences)
         objective = DistillationObjective(student, teacher, cfg.losses, phase_weights(cfg.losses, "intermediate"))
         run = train_loop(objective, features, collate, cfg.train, resume=resume, desc="general distill",
-                         work_dir=checkpoint_dir(cfg.output, "general"))
+                         work_dir=checkpoint_dir(cfg.output, "general"), settings=to_dict(cfg.losses))
         result.update(mapping=objective.mapping, sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
     else:
@@ -99,7 +99,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                                               regression=task.is_regression)
             run = train_loop(objective, features, collate, train_cfg, resume=resume,
                              desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
-                             evaluate=evaluate if phase == "prediction" else None)
+                             evaluate=evaluate if phase == "prediction" else None,
+                             settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
             result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
             result["mapping"] = objective.mapping
         result.update(task=task.name, train_examples=len(train_examples))

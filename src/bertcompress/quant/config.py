@@ -26,16 +26,16 @@ class QuantConfig:
 
     Every nn.Linear of the encoder (attention Q/K/V and output, FFN in and out, the pooler, ELECTRA's
     embedding projection) gets `weight_bits` weights and `act_bits` inputs; the word embeddings get
-    `embedding_bits`. The task head (every Linear outside the encoder: BERT's classifier, RoBERTa's
-    dense + out_proj, DistilBERT's pre_classifier + classifier) stays in float unless
-    `quantize_classifier`: it holds a negligible share of the weights (768×2 in BERT-base) and its
-    error lands directly on the logits. LayerNorm, biases, position and token-type embeddings and
-    the attention matmuls (QKᵀ, softmax·V) stay in float.
+    `embedding_bits`, the learned position embeddings `weight_bits`. The task head (every Linear
+    outside the encoder: BERT's classifier, RoBERTa's dense + out_proj, DistilBERT's pre_classifier +
+    classifier) stays in float unless `quantize_classifier`: it holds a negligible share of the
+    weights (768×2 in BERT-base) and its error lands directly on the logits. LayerNorm, biases,
+    token-type embeddings (two rows) and the attention matmuls (QKᵀ, softmax·V) stay in float.
     """
 
     weight_bits: int = 4
     act_bits: int | None = 8  # None: float activations (weight-only quantization)
-    embedding_bits: int | None = None  # None: same as weight_bits
+    embedding_bits: int | None = None  # word embeddings; None: same as weight_bits
     per_channel: bool = True  # one step per output row of each weight (and per embedding row)
     quantize_embeddings: bool = True
     quantize_classifier: bool = False

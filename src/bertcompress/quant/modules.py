@@ -96,10 +96,15 @@ def quantize_(model: nn.Module, cfg: QuantConfig) -> nn.Module:
             if (name + ".").startswith(head) and not cfg.quantize_classifier:
                 continue
             swaps.append((name, QuantLinear.from_linear(module, cfg.weight_bits, cfg.act_bits, cfg.per_channel)))
-    words = base_model(model).get_input_embeddings() if cfg.quantize_embeddings else None
-    if type(words) is nn.Embedding:
-        name = next(n for n, m in model.named_modules() if m is words)
-        swaps.append((name, QuantEmbedding.from_embedding(words, cfg.emb_bits, cfg.per_channel)))
+    if cfg.quantize_embeddings:
+        base = base_model(model)
+        positions = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+        # word embeddings at their own width (most of a small student's bytes); the learned position
+        # table (512 rows: as large as a 4x312 student's attention layer) at the weights' width
+        for table, bits in ((base.get_input_embeddings(), cfg.emb_bits), (positions, cfg.weight_bits)):
+            if type(table) is nn.Embedding:
+                name = next(n for n, m in model.named_modules() if m is table)
+                swaps.append((name, QuantEmbedding.from_embedding(table, bits, cfg.per_channel)))
     for name, new in swaps:
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, new)

@@ -5,7 +5,7 @@ A packed folder holds
                            (`<weight>.codes`, uint8) and its steps (`<weight>.step`, fp32, one per
                            tensor or per row); each activation quantizer's step
                            (`<layer>.act_quant.step`); every other tensor (LayerNorm, biases,
-                           position and token-type embeddings, a float task head) in fp32, so
+                           token-type embeddings, a float task head) in fp32, so
                            the rebuilt model reproduces the fake-quantized one bit for bit
     quantization.json      format, QuantConfig, per tensor: bits, signed, shape, per-channel
     config.json, tokenizer, bertcompress_config.yaml, bertcompress_result.json

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import save_config
+from ..config import save_config, to_dict
 from ..data import Collator, encode_examples, load_examples
 from ..distillation.objective import DistillationObjective
 from ..errors import UserError
@@ -83,6 +83,8 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
     run = train_loop(objective, features, collate, cfg.train, resume=resume,
                      desc=f"quantize {cfg.quant.spec()} ({'KDLSQ' if cfg.kd else 'LSQ'})",
                      work_dir=checkpoint_dir(cfg.output, "quantize"),
+                     settings={"quant": to_dict(cfg.quant), "kd": cfg.kd, "teacher": cfg.teacher,
+                               "losses": to_dict(cfg.losses)},
                      evaluate=lambda _: score(student, task, dev_features, collate))
     student.eval()
     result = {"method": "kdlsq" if cfg.kd else "lsq", "bits": cfg.quant.spec(), "task": task.name,

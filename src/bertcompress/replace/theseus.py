@@ -200,8 +200,11 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     objective = TheseusObjective(successor, predecessor, functools.partial(replace_rate, cfg),
                                  seed=cfg.replacing.seed, grad_accum=cfg.replacing.grad_accum,
                                  regression=task.is_regression)
+    curriculum = {k: getattr(cfg, k) for k in ("successor_init", "curriculum", "replace_prob", "curriculum_k",
+                                               "curriculum_b")}
     run = train_loop(objective, features, collate, cfg.replacing, resume=resume, evaluate=evaluate,
-                     work_dir=checkpoint_dir(cfg.output, "replacing"), desc="theseus (replacing)")
+                     work_dir=checkpoint_dir(cfg.output, "replacing"), desc="theseus (replacing)",
+                     settings=curriculum)
     result["replacing"] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
                            "final_replace_rate": replace_rate(cfg, objective.draws // cfg.replacing.grad_accum)}
     del objective, predecessor  # phase 2 never needs the teacher layers
@@ -210,7 +213,7 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     _freeze(successor_layers, True)
     run = train_loop(SupervisedObjective(successor, task.is_regression), features, collate, cfg.finetune,
                      resume=resume, evaluate=evaluate, work_dir=checkpoint_dir(cfg.output, "finetune"),
-                     desc="theseus (successor fine-tuning)")
+                     desc="theseus (successor fine-tuning)", settings={**curriculum, "shared": cfg.finetune_shared})
     result["finetune"] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
     successor.eval()
     result["dev"] = score(successor, task, dev_features, collate)

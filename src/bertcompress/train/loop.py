@@ -87,8 +87,12 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
                cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
-               evaluate: EvalFn | None = None, desc: str = "train") -> TrainResult:
-    """Train `module` in place on `features`; return its history. Checkpoints go to `work_dir`."""
+               evaluate: EvalFn | None = None, desc: str = "train",
+               settings: dict[str, Any] | None = None) -> TrainResult:
+    """Train `module` in place on `features`; return its history. Checkpoints go to `work_dir`.
+
+    `settings`: the method's own settings (loss weights, bit widths, a curriculum...); like `cfg`
+    and the data size they must match for `resume` to continue a checkpoint."""
     if not features:
         raise UserError(f"{desc}: no training examples")
     work_dir = Path(work_dir)
@@ -119,7 +123,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         optimizer, _linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps))
 
     step, history = 0, []
-    fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size}, sort_keys=True)
+    fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size,
+                              "method": settings or {}}, sort_keys=True, default=str)
     if resume and (state := load_checkpoint(work_dir)) is not None:
         if state["fingerprint"] != fingerprint:
             raise UserError(f"cannot resume from {work_dir}: it was written with other settings or data")
