@@ -4,6 +4,7 @@ The Python verbs mirror the CLI's subcommands:
     run(PipelineConfig)        finetune(FinetuneConfig)     distill(DistillConfig)
     evaluate([...], DataConfig, ...)                        report(records, folder)
     quantize(QuantizeTrainConfig)   extract(ExtractConfig)  prune(PruneConfig)   theseus(TheseusConfig)
+    search_mapping(MappingSearchConfig)   (CLI: search-mapping)
 """
 
 __version__ = "0.1.0"
@@ -44,6 +45,9 @@ _LAZY = {
     "PruneConfig": ("pruning.config", "PruneConfig"),
     "theseus": ("replace.theseus", "theseus"),
     "TheseusConfig": ("replace.config", "TheseusConfig"),
+    "search_mapping": ("search.layer_mapping", "search_mapping"),
+    "MappingSearchConfig": ("search.config", "MappingSearchConfig"),
+    "GeneticConfig": ("search.config", "GeneticConfig"),
 }
 
 

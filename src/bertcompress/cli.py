@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # subcommand -> the subpackage whose `command` module handles it
-_METHOD_COMMANDS = {"quantize": "quant", "extract": "pruning", "prune": "pruning", "theseus": "replace"}
+_METHOD_COMMANDS = {"quantize": "quant", "extract": "pruning", "prune": "pruning", "theseus": "replace",
+                    "search-mapping": "search"}
 
 
 def _command_module(package: str):

@@ -1,0 +1,68 @@
+"""Settings of the layer-mapping search (search/layer_mapping.py) and its genetic algorithm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, LossConfig, StudentConfig, TrainConfig, _check
+
+
+@dataclass
+class GeneticConfig:
+    """The genetic algorithm (search/genetic.py). Scored genomes are population + (generations - 1)
+    × (population - elite) at most; repeats are free."""
+
+    population: int = 8
+    generations: int = 4
+    elite: int = 2  # best genomes carried over unchanged
+    tournament: int = 3  # genomes drawn per parent pick; the fittest of them is the parent
+    crossover_rate: float = 0.8  # else the child starts as a copy of its first parent
+    mutation_rate: float = 0.25  # per gene: reset to a random layer
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self.population >= 2, f"search.population must be >= 2, got {self.population}")
+        _check(self.generations >= 1, f"search.generations must be >= 1, got {self.generations}")
+        _check(0 <= self.elite < self.population,
+               f"search.elite must be in [0, population), got {self.elite}")
+        _check(self.tournament >= 1, f"search.tournament must be >= 1, got {self.tournament}")
+        for name in ("crossover_rate", "mutation_rate"):
+            v = getattr(self, name)
+            _check(0 <= v <= 1, f"search.{name} must be in [0, 1], got {v}")
+
+
+def _proxy_tasks() -> list[DataConfig]:
+    return [DataConfig(max_seq_len=64, max_train_examples=2000, max_eval_examples=500)]
+
+
+@dataclass
+class MappingSearchConfig:
+    """Search the layer mapping g of a task-agnostic student with a genetic algorithm.
+
+    A genome is one teacher layer (1-based) per student layer. Its fitness is the proxy score:
+    general distillation with that mapping on the first `proxy_sequences` of the corpus
+    (`proxy_general`), then fine-tuning on each of `tasks` (`proxy_finetune`), averaging their dev
+    scores. Every candidate starts from the same student initialisation and sees the same data, so
+    only the mapping differs. With `final_general` set, the best mapping then gets the full general
+    distillation on the whole corpus.
+    """
+
+    teacher: str = DEFAULT_TEACHER
+    student: StudentConfig = field(default_factory=StudentConfig)
+    losses: LossConfig = field(default_factory=LossConfig)  # layer_mapping is what is searched
+    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(max_seq_len=64))
+    proxy_sequences: int = 256
+    proxy_general: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    tasks: list[DataConfig] = field(default_factory=_proxy_tasks)
+    proxy_finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
+    search: GeneticConfig = field(default_factory=GeneticConfig)
+    monotone: bool = True  # keep mappings non-decreasing, like every hand-made one
+    final_general: TrainConfig | None = None  # full general distillation with the best mapping
+    keep_candidates: bool = False  # keep every candidate's models (large) instead of only its scores
+    output: str = "outputs/mapping_search"
+
+    def __post_init__(self) -> None:
+        _check(self.proxy_sequences >= 1, f"proxy_sequences must be >= 1, got {self.proxy_sequences}")
+        _check(len(self.tasks) >= 1, "tasks must name at least one task for the proxy")
+        names = [t.task for t in self.tasks]
+        _check(len(set(names)) == len(names), f"tasks are scored by name, so each may appear once: {names}")

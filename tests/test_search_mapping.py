@@ -1,0 +1,142 @@
+"""Layer-mapping search: the genetic algorithm on known fitness functions, its config errors, and
+a tiny end-to-end search (proxy distillation + fine-tuning) with resume and the CLI."""
+
+import dataclasses
+import json
+
+import pytest
+from transformers import AutoModel
+
+from bertcompress.cli import main
+from bertcompress.config import CorpusConfig, DataConfig, StudentConfig, TrainConfig
+from bertcompress.errors import UserError
+from bertcompress.search.config import GeneticConfig, MappingSearchConfig
+from bertcompress.search.genetic import genetic_search
+
+TARGET = (2, 3, 3, 6)
+
+
+def distance_fitness(genome):
+    return -sum(abs(a - b) for a, b in zip(genome, TARGET))
+
+
+def test_ga_finds_the_optimum_and_scores_each_genome_once():
+    calls = []
+
+    def fitness(g):
+        calls.append(g)
+        return distance_fitness(g)
+
+    ga = GeneticConfig(population=8, generations=12, seed=0)
+    result = genetic_search(fitness, 4, 1, 6, ga, seeds=[(1, 2, 3, 4), (3, 4, 5, 6)])
+    assert result.best == TARGET and result.best_fitness == 0
+    assert len(calls) == len(set(calls)) == len(result.scores)  # every genome scored exactly once
+    assert result.history[0].population[:2] == [(1, 2, 3, 4), (3, 4, 5, 6)]  # seeds open generation 0
+    best = [h.best_fitness for h in result.history]
+    assert best == sorted(best)  # elitism: the best never gets worse
+    assert all(list(g) == sorted(g) for h in result.history for g in h.population)  # monotone
+    # a converging population repeats genomes, and a repeat costs no proxy run
+    assert len(calls) < 8 * 12
+
+
+def test_ga_without_monotone_keeps_gene_order():
+    result = genetic_search(lambda g: -abs(g[0] - 3) - abs(g[1] - 1), 2, 1, 4,
+                            GeneticConfig(population=6, generations=6, seed=1), monotone=False)
+    assert result.best == (3, 1)  # a decreasing mapping: only reachable without `monotone`
+
+
+def test_ga_resume_replays_the_same_generations_and_scores_only_the_rest():
+    ga = GeneticConfig(population=6, generations=4, seed=3)
+    first = []
+    full = genetic_search(distance_fitness, 4, 1, 6, ga, on_scored=lambda g, f: first.append((g, f)))
+    known = dict(first[:7])  # killed after 7 scored genomes
+    again = []
+    resumed = genetic_search(lambda g: again.append(g) or distance_fitness(g), 4, 1, 6, ga, known=known)
+    assert [h.population for h in resumed.history] == [h.population for h in full.history]
+    assert set(again) == set(full.scores) - set(known)
+
+
+def test_ga_small_space_repeats_instead_of_looping():
+    result = genetic_search(lambda g: 1.0, 1, 1, 2, GeneticConfig(population=5, generations=2, elite=1))
+    assert set(result.scores) == {(1,), (2,)} and len(result.history[0].population) == 5
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"population": 1}, "population must be >= 2"),
+    ({"generations": 0}, "generations must be >= 1"),
+    ({"elite": 8}, r"elite must be in \[0, population\)"),
+    ({"tournament": 0}, "tournament must be >= 1"),
+    ({"mutation_rate": 1.5}, r"mutation_rate must be in \[0, 1\]"),
+])
+def test_genetic_config_errors(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        GeneticConfig(**kwargs)
+
+
+def test_search_config_errors():
+    with pytest.raises(UserError, match="at least one task"):
+        MappingSearchConfig(tasks=[])
+    with pytest.raises(UserError, match="each may appear once"):
+        MappingSearchConfig(tasks=[DataConfig(task="sst2"), DataConfig(task="sst2")])
+    with pytest.raises(UserError, match="proxy_sequences must be >= 1"):
+        MappingSearchConfig(proxy_sequences=0)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(f"the {w} movie was {v} and i loved it" for w in ("good", "bad", "fine")
+                                for v in ("great", "awful", "fun")), encoding="utf-8")
+    return path
+
+
+def _tiny_search(tiny_bert_dir, sentiment_tsv, corpus, out, **extra) -> MappingSearchConfig:
+    steps = TrainConfig(max_steps=2, batch_size=8)
+    return MappingSearchConfig(
+        teacher=str(tiny_bert_dir), student=StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=32),
+        corpus=CorpusConfig(path=str(corpus), max_seq_len=16), proxy_sequences=16, proxy_general=steps,
+        tasks=[DataConfig(task="sst2", path=str(sentiment_tsv), max_seq_len=16)], proxy_finetune=steps,
+        search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
+
+
+def test_search_end_to_end_with_resume(tmp_path, tiny_bert_dir, sentiment_tsv, corpus, monkeypatch):
+    from bertcompress.search import layer_mapping
+    from bertcompress.search.layer_mapping import search_mapping
+
+    out = tmp_path / "search"
+    cfg = _tiny_search(tiny_bert_dir, sentiment_tsv, corpus, out, final_general=TrainConfig(max_steps=2, batch_size=8))
+    search_mapping(cfg)
+    result = json.loads((out / "search.json").read_text())
+    # the tiny teacher has 4 layers, the student 2: the hand-made mappings are scored in generation 0
+    assert result["heuristics"]["uniform"]["mapping"] == [2, 4]
+    assert result["heuristics"]["last"]["mapping"] == [3, 4]
+    assert result["generations"][0]["population"][:2] == [[2, 4], [3, 4]]
+    scored = {tuple(c["mapping"]): c for c in result["candidates"]}
+    assert len(scored) == len(result["candidates"]) >= 3
+    for c in scored.values():
+        assert set(c["scores"]) == {"sst2"} and c["fitness"] == pytest.approx(c["scores"]["sst2"])
+        assert all(1 <= n <= 4 for n in c["mapping"])
+    best = result["best"]
+    assert best["fitness"] == max(c["fitness"] for c in scored.values())
+    assert not (out / "candidates").exists() or not any((out / "candidates").iterdir())  # models not kept
+    student = AutoModel.from_pretrained(out / "student")  # the full distillation with the best mapping
+    assert student.config.num_hidden_layers == 2
+    assert json.loads((out / "student" / "bertcompress_result.json").read_text())["mapping"] == best["mapping"]
+
+    with pytest.raises(UserError, match="already holds a search"):
+        search_mapping(cfg)
+    # resuming a finished search scores nothing again
+    monkeypatch.setattr(layer_mapping, "proxy_score", lambda *a, **k: pytest.fail("re-scored a mapping"))
+    search_mapping(cfg, resume=True)
+    assert json.loads((out / "search.json").read_text())["best"] == best
+    other = dataclasses.replace(cfg, proxy_sequences=8)
+    with pytest.raises(UserError, match="started with other settings"):
+        search_mapping(other, resume=True)
+
+
+def test_search_cli_errors(tmp_path, capsys):
+    assert main(["search-mapping", "--population", "1", "-o", str(tmp_path / "s")]) == 2
+    assert "search.population must be >= 2" in capsys.readouterr().err
+    assert main(["search-mapping", "--teacher", str(tmp_path / "missing"), "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bertcompress: error:") and "Traceback" not in err
