@@ -33,7 +33,11 @@ def test_scores_equal_manual_qk(family):
         q = q.view(2, 7, 4, 8).transpose(1, 2)
         k = k.view(2, 7, 4, 8).transpose(1, 2)
         manual = q @ k.transpose(-1, -2) / math.sqrt(8)
-        torch.testing.assert_close(out.scores[layer], manual)
+        # real (query, key) pairs: QKᵀ/√d; pairs that touch padding: exactly 0
+        m = batch["attention_mask"]
+        pair = (m[:, None, :, None] * m[:, None, None, :]).bool().expand_as(manual)
+        torch.testing.assert_close(out.scores[layer][pair], manual[pair])
+        assert torch.count_nonzero(out.scores[layer][~pair]) == 0
     rec.remove()
     assert not view.queries[0]._forward_hooks
 
@@ -49,7 +53,7 @@ def test_scores_match_eager_attention_probs():
     rec = ScoreRecorder(describe(model), [2])
     with torch.no_grad():
         probs = model(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[1]
-    scores = rec.pop_scores()[2]
+    scores = rec.pop_scores()[2]  # no mask given: raw scores everywhere
     mine = torch.softmax(scores.masked_fill(mask[:, None, None, :] == 0, float("-inf")), -1)
     torch.testing.assert_close(mine, probs)
 

@@ -28,12 +28,29 @@ def test_attention_mse_averages_heads_over_real_pairs():
     t = torch.zeros(1, 2, 2, 2)
     t[0, 0, 0, 0] = 2.0  # head 0, real pair (0, 0): error 4
     t[0, 1, 0, 0] = 1.0  # head 1, real pair (0, 0): error 1
-    t[0, 1, 1, 1] = 50.0  # pair (1, 1) touches padding: ignored
-    mask = torch.tensor([[1, 0]])
+    mask = torch.tensor([[1, 0]])  # pairs touching position 1 are 0 in both, as attention_scores makes them
     # one real pair per head: (1/h) Σ_i MSE_i = (4 + 1) / 2
     assert attention_mse(s, t, mask).item() == pytest.approx(2.5)
-    # without a mask: mean over all 8 entries of (4 + 1 + 2500)
+    # without a mask: mean over all 8 entries
+    t[0, 1, 1, 1] = 50.0
     assert attention_mse(s, t, None).item() == pytest.approx(2505 / 8)
+
+
+def test_attention_scores_zero_padded_pairs_and_keep_real_ones():
+    from bertcompress.models.intermediates import attention_scores
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 5, 8), torch.randn(2, 5, 8)  # 2 heads of 4 dimensions
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    scores = attention_scores(q, k, 2, mask)
+    manual = q.view(2, 5, 2, 4).transpose(1, 2) @ k.view(2, 5, 2, 4).permute(0, 2, 3, 1) / 2.0  # √4
+    pair = (mask[:, None, :, None] * mask[:, None, None, :]).bool().expand_as(scores)
+    torch.testing.assert_close(scores[pair], manual[pair])
+    assert torch.count_nonzero(scores[~pair]) == 0 and (~pair).sum() == 2 * (25 - 9)
+    # so the fused loss equals the explicitly masked mean over real pairs
+    other = attention_scores(torch.randn(2, 5, 8), torch.randn(2, 5, 8), 2, mask)
+    explicit = ((scores - other) ** 2)[pair].sum() / (pair.sum())
+    torch.testing.assert_close(attention_mse(scores, other, mask), explicit)
 
 
 def test_soft_cross_entropy_hand_value():

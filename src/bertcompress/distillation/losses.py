@@ -4,8 +4,8 @@ Each term is `fn(student, teacher, ctx) -> scalar`; adding a loss is one functio
 `@register_loss` line. The tensor-level helpers below are what the tests check by hand.
 
 Padding: every term averages over real tokens only (hidden/embedding: real positions × width;
-attention: real (query, key) pairs × heads), the masked counterpart of the reference code's
-zeroing of masked scores, so the amount of padding in a batch never changes the loss.
+attention: real (query, key) pairs × heads, whose scores are zeroed at padded pairs as in the
+reference code), so the amount of padding in a batch never changes the loss.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor 
 
 
 def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """(1/h)·Σ_i MSE(A_i^S, A_i^T) over pre-softmax scores (B, H, L, L), real query/key pairs only."""
-    diff = (student.float() - teacher.float()) ** 2
+    """(1/h)·Σ_i MSE(A_i^S, A_i^T) over pre-softmax scores (B, H, L, L), averaged over real
+    (query, key) pairs. Both inputs must be 0 at pairs that touch padding (`attention_scores` makes
+    them so), so the squared error is one fused pass over every entry and only the count needs the
+    mask."""
+    squared = F.mse_loss(student.float(), teacher.float(), reduction="sum")
     if mask is None:
-        return diff.mean()
-    m = mask.to(diff.dtype)
-    pair = (m[:, :, None] * m[:, None, :]).unsqueeze(1)  # (B, 1, L, L)
-    return (diff * pair).sum() / (pair.sum() * diff.shape[1]).clamp_min(1)
+        return squared / student.numel()
+    real = mask.float().sum(-1)  # real tokens per sequence: real² real pairs
+    return squared / ((real * real).sum() * student.shape[1]).clamp_min(1)
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -22,17 +22,28 @@ from .architecture import EncoderView
 @dataclass
 class Intermediates:
     hidden_states: tuple[torch.Tensor, ...]  # [embedding output, layer 1, ..., layer N]
-    scores: dict[int, torch.Tensor] = field(default_factory=dict)  # 1-based layer -> (B, H, L, L)
+    # 1-based layer -> (B, H, L, L) pre-softmax scores, 0 at every pair that touches padding
+    scores: dict[int, torch.Tensor] = field(default_factory=dict)
     logits: torch.Tensor | None = None
 
 
-def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """(B, L, H·d) query and key projections -> (B, H, L, L) scores QKᵀ/√d."""
+def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L, H·d) query and key projections -> (B, H, L, L) scores QKᵀ/√d.
+
+    With `mask` (B, L) of 0/1, every pair with a padded query or key scores exactly 0, as in
+    TinyBERT's reference code, so a loss can sum over all entries in one fused pass. The rows of
+    Q and K are masked (and Q scaled) before the product: B·L·H·d work instead of B·H·L² passes."""
     b, q_len, hd = q.shape
     d = hd // num_heads
+    if mask is not None:
+        m = mask[:, :, None].to(q.dtype)
+        q, k = q * (m / math.sqrt(d)), k * m
+    else:
+        q = q / math.sqrt(d)
     q = q.view(b, q_len, num_heads, d).transpose(1, 2)
     k = k.view(b, k.shape[1], num_heads, d).transpose(1, 2)
-    return torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d)
+    return torch.matmul(q, k.transpose(-1, -2))
 
 
 class ScoreRecorder:
@@ -54,8 +65,9 @@ class ScoreRecorder:
             store[layer] = output
         return hook
 
-    def pop_scores(self) -> dict[int, torch.Tensor]:
-        out = {i: attention_scores(self._q[i], self._k[i], self.view.num_heads) for i in self.layers if i in self._q}
+    def pop_scores(self, mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        out = {i: attention_scores(self._q[i], self._k[i], self.view.num_heads, mask)
+               for i in self.layers if i in self._q}
         self._q.clear()
         self._k.clear()
         return out
@@ -78,6 +90,6 @@ def model_inputs(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, 
 def run_with_intermediates(model: nn.Module, batch: dict[str, torch.Tensor],
                            recorder: ScoreRecorder | None) -> Intermediates:
     out = model(**model_inputs(batch, model), output_hidden_states=True, return_dict=True)
-    scores = recorder.pop_scores() if recorder is not None else {}
+    scores = recorder.pop_scores(batch.get("attention_mask")) if recorder is not None else {}
     return Intermediates(hidden_states=tuple(out.hidden_states), scores=scores,
                          logits=getattr(out, "logits", None))
