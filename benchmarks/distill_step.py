@@ -11,7 +11,8 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
   textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
               one `train_on_batch` + backward + AdamW step; null with the reason if it cannot run
 
-Workloads: CPU batch 32 × 128 in fp32; CUDA (if present) batch 128 × 128 in bf16 autocast, plus
+Workloads: CPU batch 32 × 128 in fp32, and the same in bf16 autocast (`cpu_bf16`: what
+`train.precision=bf16` does on a CPU); CUDA (if present) batch 128 × 128 in bf16 autocast, plus
 model FLOPs utilisation against a measured 8192³ bf16 matmul peak. Reports tokens/s =
 batch·seq / median step time; timed steps go round-robin over the implementations. Results are
 merged into benchmarks/results/distill_step.json (a device this run did not measure keeps its
@@ -52,9 +53,11 @@ LR = 1e-4
 TEACHER = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
                vocab_size=30522)
 STUDENT = StudentConfig(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
-WORKLOADS = {  # device -> (batch, seq_len, warm-up steps, timed steps, dtype)
-    "cpu": (32, 128, 1, 3, "fp32"),
-    "cuda": (128, 128, 5, 20, "bf16-autocast"),
+WORKLOADS = {  # name -> (device, batch, seq_len, warm-up steps, timed steps, dtype)
+    "cpu": ("cpu", 32, 128, 1, 3, "fp32"),
+    # bf16 autocast on the CPU: what `train.precision=bf16` does there (fast on CPUs with AMX/AVX512-BF16)
+    "cpu_bf16": ("cpu", 32, 128, 1, 3, "bf16-autocast"),
+    "cuda": ("cuda", 128, 128, 5, 20, "bf16-autocast"),
 }
 IMPLS = ("ours", "naive", "textbrewer")
 
@@ -89,9 +92,9 @@ def uniform_mapping(student: nn.Module, teacher: nn.Module) -> list[int]:
     return [m * n_t // n_s for m in range(1, n_s + 1)]
 
 
-def autocast_for(device: str) -> Callable[[], ContextManager]:
-    if device == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast_for(device: str, dtype: str) -> Callable[[], ContextManager]:
+    if dtype == "bf16-autocast":
+        return lambda: torch.autocast(device, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
@@ -104,10 +107,10 @@ def _update(loss: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
 
 # ------------------------------------------------------------------ the three implementations
 
-def make_ours(teacher: nn.Module, student: nn.Module, device: str) -> tuple[Step, DistillationObjective]:
+def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> tuple[Step, DistillationObjective]:
     objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
     opt = torch.optim.AdamW(objective.parameters(), lr=LR)
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, dtype)
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         with autocast():
@@ -116,13 +119,13 @@ def make_ours(teacher: nn.Module, student: nn.Module, device: str) -> tuple[Step
     return step, objective
 
 
-def make_naive(teacher: nn.Module, student: nn.Module, device: str) -> Step:
+def make_naive(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> Step:
     """Needs models built with attn="eager": HF returns attention maps only from the eager path."""
     d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
     proj = nn.ModuleDict({"embedding": nn.Linear(d_s, d_t), "hidden": nn.Linear(d_s, d_t)}).to(device)
     mapping = uniform_mapping(student, teacher)
     opt = torch.optim.AdamW([*student.parameters(), *proj.parameters()], lr=LR)
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, dtype)
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         with autocast():
@@ -142,7 +145,7 @@ def make_naive(teacher: nn.Module, student: nn.Module, device: str) -> Step:
     return step
 
 
-def make_textbrewer(teacher: nn.Module, student: nn.Module, device: str) -> Step:
+def make_textbrewer(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> Step:
     """TextBrewer's TinyBERT recipe on eager models: hidden_mse (linear 312→768) on the embeddings
     and each mapped layer, attention_mse on the mapped layers' HF attention maps, CE KD on logits."""
     from textbrewer import DistillationConfig, GeneralDistiller, TrainingConfig
@@ -166,7 +169,7 @@ def make_textbrewer(teacher: nn.Module, student: nn.Module, device: str) -> Step
     # adds the projections' parameters to the optimizer, as TextBrewer's own train() does
     opt, _, _ = distiller.initialize_training(torch.optim.AdamW(student.parameters(), lr=LR), None, None, None)
     args = {"output_hidden_states": True, "output_attentions": True}
-    autocast = autocast_for(device)
+    autocast = autocast_for(device, dtype)
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         with autocast():
@@ -253,11 +256,11 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
     inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
     teacher, student = build_models("sdpa", device)
     eager_teacher, eager_student = build_models("eager", device)
-    steps: dict[str, Step] = {"ours": make_ours(teacher, student, device)[0],
-                              "naive": make_naive(eager_teacher, eager_student, device)}
+    steps: dict[str, Step] = {"ours": make_ours(teacher, student, device, dtype)[0],
+                              "naive": make_naive(eager_teacher, eager_student, device, dtype)}
     why: dict[str, str] = {}
     try:  # optional: any failure (import, an API gone, the first step) is recorded, not hidden
-        tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device)
+        tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype)
         tb_step(inputs)
         steps["textbrewer"] = tb_step
     except ImportError as e:
@@ -290,8 +293,8 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
     return result
 
 
-def print_table(device: str, r: dict[str, Any]) -> None:
-    print(f"\n{device}: {r['device_name']}, {r['threads']} threads, batch {r['batch']} x {r['seq_len']}, "
+def print_table(name: str, r: dict[str, Any]) -> None:
+    print(f"\n{name}: {r['device_name']}, {r['threads']} threads, batch {r['batch']} x {r['seq_len']}, "
           f"{r['dtype']}, median of {r['timed_steps']} steps")
     print(f"  {'impl':<11} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
     for k, tps in r["tokens_per_s"].items():
@@ -313,8 +316,7 @@ def main() -> None:
 
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     out: dict[str, Any] = {}
-    for device in ("cpu", "cuda"):
-        batch, seq_len, warmup, timed, dtype = WORKLOADS[device]
+    for name, (device, batch, seq_len, warmup, timed, dtype) in WORKLOADS.items():
         if args.quick:
             batch, seq_len, warmup, timed = 4, 32, 1, 1
         timed = args.steps or timed
@@ -323,12 +325,12 @@ def main() -> None:
         elif device == "cuda" and not torch.cuda.is_available():
             why = "no CUDA device in this run"
         else:
-            out[device] = bench_device(device, batch, seq_len, warmup, timed, dtype)
-            print_table(device, out[device])
+            out[name] = bench_device(device, batch, seq_len, warmup, timed, dtype)
+            print_table(name, out[name])
             continue
-        out[device] = old.get(device)  # keep an earlier measurement; null if there never was one
-        if out[device] is None:
-            out[f"{device}_why"] = why
+        out[name] = old.get(name)  # keep an earlier measurement; null if there never was one
+        if out[name] is None:
+            out[f"{name}_why"] = why
     if args.quick:
         print("\n--quick: results not written")
         return

@@ -35,13 +35,13 @@ def test_naive_and_ours_steps_on_tiny_models(bench):
     batch = bench.make_batch(3, 12, TINY_TEACHER["vocab_size"], "cpu")
 
     teacher, student = bench.build_models("eager", "cpu", TINY_TEACHER, TINY_STUDENT)
-    naive_loss, naive_terms = bench.make_naive(teacher, student, "cpu")(batch)
+    naive_loss, naive_terms = bench.make_naive(teacher, student, "cpu", "fp32")(batch)
     assert math.isfinite(float(naive_loss)) and set(naive_terms) == {"embedding", "hidden", "attention", "prediction"}
     assert all(math.isfinite(v) for v in naive_terms.values())
 
     teacher, student = bench.build_models("sdpa", "cpu", TINY_TEACHER, TINY_STUDENT)
     student.eval()  # no dropout: the step and the direct call must see the same network
-    step, objective = bench.make_ours(teacher, student, "cpu")
+    step, objective = bench.make_ours(teacher, student, "cpu", "fp32")
     direct = DistillationObjective(copy.deepcopy(student), teacher, LossConfig(),
                                    {"embedding": 1, "hidden": 1, "attention": 1, "prediction": 1})
     direct.projections.load_state_dict(objective.projections.state_dict())
