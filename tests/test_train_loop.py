@@ -133,3 +133,19 @@ def test_epoch_batches_group_by_length():
 
     assert padding(grouped) < 0.1 * padding(plain)
     assert len(epoch_batches(1005, 0, 0, 10, drop_last=True)) == 100
+
+
+def test_bf16_autocast_on_cpu_trains_fp32_weights(tmp_path):
+    """train.precision=bf16 on a CPU: matmuls run in bf16 (autocast), weights and updates stay fp32."""
+    seen = []
+
+    class Probe(Regressor):
+        def forward(self, batch):
+            seen.append(self.lin(batch["x"]).dtype)
+            return super().forward(batch)
+
+    model = Probe()
+    res = train_loop(model, features(), collate, TrainConfig(**{**CFG, "precision": "bf16"}), work_dir=tmp_path)
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert model.lin.weight.dtype == torch.float32
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
