@@ -98,3 +98,20 @@ def test_load_packed_errors(tmp_path, tiny_bert_dir):
     (tmp_path / "p" / DESCRIPTION_FILE).write_text(json.dumps(desc))
     with pytest.raises(UserError, match="unknown packed format"):
         load_packed(tmp_path / "p")
+
+
+def test_version_1_folders_still_load(tiny_bert_dir, tmp_path):
+    """Version 1 kept the position table in float and had no `quantize_positions` key."""
+    model, qcfg = _quantized(tiny_bert_dir, "w4a8", quantize_positions=False)
+    assert type(model.bert.embeddings.position_embeddings) is torch.nn.Embedding
+    batch = _batch()
+    calibrate_(model, batch)
+    save_packed(tmp_path / "v1", model, qcfg)
+    path = tmp_path / "v1" / DESCRIPTION_FILE
+    desc = json.loads(path.read_text())
+    assert desc["version"] == 2 and "bert.embeddings.position_embeddings.weight" not in desc["tensors"]
+    desc["version"] = 1
+    del desc["quant"]["quantize_positions"]
+    path.write_text(json.dumps(desc))
+    with torch.no_grad():
+        assert torch.equal(load_packed(tmp_path / "v1")(**batch).logits, model(**batch).logits)

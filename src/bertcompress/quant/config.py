@@ -26,7 +26,8 @@ class QuantConfig:
 
     Every nn.Linear of the encoder (attention Q/K/V and output, FFN in and out, the pooler, ELECTRA's
     embedding projection) gets `weight_bits` weights and `act_bits` inputs; the word embeddings get
-    `embedding_bits`, the learned position embeddings `weight_bits`. The task head (every Linear
+    `embedding_bits`, the learned position embeddings `weight_bits` (unless not
+    `quantize_positions`). The task head (every Linear
     outside the encoder: BERT's classifier, RoBERTa's dense + out_proj, DistilBERT's pre_classifier +
     classifier) stays in float unless `quantize_classifier`: it holds a negligible share of the
     weights (768×2 in BERT-base) and its error lands directly on the logits. LayerNorm, biases,
@@ -38,6 +39,7 @@ class QuantConfig:
     embedding_bits: int | None = None  # word embeddings; None: same as weight_bits
     per_channel: bool = True  # one step per output row of each weight (and per embedding row)
     quantize_embeddings: bool = True
+    quantize_positions: bool = True  # the learned position table too (with quantize_embeddings)
     quantize_classifier: bool = False
 
     def __post_init__(self) -> None:

@@ -98,7 +98,8 @@ def quantize_(model: nn.Module, cfg: QuantConfig) -> nn.Module:
             swaps.append((name, QuantLinear.from_linear(module, cfg.weight_bits, cfg.act_bits, cfg.per_channel)))
     if cfg.quantize_embeddings:
         base = base_model(model)
-        positions = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+        positions = getattr(getattr(base, "embeddings", None), "position_embeddings", None) \
+            if cfg.quantize_positions else None
         # word embeddings at their own width (most of a small student's bytes); the learned position
         # table (512 rows: as large as a 4x312 student's attention layer) at the weights' width
         for table, bits in ((base.get_input_embeddings(), cfg.emb_bits), (positions, cfg.weight_bits)):

@@ -41,7 +41,7 @@ WEIGHTS_FILE = "quantized.safetensors"
 DESCRIPTION_FILE = "quantization.json"
 ONNX_FILE = "onnx/model.onnx"
 FORMAT = "bertcompress-packed-lsq"
-VERSION = 1
+VERSION = 2  # 2 records QuantConfig.quantize_positions; version 1 folders are still read
 _CHUNK = 1 << 20  # groups of 8 codes per step: bounds the int64 scratch memory
 
 
@@ -157,8 +157,11 @@ def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> 
     if not is_packed(folder):
         raise UserError(f"{folder} is not a packed quantized model: no {DESCRIPTION_FILE} in it")
     desc = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
-    if desc.get("format") != FORMAT or desc.get("version") != VERSION:
+    if desc.get("format") != FORMAT or desc.get("version") not in (1, VERSION):
         raise UserError(f"{folder}: unknown packed format {desc.get('format')!r} version {desc.get('version')!r}")
+    if desc["version"] == 1:  # no quantize_positions key: the tensor list says
+        desc["quant"].setdefault("quantize_positions", any(k.endswith("position_embeddings.weight")
+                                                            for k in desc["tensors"]))
     quant = from_dict(QuantConfig, desc["quant"], "quant")
     model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder)).float()
     quantize_(model, quant)
