@@ -19,8 +19,10 @@ if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
   echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
   cp benchmarks/results/distill_step.json "$OUT/" 2>/dev/null
 fi
+# GLUE_STUDENTS="4x312-etd 3x384" runs the ETD-cut 4x312 (the one that met the target on CPU)
+# shellcheck disable=SC2086
 timeout "${GLUE_TIMEOUT:-390}" python3 benchmarks/glue_sst2.py --scale gpu --teacher "$BERTCOMPRESS_SHARED_DATA/teacher" \
-  --work /tmp/glue_sst2 > "$OUT/glue_sst2.log" 2>&1
+  --students ${GLUE_STUDENTS:-4x312 3x384} --work /tmp/glue_sst2 > "$OUT/glue_sst2.log" 2>&1
 echo "glue_sst2 rc=$?"; tr '\r' '\n' < "$OUT/glue_sst2.log" | grep -E "^\[|rc=|wrote|accuracy|^(teacher|4x312|3x384)|Error|error" | tail -30
 cp benchmarks/results/glue_sst2.json "$OUT/" 2>/dev/null
 true
