@@ -73,6 +73,11 @@ def test_genetic_config_errors(kwargs, match):
         GeneticConfig(**kwargs)
 
 
+def test_elite_defaults_to_a_quarter_of_the_population():
+    assert GeneticConfig().n_elite == 2 and GeneticConfig(population=2).n_elite == 1
+    assert GeneticConfig(population=12, elite=0).n_elite == 0
+
+
 def test_search_config_errors():
     with pytest.raises(UserError, match="at least one task"):
         MappingSearchConfig(tasks=[])

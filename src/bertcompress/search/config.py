@@ -14,7 +14,7 @@ class GeneticConfig:
 
     population: int = 8
     generations: int = 4
-    elite: int = 2  # best genomes carried over unchanged
+    elite: int | None = None  # best genomes carried over unchanged; None: a quarter of the population
     tournament: int = 3  # genomes drawn per parent pick; the fittest of them is the parent
     crossover_rate: float = 0.8  # else the child starts as a copy of its first parent
     mutation_rate: float = 0.25  # per gene: reset to a random layer
@@ -23,12 +23,16 @@ class GeneticConfig:
     def __post_init__(self) -> None:
         _check(self.population >= 2, f"search.population must be >= 2, got {self.population}")
         _check(self.generations >= 1, f"search.generations must be >= 1, got {self.generations}")
-        _check(0 <= self.elite < self.population,
+        _check(self.elite is None or 0 <= self.elite < self.population,
                f"search.elite must be in [0, population), got {self.elite}")
         _check(self.tournament >= 1, f"search.tournament must be >= 1, got {self.tournament}")
         for name in ("crossover_rate", "mutation_rate"):
             v = getattr(self, name)
             _check(0 <= v <= 1, f"search.{name} must be in [0, 1], got {v}")
+
+    @property
+    def n_elite(self) -> int:
+        return self.elite if self.elite is not None else max(1, self.population // 4)
 
 
 def _proxy_tasks() -> list[DataConfig]:

@@ -93,6 +93,6 @@ def genetic_search(fitness: Callable[[Genome], float], length: int, low: int, hi
             genes = [rng.randint(low, high) if rng.random() < ga.mutation_rate else x for x in genes]
             return normal(genes)
 
-        population = fill([g for g, _ in ranked[:ga.elite]], child)
+        population = fill([g for g, _ in ranked[:ga.n_elite]], child)
     best = max(scores, key=lambda g: scores[g])
     return SearchResult(best=best, best_fitness=scores[best], scores=scores, history=history)
