@@ -71,11 +71,9 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
     if not (out / RESULT_FILE).is_file():
         return {}
     if (out / CONFIG_FILENAME).is_file():
-        earlier = to_dict(read_saved_config(MappingSearchConfig, out))
-        mine = to_dict(cfg)
-        for key in ("final_general", "keep_candidates", "output"):  # do not change any score
-            earlier.pop(key), mine.pop(key)
-        if earlier != mine:
+        free = ("final_general", "keep_candidates", "output")  # settings that change no score
+        earlier = {k: v for k, v in to_dict(read_saved_config(MappingSearchConfig, out)).items() if k not in free}
+        if earlier != {k: v for k, v in to_dict(cfg).items() if k not in free}:
             raise UserError(f"cannot resume the search in {out}: it was started with other settings")
     saved = json.loads((out / RESULT_FILE).read_text())
     return {tuple(c["mapping"]): c for c in saved.get("candidates", [])}
