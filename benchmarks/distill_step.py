@@ -46,6 +46,7 @@ from bertcompress.config import LossConfig, StudentConfig  # noqa: E402
 from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
 from bertcompress.io import atomic_write_json  # noqa: E402
 from bertcompress.models.student import build_student  # noqa: E402
+from bertcompress.train.loop import make_optimizer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_step.json"
 WEIGHTS = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0}
@@ -62,7 +63,8 @@ WORKLOADS = {  # name -> (device, batch, seq_len, warm-up steps, timed steps, dt
 IMPLS = ("ours", "naive", "textbrewer")
 
 Batch = dict[str, torch.Tensor]
-Step = Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]  # -> (loss, unweighted loss terms)
+# -> (loss, unweighted loss terms), all left on the device: a host sync per step would be timed too
+Step = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 # ------------------------------------------------------------------ models and inputs
@@ -109,10 +111,10 @@ def _update(loss: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
 
 def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> tuple[Step, DistillationObjective]:
     objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
-    opt = torch.optim.AdamW(objective.parameters(), lr=LR)
+    opt = make_optimizer(objective, LR, 0.01, torch.device(device))  # the training loop's optimizer
     autocast = autocast_for(device, dtype)
 
-    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with autocast():
             loss, logs = objective(batch)
         return _update(loss, opt), logs
@@ -127,7 +129,7 @@ def make_naive(teacher: nn.Module, student: nn.Module, device: str, dtype: str) 
     opt = torch.optim.AdamW([*student.parameters(), *proj.parameters()], lr=LR)
     autocast = autocast_for(device, dtype)
 
-    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with autocast():
             with torch.no_grad():
                 t = teacher(**batch, output_hidden_states=True, output_attentions=True)
@@ -141,7 +143,7 @@ def make_naive(teacher: nn.Module, student: nn.Module, device: str, dtype: str) 
                 "prediction": -(F.softmax(t.logits.float(), -1) * F.log_softmax(s.logits.float(), -1)).sum(-1).mean(),
             }
             loss = sum(terms.values())
-        return _update(loss, opt), {k: float(v.detach()) for k, v in terms.items()}
+        return _update(loss, opt), {k: v.detach() for k, v in terms.items()}
     return step
 
 
@@ -171,10 +173,10 @@ def make_textbrewer(teacher: nn.Module, student: nn.Module, device: str, dtype: 
     args = {"output_hidden_states": True, "output_attentions": True}
     autocast = autocast_for(device, dtype)
 
-    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with autocast():
             loss, terms = distiller.train_on_batch(batch, args)
-        return _update(loss, opt), {k: float(v.detach()) for k, v in terms.items()}
+        return _update(loss, opt), {k: v.detach() for k, v in terms.items()}
     return step
 
 

@@ -7,7 +7,7 @@ CPU latency ratios measured in the same run, the settings and the wall time.
 
     python benchmarks/glue_sst2.py --scale gpu      # the run recorded in the README (one H100, ~5 min)
     python benchmarks/glue_sst2.py --scale cpu      # 20,000 training sentences on 2 CPU cores
-    python benchmarks/glue_sst2.py --scale cpu-full --students 4x312-etd   # all of SST-2, ~1 h on CPU
+    python benchmarks/glue_sst2.py --scale cpu-full --students 4x312-etd   # all of SST-2, ~1 h per model on CPU
     python benchmarks/glue_sst2.py --scale smoke    # minutes, to check it runs
 --scale gpu writes benchmarks/results/glue_sst2.json (contract: teacher.accuracy;
 students.<name>.accuracy, retention, size_ratio, latency_ratio); other scales glue_sst2_<scale>.json.
@@ -66,8 +66,9 @@ def main() -> None:
     ap.add_argument("--work", default="runs/glue_sst2", help="folder for the trained models")
     ap.add_argument("--teacher", default="all-MiniLM-L6-v2", help="pre-trained teacher (name or folder)")
     ap.add_argument("--students", nargs="+", default=["4x312", "3x384"], choices=list(STUDENTS))
-    ap.add_argument("--reuse-teacher", action="store_true",
-                    help="keep a fine-tuned teacher already in --work/teacher (same scale) instead of training it")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the teacher and any student already trained in --work (same scale) instead of "
+                         "training them again; every model is still evaluated in this run")
     args = ap.parse_args()
     s = SCALES[args.scale]
     work = Path(args.work)
@@ -89,12 +90,20 @@ def main() -> None:
         return out
 
     teacher = work / "teacher"
-    if not (args.reuse_teacher and (teacher / "bertcompress_config.yaml").is_file()):
+    def done(folder: Path) -> bool:
+        return args.reuse and (folder / "bertcompress_config.yaml").is_file()
+
+    reused = ["teacher"] if done(teacher) else []
+    if not done(teacher):
         teacher = timed("teacher", finetune, FinetuneConfig(
             model=args.teacher, data=data, output=str(teacher),
             train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=bs)))
     students = {}
     for name in args.students:
+        if done(work / name):
+            students[name] = work / name
+            reused.append(name)
+            continue
         start = None
         if name in EXTRACTED:
             shape = STUDENTS[name]
@@ -118,7 +127,8 @@ def main() -> None:
     result = {"teacher": {"accuracy": t_rec["accuracy"], "parameters": t_rec["parameters"],
                           "bytes_on_disk": t_rec["bytes_on_disk"], "latency": t_rec["latency"]},
               "students": {}, "scale": args.scale, "settings": s | {"teacher": args.teacher},
-              "stage_seconds": seconds, "wall_seconds": round(time.perf_counter() - t_start, 1),
+              "stage_seconds": seconds, "reused_from_earlier_run": reused,
+              "wall_seconds": round(time.perf_counter() - t_start, 1),
               "environment": environment()}
     for name, rec in zip(students, records[1:]):
         ratios = compare(t_rec, rec)

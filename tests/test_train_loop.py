@@ -149,3 +149,30 @@ def test_bf16_autocast_on_cpu_trains_fp32_weights(tmp_path):
     assert seen and all(d == torch.bfloat16 for d in seen)
     assert model.lin.weight.dtype == torch.float32
     assert res.history[-1]["loss"] < res.history[0]["loss"]
+
+
+def test_nan_found_at_a_checkpoint_between_log_points(tmp_path):
+    """Losses are checked in batches (no per-step sync); a checkpoint still checks first, so the
+    NaN at step 5 is reported exactly and the step-6 checkpoint is never written."""
+    class Exploding(Regressor):
+        def forward(self, batch):
+            loss, logs = super().forward(batch)
+            return (loss * float("inf") if self.calls >= 5 else loss), logs
+
+    with pytest.raises(TrainingDiverged, match="loss became inf at step 5"):
+        train_loop(Exploding(), features(), collate, TrainConfig(**{**CFG, "log_every": 100}), work_dir=tmp_path)
+    assert load_checkpoint(tmp_path)["step"] == 4
+
+
+def test_logs_from_device_tensors_and_floats(tmp_path):
+    class Logging(Regressor):
+        def forward(self, batch):
+            loss, _ = super().forward(batch)
+            return loss, {"as_tensor": loss.detach() * 2, "as_float": 1.5}
+
+    cfg = TrainConfig(**{**CFG, "log_every": 5, "grad_accum": 1})
+    res = train_loop(Logging(), features(), collate, cfg, work_dir=tmp_path)
+    assert [h["step"] for h in res.history] == [5, 10, 15]
+    for h in res.history:
+        assert isinstance(h["as_tensor"], float) and h["as_float"] == 1.5
+        assert h["as_tensor"] == pytest.approx(2 * h["loss"])

@@ -66,7 +66,7 @@ class DistillationObjective(nn.Module):
         self.teacher.eval()  # the teacher never uses dropout
         return self
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
             t_out = run_with_intermediates(self.teacher, batch, self._t_rec)
         s_out = run_with_intermediates(self.student, batch, self._s_rec)
@@ -78,5 +78,5 @@ class DistillationObjective(nn.Module):
         for name, w in self.weights.items():
             value = LOSSES[name](s_out, t_out, ctx)
             total = total + w * value
-            logs[name] = float(value.detach())
+            logs[name] = value.detach()  # stays on the device: the loop reads logs only when it logs
         return total, logs

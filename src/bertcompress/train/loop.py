@@ -7,6 +7,10 @@ evaluation and checkpoints on a schedule, exact resume, NaN detection and a prog
 
 Data order is a pure function of (seed, epoch): resuming at step s replays the same batches an
 uninterrupted run would have seen, and the saved RNG state makes dropout identical too.
+
+No per-step host sync: losses and logs stay on the device until a log, evaluation or checkpoint
+point reads them at once (on a GPU, `.item()` every step would stall the launch queue each time),
+and a non-finite loss found there is still reported with its exact step before anything is saved.
 """
 
 from __future__ import annotations
@@ -41,13 +45,16 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+def make_optimizer(module: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW without decay on biases and LayerNorms; fused on a GPU (one kernel for the whole
+    update instead of several per parameter tensor)."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
 
 
 def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
@@ -85,6 +92,13 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _to_floats(logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    """Device tensors and floats -> floats, with a single host sync."""
+    names = [k for k, v in logs.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([logs[k].float() for k in names]).tolist() if names else []
+    return {k: float(v) for k, v in logs.items()} | dict(zip(names, values))
+
+
 def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
                cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
                evaluate: EvalFn | None = None, desc: str = "train",
@@ -107,7 +121,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
-    optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr)
+    optimizer = make_optimizer(module, cfg.lr, cfg.weight_decay, device)
     # Under DDP the ragged last batch is dropped so every rank takes the same number of steps
     # (a rank with a missing step would hang the others).
     global_batch, drop_last = cfg.batch_size * ctx.world_size, ctx.world_size > 1
@@ -137,6 +151,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         step, history = int(state["step"]), json.loads(state["history"])
 
     def checkpoint() -> None:
+        check_finite()  # never save weights that a non-finite loss has already updated
         if ctx.is_main:
             state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state(),
@@ -146,31 +161,43 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             save_checkpoint(work_dir, state)
         barrier(ctx)
 
+    unchecked: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet checked to be finite
+
+    def check_finite() -> None:
+        if not unchecked:
+            return
+        losses = torch.stack([loss for _, loss in unchecked]).float()
+        bad = (~torch.isfinite(losses)).nonzero()  # one host sync for all of them
+        if len(bad):
+            at = int(bad[0])
+            bar.close()
+            raise TrainingDiverged(f"{desc}: loss became {float(losses[at])} at step {unchecked[at][0]}; "
+                                   f"the last good checkpoint is kept in {work_dir}")
+        unchecked.clear()
+
     module.train()
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()
     final_eval = None
     while step < total_steps:
-        logs_sum: dict[str, float] = {}
+        logs_sum: dict[str, torch.Tensor | float] = {}
         optimizer.zero_grad(set_to_none=True)
         for a in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + a
             epoch, within = divmod(micro, micro_per_epoch)
             idx = batches_of_epoch(epoch)[within][ctx.rank * cfg.batch_size:(ctx.rank + 1) * cfg.batch_size]
-            batch = _to_device(collate([features[i] for i in idx]), device)
-            tokens += int(batch["attention_mask"].sum()) * ctx.world_size
+            cpu_batch = collate([features[i] for i in idx])
+            tokens += int(cpu_batch["attention_mask"].sum()) * ctx.world_size  # counted before the copy: no sync
+            batch = _to_device(cpu_batch, device)
             sync = a == cfg.grad_accum - 1 or ctx.world_size == 1
             with (model.no_sync() if not sync else contextlib.nullcontext()), \
                     torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss, logs = model(batch)
-            if not torch.isfinite(loss):
-                bar.close()
-                raise TrainingDiverged(f"{desc}: loss became {float(loss.detach())} at step {step + 1}; "
-                                       f"the last good checkpoint is kept in {work_dir}")
-            (loss / cfg.grad_accum).backward()
-            logs_sum["loss"] = logs_sum.get("loss", 0.0) + float(loss.detach()) / cfg.grad_accum
-            for k, v in logs.items():
-                logs_sum[k] = logs_sum.get(k, 0.0) + v / cfg.grad_accum
+            loss = loss / cfg.grad_accum
+            loss.backward()
+            unchecked.append((step + 1, loss.detach()))
+            for k, v in {"loss": loss.detach(), **{k: v / cfg.grad_accum for k, v in logs.items()}}.items():
+                logs_sum[k] = logs_sum.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
         if cfg.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
         optimizer.step()
@@ -178,9 +205,11 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == total_steps:
+            check_finite()
+            logged = _to_floats(logs_sum)
             rate = tokens / max(1e-9, time.perf_counter() - t0)
-            history.append({"step": step, "lr": scheduler.get_last_lr()[0], **logs_sum})
-            bar.set_postfix(loss=f"{logs_sum['loss']:.4f}", tok_s=f"{rate:,.0f}")
+            history.append({"step": step, "lr": scheduler.get_last_lr()[0], **logged})
+            bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
         if evaluate is not None and ctx.is_main and (
                 (cfg.eval_every and step % cfg.eval_every == 0) or step == total_steps):
             module.eval()
