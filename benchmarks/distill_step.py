@@ -18,7 +18,7 @@ batch·seq / median step time; timed steps go round-robin over the implementatio
 merged into benchmarks/results/distill_step.json (a device this run did not measure keeps its
 earlier entry).
 
-    python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick]
+    python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick] [--profile]
 
 `--quick` (batch 4 × 32, one warm-up and one timed step) only prints; it never writes the JSON.
 """
@@ -200,6 +200,27 @@ def time_steps(steps: dict[str, Step], batch: Batch, warmup: int, timed: int, de
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def profile_steps(steps: dict[str, Step], batch: Batch, device: str, out: Path, rows: int = 25) -> None:
+    """Where one step's time goes, per implementation: torch.profiler over 3 steps (after one
+    warm-up), the top `rows` operators by self time on the device, written to `out`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    sections = []
+    for name, step in steps.items():
+        step(batch)
+        with profile(activities=activities) as prof:
+            for _ in range(3):
+                step(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+        sections.append(f"== {name} (3 steps)\n{prof.key_averages().table(sort_by=key, row_limit=rows)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n\n".join(sections))
+    print(f"wrote {out}")
+
+
 def nonembedding_params(model: nn.Module) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in n)
 
@@ -254,7 +275,8 @@ def _version(pkg: str) -> str | None:
 
 # ------------------------------------------------------------------ one device
 
-def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str) -> dict[str, Any]:
+def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str,
+                 profile_to: Path | None = None) -> dict[str, Any]:
     inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
     teacher, student = build_models("sdpa", device)
     eager_teacher, eager_student = build_models("eager", device)
@@ -271,6 +293,8 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
     except Exception as e:  # noqa: BLE001
         why["textbrewer"] = f"{type(e).__name__}: {e}"
 
+    if profile_to is not None:
+        profile_steps(steps, inputs, device, profile_to)
     measured = time_steps(steps, inputs, warmup, timed, device)
     seconds = {k: measured.get(k) for k in IMPLS}
     tps = {k: (batch * seq_len / s if s else None) for k, s in seconds.items()}
@@ -314,6 +338,9 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
     ap.add_argument("--quick", action="store_true", help="batch 4 x 32, 1 warm-up + 1 timed step; writes nothing")
+    ap.add_argument("--profile", action="store_true",
+                    help="also write each workload's top operators per implementation to "
+                         "benchmarks/results/distill_step_profile_<workload>.txt")
     args = ap.parse_args()
 
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -327,7 +354,8 @@ def main() -> None:
         elif device == "cuda" and not torch.cuda.is_available():
             why = "no CUDA device in this run"
         else:
-            out[name] = bench_device(device, batch, seq_len, warmup, timed, dtype)
+            profile_to = RESULTS.parent / f"distill_step_profile_{name}.txt" if args.profile else None
+            out[name] = bench_device(device, batch, seq_len, warmup, timed, dtype, profile_to)
             print_table(name, out[name])
             continue
         out[name] = old.get(name)  # keep an earlier measurement; null if there never was one

@@ -46,15 +46,16 @@ class TrainResult:
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW without decay on biases and LayerNorms; fused on a GPU (one kernel for the whole
-    update instead of several per parameter tensor)."""
+    """AdamW without decay on biases and LayerNorms, fused: one kernel for the whole update
+    instead of several per parameter tensor (on one CPU thread, 4× faster for a 14 M-parameter
+    student, whose 9.5 M-entry word-embedding table gets a dense update every step)."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+    return torch.optim.AdamW(groups, lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
 def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
