@@ -13,8 +13,9 @@ from conftest import tiny_config
 FAMILIES = ["bert", "roberta", "mpnet", "distilbert", "electra"]
 
 
+@pytest.mark.parametrize("mode", ["hooks", "attention"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_scores_equal_manual_qk(family):
+def test_scores_equal_manual_qk(family, mode):
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(tiny_config(family, 100, layers=3)).eval()
     view = describe(model)
@@ -22,7 +23,7 @@ def test_scores_equal_manual_qk(family):
     batch = {"input_ids": torch.randint(5, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long),
              "token_type_ids": torch.zeros(2, 7, dtype=torch.long)}
     batch["attention_mask"][1, 5:] = 0
-    rec = ScoreRecorder(view, [1, 3])
+    rec = ScoreRecorder(model, [1, 3], mode=mode)
     with torch.no_grad():
         out = run_with_intermediates(model, batch, rec)
     assert len(out.hidden_states) == 4 and out.logits.shape == (2, 2)
@@ -38,8 +39,36 @@ def test_scores_equal_manual_qk(family):
         pair = (m[:, None, :, None] * m[:, None, None, :]).bool().expand_as(manual)
         torch.testing.assert_close(out.scores[layer][pair], manual[pair])
         assert torch.count_nonzero(out.scores[layer][~pair]) == 0
+    expected = "attention" if mode == "attention" and family != "mpnet" else "hooks"  # MPNet: no interface
+    assert rec.mode == expected
     rec.remove()
     assert not view.queries[0]._forward_hooks
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "electra"])
+def test_recording_attention_changes_nothing_at_real_tokens(family):
+    """The recording attention function is eager attention: hidden states at real tokens, logits
+    and gradients equal the model's own (SDPA) forward; the implementation is restored after."""
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config(family, 100, layers=2)).eval()
+    batch = {"input_ids": torch.randint(5, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    batch["attention_mask"][0, 4:] = 0
+    own = model(**batch, output_hidden_states=True)
+    own.logits.sum().backward()
+    own_grad = describe(model).queries[0].weight.grad.clone()
+    model.zero_grad()
+    before = model.config._attn_implementation
+    rec = ScoreRecorder(model, [1, 2], mode="attention")
+    out = run_with_intermediates(model, batch, rec)
+    assert model.config._attn_implementation == before
+    real = batch["attention_mask"].bool()
+    for mine, theirs in zip(out.hidden_states, own.hidden_states):
+        torch.testing.assert_close(mine[real], theirs[real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.logits, own.logits, atol=1e-5, rtol=1e-5)
+    out.logits.sum().backward()
+    torch.testing.assert_close(describe(model).queries[0].weight.grad, own_grad, atol=1e-5, rtol=1e-4)
+    # outside a recording, the model is untouched: its own implementation, nothing kept
+    assert set(model(**batch).logits.shape) == {2} and rec.pop_scores() == {}
 
 
 def test_scores_match_eager_attention_probs():
@@ -50,7 +79,7 @@ def test_scores_match_eager_attention_probs():
     model = AutoModelForSequenceClassification.from_config(cfg).eval()
     ids = torch.randint(5, 100, (1, 6))
     mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
-    rec = ScoreRecorder(describe(model), [2])
+    rec = ScoreRecorder(model, [2])
     with torch.no_grad():
         probs = model(input_ids=ids, attention_mask=mask, output_attentions=True).attentions[1]
     scores = rec.pop_scores()[2]  # no mask given: raw scores everywhere

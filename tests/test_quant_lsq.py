@@ -146,7 +146,7 @@ def test_distillation_hooks_still_find_quantized_attention():
     model = quantize_(_tiny_model(), QuantConfig.parse("w2a8"))
     view = describe(model)
     assert all(isinstance(q, QuantLinear) for q in view.queries)
-    rec = ScoreRecorder(view, [1, 2])
+    rec = ScoreRecorder(model, [1, 2], mode="attention")
     ids = torch.randint(5, 120, (2, 7))
     out = run_with_intermediates(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, rec)
     assert set(out.scores) == {1, 2} and out.scores[1].shape == (2, 4, 7, 7)

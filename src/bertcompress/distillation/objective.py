@@ -50,8 +50,11 @@ class DistillationObjective(nn.Module):
         self.regression = regression
         self.head_rule = losses.head_rule
         need_scores = "attention" in self.weights
-        self._s_rec = ScoreRecorder(s_view, list(range(1, s_view.num_layers + 1))) if need_scores else None
-        self._t_rec = ScoreRecorder(t_view, self.mapping) if need_scores else None
+        # the student's scores come from its own attention (one product, trained through); the
+        # teacher's are rebuilt for the mapped layers only, so every layer keeps its fast kernel
+        self._s_rec = ScoreRecorder(student, list(range(1, s_view.num_layers + 1)), mode="attention") \
+            if need_scores else None
+        self._t_rec = ScoreRecorder(teacher, self.mapping, mode="hooks") if need_scores else None
 
     @property
     def teacher(self) -> nn.Module:

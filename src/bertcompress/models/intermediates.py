@@ -1,22 +1,38 @@
 """One forward pass that also yields what TinyBERT distils: every hidden state and the attention
-scores BEFORE softmax.
+scores BEFORE softmax (QKᵀ/√d_k), without `output_attentions=True` (which forces the eager path
+for every layer and returns probabilities, not scores).
 
-Scores are rebuilt from the query/key projections (captured by forward hooks) as QKᵀ/√d_k, so the
-model keeps its fast attention kernel (SDPA) instead of the eager path that
-`output_attentions=True` forces, and only the layers the loss needs are computed. MPNet adds a
-relative-position bias to its scores; it does not depend on the input and a BERT-style student has
-none, so we compare the content part QKᵀ/√d_k (documented in the README).
+A `ScoreRecorder` gets the scores of chosen layers in one of two ways:
+
+- "attention" (students): the model's attention runs through our function, registered with
+  transformers' AttentionInterface. It computes the scores once, keeps them, and goes on with
+  softmax·V, so the loss's gradient flows through the very product the model used. Families whose
+  attention does not go through that interface (MPNet) fall back to hooks.
+- "hooks" (teachers): forward hooks on the query/key projections; the scores are rebuilt after the
+  forward, for the mapped layers only, and every layer keeps the model's own kernel (SDPA, flash).
+
+Either way, every pair with a padded query or key scores exactly 0 (as in TinyBERT's reference
+code), so a loss can sum over all entries in one pass. MPNet adds a relative-position bias to its
+scores; it does not depend on the input and a BERT-style student has none, so we compare the
+content part QKᵀ/√d_k (documented in the README).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import weakref
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from torch import nn
 
-from .architecture import EncoderView
+from .architecture import describe
+
+RECORDING_ATTENTION = "bertcompress_recording"
+# families whose attention is dispatched through transformers' AttentionInterface
+_INTERFACE_FAMILIES = {"bert", "roberta", "xlm-roberta", "electra", "distilbert"}
 
 
 @dataclass
@@ -27,37 +43,93 @@ class Intermediates:
     logits: torch.Tensor | None = None
 
 
-def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, L, H·d) query and key projections -> (B, H, L, L) scores QKᵀ/√d.
+def _row_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if mask is None else mask[:, None, :, None].to(like.dtype)  # (B, 1, L, 1)
 
-    With `mask` (B, L) of 0/1, every pair with a padded query or key scores exactly 0, as in
-    TinyBERT's reference code, so a loss can sum over all entries in one fused pass. The rows of
-    Q and K are masked (and Q scaled) before the product: B·L·H·d work instead of B·H·L² passes."""
-    b, q_len, hd = q.shape
-    d = hd // num_heads
-    if mask is not None:
-        m = mask[:, :, None].to(q.dtype)
-        q, k = q * (m / math.sqrt(d)), k * m
+
+def scores_from_heads(q: torch.Tensor, k: torch.Tensor, scale: float,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, L, d) queries and keys -> (B, H, L, L) scores q·kᵀ·scale, 0 at every pair with a
+    padded query or key (`mask` (B, L) of 0/1). The rows of q and k are masked (and q scaled)
+    before the product: B·L·H·d work instead of B·H·L² passes."""
+    m = _row_mask(mask, q)
+    if m is not None:
+        q, k = q * (m * scale), k * m
     else:
-        q = q / math.sqrt(d)
-    q = q.view(b, q_len, num_heads, d).transpose(1, 2)
-    k = k.view(b, k.shape[1], num_heads, d).transpose(1, 2)
+        q = q * scale
     return torch.matmul(q, k.transpose(-1, -2))
 
 
-class ScoreRecorder:
-    """Forward hooks on the query/key projections of chosen layers (1-based)."""
+def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L, H·d) query and key projections -> (B, H, L, L) scores QKᵀ/√d (see scores_from_heads)."""
+    b, q_len, hd = q.shape
+    d = hd // num_heads
+    q = q.view(b, q_len, num_heads, d).transpose(1, 2)
+    k = k.view(b, k.shape[1], num_heads, d).transpose(1, 2)
+    return scores_from_heads(q, k, 1 / math.sqrt(d), mask)
 
-    def __init__(self, view: EncoderView, layers: list[int]):
-        self.view = view
+
+# attention module -> (its recorder, 1-based layer); weak, so a dropped model leaves nothing behind
+_RECORDED: weakref.WeakKeyDictionary[nn.Module, tuple[ScoreRecorder, int]] = weakref.WeakKeyDictionary()
+
+
+def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                         attention_mask: torch.Tensor | None, scaling: float | None = None,
+                         dropout: float = 0.0, **_kwargs) -> tuple[torch.Tensor, None]:
+    """Eager attention (as transformers' `eager_attention_forward`) that keeps its scores."""
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    recorder, layer = _RECORDED.get(module, (None, 0))
+    if recorder is not None and recorder.armed:
+        scores = scores_from_heads(query, key, scale, recorder.mask)
+        recorder.scores[layer] = scores
+    else:
+        scores = scores_from_heads(query, key, scale)
+    weights = scores if attention_mask is None else scores + attention_mask
+    weights = nn.functional.dropout(torch.softmax(weights, dim=-1), p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+def _register_recording_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(RECORDING_ATTENTION, _recording_attention)
+    AttentionMaskInterface.register(RECORDING_ATTENTION, eager_mask)  # additive float mask, as eager
+
+
+def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:
+    """The module that owns the query projection: the one transformers hands to the attention function."""
+    return next(m for m in layer.modules() if any(c is query for c in m.children()))
+
+
+class ScoreRecorder:
+    """Pre-softmax scores of chosen layers (1-based) of `model`, during `recording(mask)`.
+
+    mode "attention" uses our attention function where the family supports it (else hooks);
+    mode "hooks" always uses hooks (the model keeps its own attention kernel)."""
+
+    def __init__(self, model: nn.Module, layers: list[int], mode: str = "hooks"):
+        view = describe(model)
+        self.config = model.config
+        self.num_heads = view.num_heads
         self.layers = sorted(set(layers))
+        self.mode = "attention" if mode == "attention" and view.model_type in _INTERFACE_FAMILIES else "hooks"
+        self.scores: dict[int, torch.Tensor] = {}
+        self.mask: torch.Tensor | None = None
+        self.armed = False
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
         self._handles = []
         for layer in self.layers:
-            self._handles.append(view.queries[layer - 1].register_forward_hook(self._saver(self._q, layer)))
-            self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
+            query = view.queries[layer - 1]
+            if self.mode == "attention":
+                _RECORDED[_attention_module(view.layers[layer - 1], query)] = (self, layer)
+            else:
+                self._handles.append(query.register_forward_hook(self._saver(self._q, layer)))
+                self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
+        if self.mode == "attention":
+            _register_recording_attention()
 
     @staticmethod
     def _saver(store: dict, layer: int):
@@ -65,17 +137,37 @@ class ScoreRecorder:
             store[layer] = output
         return hook
 
+    @contextlib.contextmanager
+    def recording(self, mask: torch.Tensor | None) -> Iterator[None]:
+        """Record during one forward; `mask` (B, L) marks the real tokens."""
+        self.mask, self.armed = mask, True
+        previous = self.config._attn_implementation
+        if self.mode == "attention":
+            self.config._attn_implementation = RECORDING_ATTENTION
+        try:
+            yield
+        finally:
+            self.config._attn_implementation = previous
+            self.armed = False
+
     def pop_scores(self, mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
-        out = {i: attention_scores(self._q[i], self._k[i], self.view.num_heads, mask)
-               for i in self.layers if i in self._q}
-        self._q.clear()
-        self._k.clear()
+        """The recorded scores (hooks: rebuilt now, zeroed at padded pairs of `mask` if given,
+        else of the recording's mask); the recorder is empty afterwards."""
+        if self.mode == "hooks":
+            mask = self.mask if mask is None else mask
+            self.scores = {i: attention_scores(self._q[i], self._k[i], self.num_heads, mask)
+                           for i in self.layers if i in self._q}
+            self._q.clear()
+            self._k.clear()
+        out, self.scores, self.mask = self.scores, {}, None
         return out
 
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for module in [m for m, (rec, _) in _RECORDED.items() if rec is self]:
+            del _RECORDED[module]
 
 
 def model_inputs(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -89,7 +181,15 @@ def model_inputs(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, 
 
 def run_with_intermediates(model: nn.Module, batch: dict[str, torch.Tensor],
                            recorder: ScoreRecorder | None) -> Intermediates:
-    out = model(**model_inputs(batch, model), output_hidden_states=True, return_dict=True)
-    scores = recorder.pop_scores(batch.get("attention_mask")) if recorder is not None else {}
+    if recorder is None:
+        out = model(**model_inputs(batch, model), output_hidden_states=True, return_dict=True)
+        return Intermediates(hidden_states=tuple(out.hidden_states), logits=getattr(out, "logits", None))
+    with recorder.recording(batch.get("attention_mask")):
+        out = model(**model_inputs(batch, model), output_hidden_states=True, return_dict=True)
+    scores = recorder.pop_scores()
+    missing = set(recorder.layers) - set(scores)
+    if missing:
+        raise RuntimeError(f"no attention scores recorded for layers {sorted(missing)} of this "
+                           f"{model.config.model_type} model")  # our bug or an unsupported model, not bad input
     return Intermediates(hidden_states=tuple(out.hidden_states), scores=scores,
                          logits=getattr(out, "logits", None))
