@@ -90,12 +90,20 @@ def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tens
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
+def _recording_mask(*args, **kwargs) -> torch.Tensor | None:
+    """Eager's additive float mask, always built: deciding to skip it takes `mask.all()`, a host
+    sync on every forward."""
+    from transformers.masking_utils import eager_mask
+
+    return eager_mask(*args, **{**kwargs, "allow_is_bidirectional_skip": False})
+
+
 def _register_recording_attention() -> None:
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(RECORDING_ATTENTION, _recording_attention)
-    AttentionMaskInterface.register(RECORDING_ATTENTION, eager_mask)  # additive float mask, as eager
+    AttentionMaskInterface.register(RECORDING_ATTENTION, _recording_mask)
 
 
 def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:
