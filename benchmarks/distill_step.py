@@ -206,16 +206,23 @@ def profile_steps(steps: dict[str, Step], batch: Batch, device: str, out: Path, 
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
     sections = []
     for name, step in steps.items():
         step(batch)
         with profile(activities=activities) as prof:
+            t0 = time.perf_counter()
             for _ in range(3):
                 step(batch)
             if device == "cuda":
                 torch.cuda.synchronize()
-        sections.append(f"== {name} (3 steps)\n{prof.key_averages().table(sort_by=key, row_limit=rows)}")
+            wall_ms = (time.perf_counter() - t0) * 1e3
+        events = prof.key_averages()
+        head = f"== {name}: 3 steps, {wall_ms:.1f} ms wall (with profiler overhead)"
+        if device == "cuda":  # a GPU busy for much less than the wall time is waiting on the host
+            busy = sum(e.self_device_time_total for e in events) / 1e3
+            head += f", GPU kernels busy {busy:.1f} ms ({busy / wall_ms:.0%})"
+        sections.append(f"{head}\n{events.table(sort_by=key, row_limit=rows)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(sections))
     print(f"wrote {out}")

@@ -15,11 +15,13 @@ export BERTCOMPRESS_SHARED_DATA=${BERTCOMPRESS_SHARED_DATA:-.devdata}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
-  timeout "${STEP_TIMEOUT:-170}" python3 benchmarks/distill_step.py --device cuda > "$OUT/distill_step.log" 2>&1
+  # --profile: where each implementation's step time goes (top operators), for the MFU work
+  timeout "${STEP_TIMEOUT:-170}" python3 benchmarks/distill_step.py --device cuda --profile > "$OUT/distill_step.log" 2>&1
   echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
-  cp benchmarks/results/distill_step.json "$OUT/" 2>/dev/null
+  cp benchmarks/results/distill_step.json benchmarks/results/distill_step_profile_cuda.txt "$OUT/" 2>/dev/null
 fi
-# GLUE_STUDENTS="4x312-etd 3x384" runs the ETD-cut 4x312 (the one that met the target on CPU)
+# GLUE_STUDENTS="4x312-etd 3x384" runs the ETD-cut 4x312 (the one that met the target on CPU);
+# the default runs the random-init 4x312 and 3x384
 # shellcheck disable=SC2086
 timeout "${GLUE_TIMEOUT:-390}" python3 benchmarks/glue_sst2.py --scale gpu --teacher "$BERTCOMPRESS_SHARED_DATA/teacher" \
   --students ${GLUE_STUDENTS:-4x312 3x384} --work /tmp/glue_sst2 > "$OUT/glue_sst2.log" 2>&1

@@ -56,3 +56,12 @@ def test_naive_and_ours_steps_on_tiny_models(bench):
     assert float(loss) == pytest.approx(float(want_loss), rel=1e-5)
     # the step really trained: the student's weights moved
     assert not torch.equal(next(student.parameters()), next(direct.student.parameters()))
+
+
+def test_profile_writes_each_implementation(bench, tmp_path):
+    teacher, student = bench.build_models("sdpa", "cpu", TINY_TEACHER, TINY_STUDENT)
+    step = bench.make_ours(teacher, student, "cpu", "fp32")[0]
+    out = tmp_path / "profile.txt"
+    bench.profile_steps({"ours": step}, bench.make_batch(2, 8, TINY_TEACHER["vocab_size"], "cpu"), "cpu", out, rows=5)
+    text = out.read_text()
+    assert text.startswith("== ours: 3 steps") and "Self CPU" in text
