@@ -1,6 +1,7 @@
 """Run by tests/test_ddp.py under torchrun: a few distillation steps on a tiny BERT, then rank 0
 writes the student's weights. Not a test module itself (no test_ prefix)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from transformers import AutoModel
 sys.path.insert(0, str(Path(__file__).parent))
 from bertcompress.config import LossConfig, StudentConfig, TrainConfig  # noqa: E402
 from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
+from bertcompress.errors import TrainingDiverged  # noqa: E402
 from bertcompress.models.student import build_student  # noqa: E402
 from bertcompress.train.loop import train_loop  # noqa: E402
 from conftest import tiny_config  # noqa: E402
@@ -26,7 +28,7 @@ def collate(items):
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def main(out: str, batch_size: int) -> None:
+def main(out: str, batch_size: int, nan_on_rank1: bool = False) -> None:
     torch.manual_seed(0)
     cfg = tiny_config("bert", 100, layers=4)
     cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
@@ -38,12 +40,24 @@ def main(out: str, batch_size: int) -> None:
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     objective = DistillationObjective(student, teacher, LossConfig(), {"embedding": 1, "hidden": 1, "attention": 1})
-    train_loop(objective, make_features(), collate, TrainConfig(max_steps=4, batch_size=batch_size, lr=1e-3,
-               warmup_ratio=0.0), work_dir=Path(out) / "ckpt")
-    import os
     rank = int(os.environ.get("RANK", 0))
+    if nan_on_rank1 and rank == 1:  # from the second step on, only this process sees a NaN loss
+        forward, calls = objective.forward, []
+
+        def nan_forward(batch):
+            calls.append(1)
+            loss, logs = forward(batch)
+            return (loss * float("nan") if len(calls) >= 2 else loss), logs
+        objective.forward = nan_forward
+    try:
+        train_loop(objective, make_features(), collate, TrainConfig(max_steps=4, batch_size=batch_size, lr=1e-3,
+                   warmup_ratio=0.0), work_dir=Path(out) / "ckpt")
+    except TrainingDiverged as e:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"rank{rank}.diverged").write_text(str(e))
+        return
     torch.save({k: v.detach().clone() for k, v in objective.state_dict().items()}, Path(out) / f"rank{rank}.pt")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), nan_on_rank1=sys.argv[3:] == ["nan-on-rank1"])

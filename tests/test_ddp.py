@@ -29,3 +29,13 @@ def test_ddp_two_processes_equal_single_process_big_batch(tmp_path):
     for k in one:
         torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)  # ranks stay in lockstep
         torch.testing.assert_close(r0[k], one[k], rtol=1e-4, atol=1e-5)  # = one process, batch 8
+
+
+def test_nan_on_one_rank_stops_every_rank(tmp_path):
+    """Losses are checked in batches, and the verdict is shared: a NaN seen by one process stops
+    both (instead of leaving the other waiting in the next all-reduce)."""
+    out = tmp_path / "ddp"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(HERE / "ddp_worker.py"), str(out), "4", "nan-on-rank1"], tmp_path)
+    assert "loss became nan at step 2" in (out / "rank1.diverged").read_text()
+    assert "loss became" in (out / "rank0.diverged").read_text()

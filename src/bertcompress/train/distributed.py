@@ -55,6 +55,15 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def any_rank(flag: torch.Tensor, ctx: DistContext) -> bool:
+    """True where `flag` (a bool tensor) is true on any process: all ranks decide alike, so a stop
+    on one rank cannot leave the others waiting in a collective."""
+    if ctx.world_size > 1:
+        flag = flag.to(torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag)
+
+
 def is_main_process() -> bool:
     """Rank 0, or the only process: the one that writes outputs."""
     return int(os.environ.get("RANK", 0)) == 0

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig
 from ..errors import TrainingDiverged, UserError
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import barrier, init_distributed, pick_device
+from .distributed import any_rank, barrier, init_distributed, pick_device
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -168,12 +168,14 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         if not unchecked:
             return
         losses = torch.stack([loss for _, loss in unchecked]).float()
-        bad = (~torch.isfinite(losses)).nonzero()  # one host sync for all of them
-        if len(bad):
-            at = int(bad[0])
+        bad = ~torch.isfinite(losses)
+        if any_rank(bad.any(), ctx):  # one host sync for all of them
             bar.close()
-            raise TrainingDiverged(f"{desc}: loss became {float(losses[at])} at step {unchecked[at][0]}; "
-                                   f"the last good checkpoint is kept in {work_dir}")
+            where = "non-finite on another process"
+            if bad.any():
+                at = int(bad.nonzero()[0])
+                where = f"{float(losses[at])} at step {unchecked[at][0]}"
+            raise TrainingDiverged(f"{desc}: loss became {where}; the last good checkpoint is kept in {work_dir}")
         unchecked.clear()
 
     module.train()
