@@ -9,6 +9,7 @@ CPU latency ratios measured in the same run, the settings and the wall time.
     python benchmarks/glue_sst2.py --scale cpu      # 20,000 training sentences on 2 CPU cores
     python benchmarks/glue_sst2.py --scale cpu-full --students 4x312-etd   # all of SST-2, ~1 h per model on CPU
     python benchmarks/glue_sst2.py --scale smoke    # minutes, to check it runs
+    ... --reuse    # keep the teacher and students already trained in --work; evaluate them all again
 Each run writes benchmarks/results/glue_sst2_<scale>.json; a run on all of SST-2 (gpu, cpu-full) also
 writes glue_sst2.json, the results contract (teacher.accuracy; students.<name>.accuracy, retention,
 size_ratio, latency_ratio; `scale` says which run it is).
