@@ -92,3 +92,19 @@ def test_not_an_encoder():
 
     with pytest.raises(UserError, match="not a supported encoder"):
         describe(torch.nn.Linear(2, 2))
+
+
+def test_recording_attention_on_xlm_roberta():
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = XLMRobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=40)
+    model = XLMRobertaForSequenceClassification(cfg).eval()
+    batch = {"input_ids": torch.randint(5, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    batch["attention_mask"][0, 4:] = 0
+    own = model(**batch).logits
+    rec = ScoreRecorder(model, [1, 2], mode="attention")
+    out = run_with_intermediates(model, batch, rec)
+    assert rec.mode == "attention" and sorted(out.scores) == [1, 2]
+    torch.testing.assert_close(out.logits, own)
