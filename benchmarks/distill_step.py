@@ -5,7 +5,10 @@ losses (embedding, hidden, attention, prediction) + an AdamW step. Teacher: BERT
 BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FFN 3072, vocab
 30522, random weights, 2 labels); student: 4 layers × 312 (12 heads, FFN 1200) from `build_student`.
 
-  ours        bertcompress DistillationObjective (SDPA kept; pre-softmax scores from Q/K hooks)
+  ours        bertcompress DistillationObjective, as the training loop runs it by default
+              (student scores from its own attention, teacher on SDPA with Q/K hooks, fused AdamW;
+              on CUDA the teacher stored and run in bf16: distill.teacher_precision auto)
+  ours_cuda_graph  the same step replayed from a CUDA graph (`train.cuda_graphs: true`; CUDA only)
   naive       the obvious Hugging Face version: eager attention, output_hidden_states and
               output_attentions, MSE on the returned (post-softmax) attention maps
   textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
@@ -46,6 +49,7 @@ from bertcompress.config import LossConfig, StudentConfig  # noqa: E402
 from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
 from bertcompress.io import atomic_write_json  # noqa: E402
 from bertcompress.models.student import build_student  # noqa: E402
+from bertcompress.train.cuda_graph import GraphedStep  # noqa: E402
 from bertcompress.train.loop import make_optimizer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_step.json"
@@ -60,7 +64,7 @@ WORKLOADS = {  # name -> (device, batch, seq_len, warm-up steps, timed steps, dt
     "cpu_bf16": ("cpu", 32, 128, 1, 3, "bf16-autocast"),
     "cuda": ("cuda", 128, 128, 5, 20, "bf16-autocast"),
 }
-IMPLS = ("ours", "naive", "textbrewer")
+IMPLS = ("ours", "ours_cuda_graph", "naive", "textbrewer")
 
 Batch = dict[str, torch.Tensor]
 # -> (loss, unweighted loss terms), all left on the device: a host sync per step would be timed too
@@ -70,7 +74,8 @@ Step = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 # ------------------------------------------------------------------ models and inputs
 
 def build_models(attn: str, device: str, teacher_sizes: dict[str, int] = TEACHER,
-                 student_cfg: StudentConfig = STUDENT, num_labels: int = 2) -> tuple[nn.Module, nn.Module]:
+                 student_cfg: StudentConfig = STUDENT, num_labels: int = 2,
+                 teacher_dtype: torch.dtype = torch.float32) -> tuple[nn.Module, nn.Module]:
     """(teacher, student) using attention implementation `attn`; same seed, same weights."""
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -78,7 +83,7 @@ def build_models(attn: str, device: str, teacher_sizes: dict[str, int] = TEACHER
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(config)
     student = build_student(teacher, student_cfg, classifier=True, num_labels=num_labels)  # inherits `attn`
-    return teacher.to(device).eval().requires_grad_(False), student.to(device).train()
+    return teacher.to(device, teacher_dtype).eval().requires_grad_(False), student.to(device).train()
 
 
 def make_batch(batch: int, seq_len: int, vocab: int, device: str) -> Batch:
@@ -109,9 +114,13 @@ def _update(loss: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
 
 # ------------------------------------------------------------------ the three implementations
 
-def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> tuple[Step, DistillationObjective]:
+def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str,
+              cuda_graph: bool = False) -> tuple[Step, DistillationObjective]:
     objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
-    opt = make_optimizer(objective, LR, 0.01, torch.device(device))  # the training loop's optimizer
+    # the training loop's optimizer
+    opt = make_optimizer(objective, LR, 0.01, torch.device(device), capturable=cuda_graph)
+    if cuda_graph:  # what the loop does with train.cuda_graphs: true
+        return GraphedStep(objective, opt, bf16=dtype == "bf16-autocast"), objective
     autocast = autocast_for(device, dtype)
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -220,7 +229,9 @@ def profile_steps(steps: dict[str, Step], batch: Batch, device: str, out: Path, 
         events = prof.key_averages()
         head = f"== {name}: 3 steps, {wall_ms:.1f} ms wall (with profiler overhead)"
         if device == "cuda":  # a GPU busy for much less than the wall time is waiting on the host
-            busy = sum(e.self_device_time_total for e in events) / 1e3
+            # kernels only: an operator's self device time is its kernels' time counted again
+            busy = sum(e.self_device_time_total for e in events
+                       if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3
             head += f", GPU kernels busy {busy:.1f} ms ({busy / wall_ms:.0%})"
         sections.append(f"{head}\n{events.table(sort_by=key, row_limit=rows)}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +284,10 @@ def device_name(device: str) -> str:
     return "cpu"
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
 def _version(pkg: str) -> str | None:
     try:
         return importlib.metadata.version(pkg)
@@ -285,11 +300,24 @@ def _version(pkg: str) -> str | None:
 def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str,
                  profile_to: Path | None = None) -> dict[str, Any]:
     inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
-    teacher, student = build_models("sdpa", device)
+    # the loop's default (distill.teacher_precision auto): a bf16 teacher where it trains in bf16 on a GPU
+    teacher_dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    teacher, student = build_models("sdpa", device, teacher_dtype=teacher_dtype)
     eager_teacher, eager_student = build_models("eager", device)
     steps: dict[str, Step] = {"ours": make_ours(teacher, student, device, dtype)[0],
                               "naive": make_naive(eager_teacher, eager_student, device, dtype)}
     why: dict[str, str] = {}
+    if device != "cuda":
+        why["ours_cuda_graph"] = "CUDA graphs need a CUDA device"
+    else:
+        try:  # a failed capture is recorded, not fatal: the other rows still get measured
+            graphed = make_ours(*build_models("sdpa", device, teacher_dtype=teacher_dtype), device, dtype,
+                                cuda_graph=True)[0]
+            for _ in range(4):  # 3 eager warm-up steps, then the capture: before any profiler runs
+                graphed(inputs)
+            steps["ours_cuda_graph"] = graphed
+        except Exception as e:  # noqa: BLE001
+            why["ours_cuda_graph"] = f"{type(e).__name__}: {e}"
     try:  # optional: any failure (import, an API gone, the first step) is recorded, not hidden
         tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype)
         tb_step(inputs)
@@ -308,7 +336,8 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
     result: dict[str, Any] = {
         "tokens_per_s": tps,
         "ratios": {"ours_vs_naive": tps["ours"] / tps["naive"],
-                   "ours_vs_textbrewer": tps["ours"] / tps["textbrewer"] if tps["textbrewer"] else None},
+                   "ours_cuda_graph_vs_naive": _ratio(tps["ours_cuda_graph"], tps["naive"]),
+                   "ours_vs_textbrewer": _ratio(tps["ours"], tps["textbrewer"])},
         "batch": batch, "seq_len": seq_len, "dtype": dtype,
         "step_time_s": seconds, "warmup_steps": warmup, "timed_steps": timed,
         "device_name": device_name(device), "threads": torch.get_num_threads(),
@@ -329,13 +358,13 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
 def print_table(name: str, r: dict[str, Any]) -> None:
     print(f"\n{name}: {r['device_name']}, {r['threads']} threads, batch {r['batch']} x {r['seq_len']}, "
           f"{r['dtype']}, median of {r['timed_steps']} steps")
-    print(f"  {'impl':<11} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
+    print(f"  {'impl':<16} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
     for k, tps in r["tokens_per_s"].items():
         if tps is None:
-            print(f"  {k:<11} {'-':>8} {'-':>10} {'-':>10}  ({r['why'][k]})")
+            print(f"  {k:<16} {'-':>8} {'-':>10} {'-':>10}  ({r['why'][k]})")
             continue
         mfu = f"  {r['mfu'][k]:5.1%}" if "mfu" in r else ""
-        print(f"  {k:<11} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
+        print(f"  {k:<16} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
     if "peak_bf16_tflops" in r:
         print(f"  step {r['step_tflop']:.2f} TFLOP; measured bf16 matmul peak {r['peak_bf16_tflops']:.0f} TFLOP/s")
 

@@ -10,16 +10,24 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH=src:${PYTHONPATH:-} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH=$PWD/src:${PYTHONPATH:-} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export BERTCOMPRESS_SHARED_DATA=${BERTCOMPRESS_SHARED_DATA:-.devdata}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+# the CUDA-only tests (CUDA-graph steps against eager ones); CI has no GPU
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py > "$OUT/pytest_cuda.log" 2>&1
+echo "pytest (CUDA) rc=$?"; tail -15 "$OUT/pytest_cuda.log"
 if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
   # --profile: where each implementation's step time goes (top operators), for the MFU work
-  timeout "${STEP_TIMEOUT:-170}" python3 benchmarks/distill_step.py --device cuda --profile > "$OUT/distill_step.log" 2>&1
+  timeout "${STEP_TIMEOUT:-240}" python3 benchmarks/distill_step.py --device cuda --profile > "$OUT/distill_step.log" 2>&1
   echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
   cp benchmarks/results/distill_step.json benchmarks/results/distill_step_profile_cuda.txt "$OUT/" 2>/dev/null
 fi
+if [ -n "${FULL_TESTS:-}" ]; then  # the whole suite, where "device auto" means the GPU
+  timeout "${FULL_TESTS_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider > "$OUT/pytest_all.log" 2>&1
+  echo "pytest (all, on the GPU machine) rc=$?"; tail -15 "$OUT/pytest_all.log"
+fi
+[ -n "${SKIP_GLUE:-}" ] && exit 0
 # GLUE_STUDENTS="4x312-etd 3x384" runs the ETD-cut 4x312 (the one that met the target on CPU);
 # the default runs the random-init 4x312 and 3x384
 # shellcheck disable=SC2086

@@ -51,7 +51,7 @@ def main(out: str, batch_size: int, nan_on_rank1: bool = False) -> None:
         objective.forward = nan_forward
     try:
         train_loop(objective, make_features(), collate, TrainConfig(max_steps=4, batch_size=batch_size, lr=1e-3,
-                   warmup_ratio=0.0), work_dir=Path(out) / "ckpt")
+                   warmup_ratio=0.0, device="cpu"), work_dir=Path(out) / "ckpt")
     except TrainingDiverged as e:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / f"rank{rank}.diverged").write_text(str(e))

@@ -229,7 +229,7 @@ def test_subsets_are_seeded_and_in_file_order(tmp_path):
 
 
 def test_save_to_disk_folder(tmp_path):
-    import datasets
+    datasets = pytest.importorskip("datasets")  # the optional `datasets` extra
 
     # Hub sst2 names its classes negative/positive: not our "0"/"1", so the index is kept.
     features = datasets.Features({"sentence": datasets.Value("string"),
@@ -250,7 +250,7 @@ def test_save_to_disk_folder(tmp_path):
 
 
 def test_save_to_disk_mnli_maps_class_names(tmp_path):
-    import datasets
+    datasets = pytest.importorskip("datasets")  # the optional `datasets` extra
 
     # Hub mnli orders its classes entailment, neutral, contradiction; ours are sorted.
     features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
@@ -263,6 +263,7 @@ def test_save_to_disk_mnli_maps_class_names(tmp_path):
 
 
 def test_unreachable_hub_dataset(monkeypatch):
+    pytest.importorskip("datasets")  # without it the error says to install it (tested elsewhere)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(UserError, match=r"could not load dataset 'no-such-user/no-such-dataset'"):

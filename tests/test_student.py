@@ -80,3 +80,32 @@ def test_student_heads_must_divide_the_teachers_width_when_only_heads_are_set():
     with pytest.raises(UserError, match="not a multiple"):
         build_student(teacher, StudentConfig(num_layers=2, hidden_size=None, num_heads=5, ffn_size=None),
                       classifier=False)
+
+
+def test_a_bf16_teacher_runs_outside_autocast():
+    """distill.teacher_precision: a bf16 teacher gives nearly the fp32 teacher's losses, and its
+    LayerNorms run in bf16 (under autocast they would return fp32)."""
+    from bertcompress.config import DistillConfig, TrainConfig
+
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4)).eval()
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=24),
+                            classifier=False)
+    obj = DistillationObjective(student, teacher, LossConfig(), {"embedding": 1, "hidden": 1, "attention": 1})
+    ids = torch.randint(5, 100, (2, 6))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss_fp32, _ = obj(batch)
+        teacher.to(torch.bfloat16)
+        seen = []
+        hook = teacher.encoder.layer[0].output.LayerNorm.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        loss_bf16, _ = obj(batch)
+        hook.remove()
+    assert seen == [torch.bfloat16]
+    assert loss_bf16.item() == pytest.approx(loss_fp32.item(), rel=0.03)
+
+    assert DistillConfig().teacher_in_bf16("cuda") and not DistillConfig().teacher_in_bf16("cpu")
+    assert not DistillConfig(train=TrainConfig(precision="fp32")).teacher_in_bf16("cuda")
+    assert DistillConfig(teacher_precision="bf16").teacher_in_bf16("cpu")
+    with pytest.raises(UserError, match="teacher_precision"):
+        DistillConfig(teacher_precision="fp16")

@@ -170,9 +170,9 @@ def test_replacing_trains_only_the_successor_layers(tmp_path):
     before_successor = copy.deepcopy(successor.state_dict())
     before_predecessor = copy.deepcopy(predecessor.state_dict())
     obj = _replacing_run(tmp_path)
-    for k, v in obj.predecessor.state_dict().items():
-        assert torch.equal(v, before_predecessor[k]), k
-    changed = {k for k, v in obj.successor.state_dict().items() if not torch.equal(v, before_successor[k])}
+    for k, v in obj.predecessor.state_dict().items():  # .cpu(): the loop may have moved them to a GPU
+        assert torch.equal(v.cpu(), before_predecessor[k]), k
+    changed = {k for k, v in obj.successor.state_dict().items() if not torch.equal(v.cpu(), before_successor[k])}
     assert changed and all(k.startswith("bert.encoder.layer.") for k in changed)  # embeddings, head frozen
     assert obj.draws == 6
 

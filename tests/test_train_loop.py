@@ -176,3 +176,16 @@ def test_logs_from_device_tensors_and_floats(tmp_path):
     for h in res.history:
         assert isinstance(h["as_tensor"], float) and h["as_float"] == 1.5
         assert h["as_tensor"] == pytest.approx(2 * h["loss"])
+
+
+def test_more_processes_than_gpus_is_a_one_line_error(monkeypatch):
+    from bertcompress.train.distributed import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for name in ("auto", "cuda"):
+        with pytest.raises(UserError, match="needs GPU 1, but 1 GPU"):
+            pick_device(name)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert pick_device("auto") == torch.device("cuda:0")

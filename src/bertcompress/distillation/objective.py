@@ -70,13 +70,17 @@ class DistillationObjective(nn.Module):
         return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with torch.no_grad():
+        device = batch["input_ids"].device.type
+        # a teacher stored in bf16/fp16 runs in its own dtype: under autocast its LayerNorms and
+        # residual sums would run in fp32, with a cast around every one
+        own_dtype = next(self.teacher.parameters()).dtype != torch.float32
+        with torch.no_grad(), torch.autocast(device, enabled=torch.is_autocast_enabled(device) and not own_dtype):
             t_out = run_with_intermediates(self.teacher, batch, self._t_rec)
         s_out = run_with_intermediates(self.student, batch, self._s_rec)
         ctx = LossContext(mapping=self.mapping, projections=self.projections,
                           attention_mask=batch["attention_mask"], temperature=self.temperature,
                           regression=self.regression, head_rule=self.head_rule)
-        total = torch.zeros((), device=batch["input_ids"].device)
+        total = torch.zeros((), device=device)
         logs = {}
         for name, w in self.weights.items():
             value = LOSSES[name](s_out, t_out, ctx)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..config import DistillConfig, LossConfig, to_dict
@@ -23,6 +24,7 @@ from ..models.architecture import describe
 from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
 from ..models.student import build_student
+from ..train.distributed import pick_device
 from ..train.loop import train_loop
 from .mapping import resolve_mapping
 from .objective import DistillationObjective
@@ -58,6 +60,13 @@ def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, classifier:
     return student
 
 
+def _set_teacher_precision(cfg: DistillConfig, teacher: nn.Module) -> None:
+    """After the student is built (copying layers needs the fp32 teacher): this stage owns the
+    teacher, so it is cast in place; the objective runs a non-fp32 teacher outside autocast."""
+    if cfg.teacher_in_bf16(pick_device(cfg.train.device).type):
+        teacher.to(torch.bfloat16)
+
+
 def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     """Run one distillation stage and write the student to `cfg.output`."""
     tokenizer = load_tokenizer(cfg.teacher)
@@ -68,6 +77,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         student = _student(cfg, teacher, tokenizer, classifier=False, task=None)
         features = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len,
                                 cfg.corpus.max_sequences)
+        _set_teacher_precision(cfg, teacher)
         objective = DistillationObjective(student, teacher, cfg.losses, phase_weights(cfg.losses, "intermediate"))
         run = train_loop(objective, features, collate, cfg.train, resume=resume, desc="general distill",
                          work_dir=checkpoint_dir(cfg.output, "general"), settings=to_dict(cfg.losses))
@@ -82,6 +92,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                             f"{task.name} has {task.num_labels}; fine-tune the teacher on the task first")
         student = _student(cfg, teacher, tokenizer, classifier=True, task=task)
         label_task_head(student, task)
+        _set_teacher_precision(cfg, teacher)
         if cfg.augment.enabled:
             from .augment import augment_examples
 

@@ -90,12 +90,49 @@ def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tens
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
-def _recording_mask(*args, **kwargs) -> torch.Tensor | None:
-    """Eager's additive float mask, always built: deciding to skip it takes `mask.all()`, a host
-    sync on every forward."""
-    from transformers.masking_utils import eager_mask
+def _without_skip(mask_fn):
+    """`mask_fn` always building its mask: deciding to skip it (no padding) takes `mask.all()`, a
+    host sync on every forward."""
+    def build(*args, **kwargs) -> torch.Tensor | None:
+        return mask_fn(*args, **{**kwargs, "allow_is_bidirectional_skip": False})
+    return build
 
-    return eager_mask(*args, **{**kwargs, "allow_is_bidirectional_skip": False})
+
+def _eager_mask(*args, dtype: torch.dtype = torch.float32, **kwargs) -> torch.Tensor | None:
+    """Eager's additive float mask (0 where attended, dtype's min elsewhere), always built (see
+    `_without_skip`), and made on the device alone: transformers' own copies a host scalar in,
+    which a CUDA-graph capture refuses."""
+    from transformers.masking_utils import sdpa_mask
+
+    for key in ("allow_is_causal_skip", "allow_is_bidirectional_skip"):
+        kwargs[key] = False
+    allowed = sdpa_mask(*args, **kwargs)  # boolean, True where attended
+    if allowed is None:
+        return None
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min)
+
+
+_recording_mask = _eager_mask
+
+
+@contextlib.contextmanager
+def no_mask_skip() -> Iterator[None]:
+    """Within: sdpa and eager models always get an explicit padding mask, so a forward makes no
+    host sync (what a CUDA graph capture needs). Costs a kernel choice: SDPA's flash kernel takes
+    no mask, so a batch without padding runs the masked kernel instead."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS as masks
+
+    saved = {k: masks._local_mapping.get(k) for k in ("sdpa", "eager")}
+    masks["sdpa"], masks["eager"] = _without_skip(masks._global_mapping["sdpa"]), _eager_mask
+    try:
+        yield
+    finally:
+        for k, fn in saved.items():
+            if fn is None:
+                del masks[k]
+            else:
+                masks[k] = fn
 
 
 def _register_recording_attention() -> None:

@@ -24,11 +24,15 @@ class DistContext:
 
 def pick_device(name: str = "auto") -> torch.device:
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {name} asked for, but no CUDA GPU is available")
-    if name == "cuda":
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"process {local_rank} of this node needs GPU {local_rank}, but "
+                            f"{torch.cuda.device_count()} GPU(s) are visible; start at most that many "
+                            f"processes per node, or set train.device: cpu")
         return torch.device(f"cuda:{local_rank}")
     try:
         return torch.device(name)
