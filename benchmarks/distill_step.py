@@ -7,7 +7,7 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
 
   ours        bertcompress DistillationObjective, as the training loop runs it by default
               (student scores from its own attention, teacher on SDPA with Q/K hooks, fused AdamW;
-              on CUDA the teacher stored and run in bf16: distill.teacher_precision auto)
+              in bf16 workloads the teacher stored and run in bf16: distill.teacher_precision auto)
   ours_cuda_graph  the same step replayed from a CUDA graph (`train.cuda_graphs: true`; CUDA only)
   naive       the obvious Hugging Face version: eager attention, output_hidden_states and
               output_attentions, MSE on the returned (post-softmax) attention maps
@@ -300,8 +300,8 @@ def _version(pkg: str) -> str | None:
 def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str,
                  profile_to: Path | None = None) -> dict[str, Any]:
     inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
-    # the loop's default (distill.teacher_precision auto): a bf16 teacher where it trains in bf16 on a GPU
-    teacher_dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    # the loop's default (distill.teacher_precision auto): a bf16 teacher wherever it trains in bf16
+    teacher_dtype = torch.bfloat16 if dtype == "bf16-autocast" else torch.float32
     teacher, student = build_models("sdpa", device, teacher_dtype=teacher_dtype)
     eager_teacher, eager_student = build_models("eager", device)
     steps: dict[str, Step] = {"ours": make_ours(teacher, student, device, dtype)[0],

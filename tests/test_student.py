@@ -105,6 +105,7 @@ def test_a_bf16_teacher_runs_outside_autocast():
     assert loss_bf16.item() == pytest.approx(loss_fp32.item(), rel=0.03)
 
     assert DistillConfig().teacher_in_bf16("cuda") and not DistillConfig().teacher_in_bf16("cpu")
+    assert DistillConfig(train=TrainConfig(precision="bf16")).teacher_in_bf16("cpu")
     assert not DistillConfig(train=TrainConfig(precision="fp32")).teacher_in_bf16("cuda")
     assert DistillConfig(teacher_precision="bf16").teacher_in_bf16("cpu")
     with pytest.raises(UserError, match="teacher_precision"):

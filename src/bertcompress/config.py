@@ -209,8 +209,8 @@ class DistillConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     output: str = "outputs/student"
     # the frozen teacher needs no fp32 master weights. auto: stored and run in bf16 wherever
-    # `train` runs in bf16 on a GPU (its LayerNorms and residual sums then skip autocast's fp32
-    # round trips: 1.1x a step on an H100); fp32: under autocast like the student; bf16: always
+    # `train` runs in bf16 (its LayerNorms and residual sums then skip autocast's fp32 round
+    # trips: 1.1x a step on an H100 and on a CPU); fp32: under autocast like the student; bf16: always
     teacher_precision: str = "auto"
 
     def __post_init__(self) -> None:
@@ -220,7 +220,7 @@ class DistillConfig:
 
     def teacher_in_bf16(self, device_type: str) -> bool:
         if self.teacher_precision == "auto":
-            return device_type == "cuda" and self.train.uses_bf16(device_type)
+            return self.train.uses_bf16(device_type)
         return self.teacher_precision == "bf16"
 
 

@@ -85,9 +85,15 @@ def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tens
         recorder.scores[layer] = scores
     else:
         scores = scores_from_heads(query, key, scale)
-    weights = scores if attention_mask is None else scores + attention_mask
-    weights = nn.functional.dropout(torch.softmax(weights, dim=-1), p=dropout, training=module.training)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+    # the L×L maps stay in the scores' dtype (bf16 under autocast), as in transformers' eager
+    # attention, but without its fp32 masked copy: masking, softmax (fp32 inside the kernel) and
+    # dropout each make one bf16 pass instead of fp32 ones
+    if attention_mask is not None:
+        scores = scores.masked_fill(attention_mask < 0, torch.finfo(scores.dtype).min)
+    with torch.autocast(scores.device.type, enabled=False):
+        probs = torch.softmax(scores, dim=-1)
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
 def _without_skip(mask_fn):
