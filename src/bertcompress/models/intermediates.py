@@ -119,9 +119,6 @@ def _eager_mask(*args, dtype: torch.dtype = torch.float32, **kwargs) -> torch.Te
         ~allowed, torch.finfo(dtype).min)
 
 
-_recording_mask = _eager_mask
-
-
 @contextlib.contextmanager
 def no_mask_skip() -> Iterator[None]:
     """Within: sdpa and eager models always get an explicit padding mask, so a forward makes no
@@ -146,7 +143,7 @@ def _register_recording_attention() -> None:
     from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(RECORDING_ATTENTION, _recording_attention)
-    AttentionMaskInterface.register(RECORDING_ATTENTION, _recording_mask)
+    AttentionMaskInterface.register(RECORDING_ATTENTION, _eager_mask)
 
 
 def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:

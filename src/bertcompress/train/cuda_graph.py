@@ -1,7 +1,7 @@
 """One training step (forward, backward, clipping, AdamW) replayed from a CUDA graph.
 
 Why: a small student's step on a GPU is bound by the host, not the GPU. A 4×312 student at
-batch 128 issues thousands of kernels per step, most a few microseconds long, and Python launches
+batch 128 issues over a thousand kernels per step, many a few microseconds long, and Python launches
 them more slowly than the H100 runs them. A CUDA graph records the step's kernels once per input
 shape and replays them all with one launch.
 
@@ -30,6 +30,7 @@ from ..models.intermediates import no_mask_skip
 
 Batch = dict[str, torch.Tensor]
 StepOut = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
 
 def pad_batch(batch: Batch, multiple: int, max_len: int | None = None, pad_token_id: int = 0) -> Batch:
     """Pad every (B, L, ...) tensor of `batch` along L to the next multiple of `multiple` (at most
