@@ -9,6 +9,7 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
               (student scores from its own attention, teacher on SDPA with Q/K hooks, fused AdamW;
               in bf16 workloads the teacher stored and run in bf16: distill.teacher_precision auto)
   ours_cuda_graph  the same step replayed from a CUDA graph (`train.cuda_graphs: true`; CUDA only)
+  ours_compiled    the same step with the objective under torch.compile (`train.torch_compile: true`)
   naive       the obvious Hugging Face version: eager attention, output_hidden_states and
               output_attentions, MSE on the returned (post-softmax) attention maps
   textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
@@ -64,7 +65,7 @@ WORKLOADS = {  # name -> (device, batch, seq_len, warm-up steps, timed steps, dt
     "cpu_bf16": ("cpu", 32, 128, 1, 3, "bf16-autocast"),
     "cuda": ("cuda", 128, 128, 5, 20, "bf16-autocast"),
 }
-IMPLS = ("ours", "ours_cuda_graph", "naive", "textbrewer")
+IMPLS = ("ours", "ours_cuda_graph", "ours_compiled", "naive", "textbrewer")
 
 Batch = dict[str, torch.Tensor]
 # -> (loss, unweighted loss terms), all left on the device: a host sync per step would be timed too
@@ -115,17 +116,21 @@ def _update(loss: torch.Tensor, opt: torch.optim.Optimizer) -> torch.Tensor:
 # ------------------------------------------------------------------ the three implementations
 
 def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str,
-              cuda_graph: bool = False) -> tuple[Step, DistillationObjective]:
+              cuda_graph: bool = False, compiled: bool = False) -> tuple[Step, DistillationObjective]:
     objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
     # the training loop's optimizer
     opt = make_optimizer(objective, LR, 0.01, torch.device(device), capturable=cuda_graph)
     if cuda_graph:  # what the loop does with train.cuda_graphs: true
         return GraphedStep(objective, opt, bf16=dtype == "bf16-autocast"), objective
     autocast = autocast_for(device, dtype)
+    forward: Callable = objective
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        nonlocal forward
         with autocast():
-            loss, logs = objective(batch)
+            loss, logs = forward(batch)
+        if compiled and forward is objective:  # compiled after one eager step, as the loop does
+            forward = torch.compile(objective)
         return _update(loss, opt), logs
     return step, objective
 
@@ -318,6 +323,17 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
             steps["ours_cuda_graph"] = graphed
         except Exception as e:  # noqa: BLE001
             why["ours_cuda_graph"] = f"{type(e).__name__}: {e}"
+    try:  # the first step is eager, the second compiles: both before any timing or profiling
+        compiled = make_ours(*build_models("sdpa", device, teacher_dtype=teacher_dtype), device, dtype,
+                             compiled=True)[0]
+        t0 = time.perf_counter()
+        for _ in range(2):
+            compiled(inputs)
+        compile_s = time.perf_counter() - t0
+        steps["ours_compiled"] = compiled
+    except Exception as e:  # noqa: BLE001
+        why["ours_compiled"] = f"{type(e).__name__}: {e}"
+        compile_s = None
     try:  # optional: any failure (import, an API gone, the first step) is recorded, not hidden
         tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype)
         tb_step(inputs)
@@ -337,9 +353,11 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
         "tokens_per_s": tps,
         "ratios": {"ours_vs_naive": tps["ours"] / tps["naive"],
                    "ours_cuda_graph_vs_naive": _ratio(tps["ours_cuda_graph"], tps["naive"]),
+                   "ours_compiled_vs_naive": _ratio(tps["ours_compiled"], tps["naive"]),
                    "ours_vs_textbrewer": _ratio(tps["ours"], tps["textbrewer"])},
         "batch": batch, "seq_len": seq_len, "dtype": dtype,
         "step_time_s": seconds, "warmup_steps": warmup, "timed_steps": timed,
+        "compile_and_first_steps_s": compile_s,
         "device_name": device_name(device), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "transformers": _version("transformers"),
         "textbrewer_version": _version("textbrewer"), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -106,6 +106,9 @@ class TrainConfig:
     # replay each step from a CUDA graph (train/cuda_graph.py): for small students, whose GPU
     # steps are bound by Python's kernel launches; one CUDA device, one process, grad_accum 1
     cuda_graphs: bool = False
+    # torch.compile the module from the second step on (the first, eager, lets `transformers`
+    # install its output hooks, which would break the graph): fuses the elementwise work
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0 or (self.max_steps or 0) > 0, "train.epochs or train.max_steps must be > 0")
@@ -120,6 +123,8 @@ class TrainConfig:
         _check(self.precision in ("auto", "fp32", "bf16"),
                f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
         _check(not (self.cuda_graphs and self.grad_accum > 1), "train.cuda_graphs needs train.grad_accum 1")
+        _check(not (self.cuda_graphs and self.torch_compile),
+               "train.cuda_graphs and train.torch_compile together are not supported yet; choose one")
 
     def uses_bf16(self, device_type: str) -> bool:
         """Whether this run trains under bf16 autocast on a device of this type."""

@@ -4,7 +4,7 @@ A method hands in a module whose `forward(batch)` returns `(loss, logs)`: a dist
 objective, a task model with a cross-entropy, a quantized student... The loop owns everything
 else: AdamW with warm-up and linear decay, gradient accumulation, bf16 autocast on CUDA, DDP,
 evaluation and checkpoints on a schedule, exact resume, NaN detection and a progress bar, and
-(opt-in, train/cuda_graph.py) whole steps replayed from CUDA graphs.
+(opt-in) `torch.compile` or whole steps replayed from CUDA graphs (train/cuda_graph.py).
 
 Data order is a pure function of (seed, epoch): resuming at step s replays the same batches an
 uninterrupted run would have seen, and the saved RNG state makes dropout identical too.
@@ -131,6 +131,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     use_bf16 = cfg.uses_bf16(device.type)
 
+    if cfg.torch_compile and ctx.world_size > 1:
+        raise UserError("train.torch_compile is not supported under DDP yet (untested); run without it")
     if cfg.cuda_graphs and (device.type != "cuda" or ctx.world_size > 1):
         raise UserError(f"train.cuda_graphs needs one CUDA device and one process (device {device}, "
                         f"{ctx.world_size} processes)")
@@ -148,6 +150,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps))
+    compiled = torch.compile(model) if cfg.torch_compile else None  # compiles at its first call
     graphed = None
     if cfg.cuda_graphs:
         longest = max(len(f["input_ids"]) for f in features) if "input_ids" in features[0] else None
@@ -216,9 +219,10 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 loss, logs = graphed(batch)
             else:
                 sync = a == cfg.grad_accum - 1 or ctx.world_size == 1
+                forward = compiled if compiled is not None and step > start else model
                 with (model.no_sync() if not sync else contextlib.nullcontext()), \
                         torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss, logs = model(batch)
+                    loss, logs = forward(batch)
                 loss = loss / cfg.grad_accum
                 loss.backward()
             unchecked.append((step + 1, loss.detach()))
