@@ -312,37 +312,32 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
     steps: dict[str, Step] = {"ours": make_ours(teacher, student, device, dtype)[0],
                               "naive": make_naive(eager_teacher, eager_student, device, dtype)}
     why: dict[str, str] = {}
-    if device != "cuda":
-        why["ours_cuda_graph"] = "CUDA graphs need a CUDA device"
-    else:
-        try:  # a failed capture is recorded, not fatal: the other rows still get measured
-            graphed = make_ours(*build_models("sdpa", device, teacher_dtype=teacher_dtype), device, dtype,
-                                cuda_graph=True)[0]
-            for _ in range(4):  # 3 eager warm-up steps, then the capture: before any profiler runs
-                graphed(inputs)
-            steps["ours_cuda_graph"] = graphed
+
+    def optional(name: str, make: Callable[[], Step], first_calls: int, hint: str = "") -> float | None:
+        """Add step `name` after `first_calls` untimed calls (warm-up, capture, compilation: all
+        before any timing or profiling); any failure is recorded in `why`, not fatal. -> seconds
+        the first calls took."""
+        try:
+            step, t0 = make(), time.perf_counter()
+            for _ in range(first_calls):
+                step(inputs)
+            steps[name] = step
+            return time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001
-            why["ours_cuda_graph"] = f"{type(e).__name__}: {e}"
-    try:  # the first step is eager, the second compiles: both before any timing or profiling
-        compiled = make_ours(*build_models("sdpa", device, teacher_dtype=teacher_dtype), device, dtype,
-                             compiled=True)[0]
-        t0 = time.perf_counter()
-        for _ in range(2):
-            compiled(inputs)
-        compile_s = time.perf_counter() - t0
-        steps["ours_compiled"] = compiled
-    except Exception as e:  # noqa: BLE001
-        why["ours_compiled"] = f"{type(e).__name__}: {e}"
-        compile_s = None
-    try:  # optional: any failure (import, an API gone, the first step) is recorded, not hidden
-        tb_step = make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype)
-        tb_step(inputs)
-        steps["textbrewer"] = tb_step
-    except ImportError as e:
-        why["textbrewer"] = f"textbrewer not importable ({type(e).__name__}: {e}); " \
-                            "install with: pip install --no-deps textbrewer tensorboardX"
-    except Exception as e:  # noqa: BLE001
-        why["textbrewer"] = f"{type(e).__name__}: {e}"
+            why[name] = f"{type(e).__name__}: {e}" + (f"; {hint}" if isinstance(e, ImportError) and hint else "")
+        return None
+
+    def ours_variant(**kw) -> Step:
+        return make_ours(*build_models("sdpa", device, teacher_dtype=teacher_dtype), device, dtype, **kw)[0]
+
+    if device == "cuda":  # 3 eager warm-up steps, then the capture
+        optional("ours_cuda_graph", lambda: ours_variant(cuda_graph=True), first_calls=4)
+    else:
+        why["ours_cuda_graph"] = "CUDA graphs need a CUDA device"
+    # one eager step, then the compilation
+    compile_s = optional("ours_compiled", lambda: ours_variant(compiled=True), first_calls=2)
+    optional("textbrewer", lambda: make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype),
+             first_calls=1, hint="install with: pip install --no-deps textbrewer tensorboardX")
 
     if profile_to is not None:
         profile_steps(steps, inputs, device, profile_to)

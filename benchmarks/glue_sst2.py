@@ -97,7 +97,7 @@ def main() -> None:
         return args.reuse and (folder / "bertcompress_config.yaml").is_file()
 
     reused = ["teacher"] if done(teacher) else []
-    if not done(teacher):
+    if not reused:
         teacher = timed("teacher", finetune, FinetuneConfig(
             model=args.teacher, data=data, output=str(teacher),
             train=TrainConfig(epochs=ep_ft, lr=1e-4, batch_size=bs)))

@@ -87,32 +87,29 @@ def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tens
         scores = scores_from_heads(query, key, scale)
     # the L×L maps stay in the scores' dtype (bf16 under autocast), as in transformers' eager
     # attention, but without its fp32 masked copy: masking, softmax (fp32 inside the kernel) and
-    # dropout each make one bf16 pass instead of fp32 ones
+    # dropout each make one bf16 pass instead of fp32 ones. `attention_mask` is boolean (True
+    # where attended): `_sdpa_mask_always` builds it once per forward
     if attention_mask is not None:
-        scores = scores.masked_fill(attention_mask < 0, torch.finfo(scores.dtype).min)
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
     with torch.autocast(scores.device.type, enabled=False):
         probs = torch.softmax(scores, dim=-1)
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
-def _without_skip(mask_fn):
-    """`mask_fn` always building its mask: deciding to skip it (no padding) takes `mask.all()`, a
-    host sync on every forward."""
-    def build(*args, **kwargs) -> torch.Tensor | None:
-        return mask_fn(*args, **{**kwargs, "allow_is_bidirectional_skip": False})
-    return build
+def _sdpa_mask_always(*args, **kwargs) -> torch.Tensor | None:
+    """transformers' boolean padding mask (True where attended), always built: deciding to skip
+    it (no padding) takes `mask.all()`, a host sync on every forward."""
+    from transformers.masking_utils import sdpa_mask
+
+    return sdpa_mask(*args, **{**kwargs, "allow_is_causal_skip": False, "allow_is_bidirectional_skip": False})
 
 
 def _eager_mask(*args, dtype: torch.dtype = torch.float32, **kwargs) -> torch.Tensor | None:
-    """Eager's additive float mask (0 where attended, dtype's min elsewhere), always built (see
-    `_without_skip`), and made on the device alone: transformers' own copies a host scalar in,
-    which a CUDA-graph capture refuses."""
-    from transformers.masking_utils import sdpa_mask
-
-    for key in ("allow_is_causal_skip", "allow_is_bidirectional_skip"):
-        kwargs[key] = False
-    allowed = sdpa_mask(*args, **kwargs)  # boolean, True where attended
+    """Eager attention's additive float mask (0 where attended, dtype's min elsewhere), always
+    built and made on the device alone: transformers' own copies a host scalar in, which a
+    CUDA-graph capture refuses."""
+    allowed = _sdpa_mask_always(*args, **kwargs)
     if allowed is None:
         return None
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
@@ -127,7 +124,7 @@ def no_mask_skip() -> Iterator[None]:
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS as masks
 
     saved = {k: masks._local_mapping.get(k) for k in ("sdpa", "eager")}
-    masks["sdpa"], masks["eager"] = _without_skip(masks._global_mapping["sdpa"]), _eager_mask
+    masks["sdpa"], masks["eager"] = _sdpa_mask_always, _eager_mask
     try:
         yield
     finally:
@@ -143,7 +140,7 @@ def _register_recording_attention() -> None:
     from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(RECORDING_ATTENTION, _recording_attention)
-    AttentionMaskInterface.register(RECORDING_ATTENTION, _eager_mask)
+    AttentionMaskInterface.register(RECORDING_ATTENTION, _sdpa_mask_always)
 
 
 def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:

@@ -24,11 +24,11 @@ class DistContext:
 
 def pick_device(name: str = "auto") -> torch.device:
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if name == "auto" and not torch.cuda.is_available():
-        return torch.device("cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {name} asked for, but no CUDA GPU is available")
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+    if name == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise UserError(f"process {local_rank} of this node needs GPU {local_rank}, but "
                             f"{torch.cuda.device_count()} GPU(s) are visible; start at most that many "
