@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from bertcompress.distillation.losses import attention_mse, masked_mse, merge_heads, soft_cross_entropy
+from bertcompress.distillation.losses import (attention_mse, masked_mse, merge_heads, soft_cross_entropy,
+                                              sum_squared_error)
 
 
 def test_masked_mse_no_mask_is_plain_mse():
@@ -21,6 +22,36 @@ def test_masked_mse_ignores_padding():
     mask = torch.tensor([[1, 0]])
     # only the first position counts: (1 + 4) / 2
     assert masked_mse(s, t, mask).item() == pytest.approx(2.5)
+
+
+def test_sum_squared_error_value_and_gradient_by_hand():
+    s = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]], requires_grad=True)
+    t = torch.tensor([[[0.0, 2.0], [3.0, 6.0]]], requires_grad=True)
+    w = torch.tensor([[0.5, 2.0]])
+    # rows: 0.5·(1 + 0) + 2·(0 + 4) = 8.5; ∂/∂s = 2·w·(s − t), ∂/∂t = −∂/∂s
+    total = sum_squared_error(s, t, w)
+    assert total.dtype == torch.float32 and total.item() == pytest.approx(8.5)
+    total.backward()
+    torch.testing.assert_close(s.grad, torch.tensor([[[1.0, 0.0], [0.0, -8.0]]]))
+    torch.testing.assert_close(t.grad, -s.grad)
+
+
+def test_sum_squared_error_matches_autograd_and_keeps_bf16_grads():
+    torch.manual_seed(0)
+    s, t = torch.randn(3, 5, 7, requires_grad=True), torch.randn(3, 5, 7)
+    w = torch.rand(3, 5)
+    sum_squared_error(s, t, w).backward(torch.tensor(0.7))
+    ref_s = s.detach().clone().requires_grad_()
+    (0.7 * ((ref_s - t) ** 2 * w[..., None]).sum()).backward()
+    torch.testing.assert_close(s.grad, ref_s.grad)
+    # bf16 inputs: an fp32 total, a bf16 gradient (one pass in the inputs' dtype)
+    sb = s.detach().bfloat16().requires_grad_()
+    total = sum_squared_error(sb, t.bfloat16())
+    assert total.dtype == torch.float32
+    torch.testing.assert_close(total, ((sb.float() - t.bfloat16().float()) ** 2).sum(), rtol=1e-2, atol=0)
+    total.backward()
+    assert sb.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(sb.grad.float(), 2 * (sb.float() - t.bfloat16().float()), rtol=1e-2, atol=1e-2)
 
 
 def test_attention_mse_averages_heads_over_real_pairs():

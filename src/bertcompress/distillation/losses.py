@@ -21,13 +21,48 @@ from ..models.intermediates import Intermediates
 
 # ------------------------------------------------------------------ tensor-level losses
 
+class _SumSquaredError(torch.autograd.Function):
+    """Σ w·(s − t)² in fp32, for inputs in any float dtype. Autograd's own backward of
+    `(s − t).pow(2).sum(dtype=float32)` broadcasts the fp32 output gradient and so makes fp32 copies
+    of the whole tensor (several B·H·L² passes per attention term); this one is a single pass in
+    the inputs' dtype: ∂/∂s = 2·w·(s − t)·g."""
+
+    @staticmethod
+    def forward(ctx, student: torch.Tensor, teacher: torch.Tensor, row_weight: torch.Tensor | None):
+        diff = student - teacher
+        if row_weight is None:
+            total = diff.pow(2).sum(dtype=torch.float32)
+        else:
+            total = (diff.pow(2).sum(-1, dtype=torch.float32) * row_weight).sum()
+        ctx.save_for_backward(diff, row_weight)
+        ctx.dtypes = student.dtype, teacher.dtype
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        diff, row_weight = ctx.saved_tensors
+        scale = 2 * grad.to(diff.dtype)
+        if row_weight is not None:
+            scale = scale * row_weight.to(diff.dtype).unsqueeze(-1)
+        g = diff * scale
+        s_dtype, t_dtype = ctx.dtypes
+        return (g.to(s_dtype) if ctx.needs_input_grad[0] else None,
+                -g.to(t_dtype) if ctx.needs_input_grad[1] else None, None)
+
+
+def sum_squared_error(student: torch.Tensor, teacher: torch.Tensor,
+                      row_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ (student − teacher)² as an fp32 scalar; with `row_weight` (student.shape[:-1]) each row's
+    sum over the last dimension is weighted by it."""
+    return _SumSquaredError.apply(student, teacher, row_weight)
+
+
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean squared error over real positions. student/teacher (B, L, D); mask (B, L) of 0/1."""
-    diff = (student.float() - teacher.float()) ** 2
     if mask is None:
-        return diff.mean()
-    m = mask.to(diff.dtype).unsqueeze(-1)
-    return (diff * m).sum() / (m.sum() * diff.shape[-1]).clamp_min(1)
+        return sum_squared_error(student, teacher) / student.numel()
+    m = mask.float()
+    return sum_squared_error(student, teacher, m) / (m.sum() * student.shape[-1]).clamp_min(1)
 
 
 def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -36,8 +71,8 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
     them so), so the squared error is one fused pass over every entry and only the count needs the
     mask."""
     # the difference in the inputs' dtype (bf16 under autocast), the sum in fp32: no fp32 copies
-    # of two B·H·L² tensors (a third faster on CPU)
-    squared = (student - teacher).pow(2).sum(dtype=torch.float32)
+    # of two B·H·L² tensors
+    squared = sum_squared_error(student, teacher)
     if mask is None:
         return squared / student.numel()
     real = mask.float().sum(-1)  # real tokens per sequence: real² real pairs
