@@ -10,6 +10,8 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
               in bf16 workloads the teacher stored and run in bf16: distill.teacher_precision auto)
   ours_cuda_graph  the same step replayed from a CUDA graph (`train.cuda_graphs: true`; CUDA only)
   ours_compiled    the same step with the objective under torch.compile (`train.torch_compile: true`)
+  ours_compiled_cuda_graph  an experiment, not a loop setting yet: the compiled objective's
+              kernels (compiled during the eager warm-up) captured in the CUDA graph (CUDA only)
   naive       the obvious Hugging Face version: eager attention, output_hidden_states and
               output_attentions, MSE on the returned (post-softmax) attention maps
   textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
@@ -65,7 +67,7 @@ WORKLOADS = {  # name -> (device, batch, seq_len, warm-up steps, timed steps, dt
     "cpu_bf16": ("cpu", 32, 128, 1, 3, "bf16-autocast"),
     "cuda": ("cuda", 128, 128, 5, 20, "bf16-autocast"),
 }
-IMPLS = ("ours", "ours_cuda_graph", "ours_compiled", "naive", "textbrewer")
+IMPLS = ("ours", "ours_cuda_graph", "ours_compiled", "ours_compiled_cuda_graph", "naive", "textbrewer")
 
 Batch = dict[str, torch.Tensor]
 # -> (loss, unweighted loss terms), all left on the device: a host sync per step would be timed too
@@ -120,19 +122,27 @@ def make_ours(teacher: nn.Module, student: nn.Module, device: str, dtype: str,
     objective = DistillationObjective(student, teacher, LossConfig(), WEIGHTS).to(device)
     # the training loop's optimizer
     opt = make_optimizer(objective, LR, 0.01, torch.device(device), capturable=cuda_graph)
+    forward = _compiled_from_second_call(objective) if compiled else objective
     if cuda_graph:  # what the loop does with train.cuda_graphs: true
-        return GraphedStep(objective, opt, bf16=dtype == "bf16-autocast"), objective
+        return GraphedStep(objective, opt, bf16=dtype == "bf16-autocast", forward=forward), objective
     autocast = autocast_for(device, dtype)
-    forward: Callable = objective
 
     def step(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        nonlocal forward
         with autocast():
             loss, logs = forward(batch)
-        if compiled and forward is objective:  # compiled after one eager step, as the loop does
-            forward = torch.compile(objective)
         return _update(loss, opt), logs
     return step, objective
+
+
+def _compiled_from_second_call(objective: nn.Module) -> Callable:
+    """The objective eager at its first call (transformers installs its hooks there, which breaks
+    the graph), compiled from the second on: as the loop does with train.torch_compile."""
+    compiled, calls = torch.compile(objective), [0]
+
+    def forward(batch: Batch):
+        calls[0] += 1
+        return (objective if calls[0] == 1 else compiled)(batch)
+    return forward
 
 
 def make_naive(teacher: nn.Module, student: nn.Module, device: str, dtype: str) -> Step:
@@ -332,8 +342,9 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
 
     if device == "cuda":  # 3 eager warm-up steps, then the capture
         optional("ours_cuda_graph", lambda: ours_variant(cuda_graph=True), first_calls=4)
+        optional("ours_compiled_cuda_graph", lambda: ours_variant(cuda_graph=True, compiled=True), first_calls=4)
     else:
-        why["ours_cuda_graph"] = "CUDA graphs need a CUDA device"
+        why["ours_cuda_graph"] = why["ours_compiled_cuda_graph"] = "CUDA graphs need a CUDA device"
     # one eager step, then the compilation
     compile_s = optional("ours_compiled", lambda: ours_variant(compiled=True), first_calls=2)
     optional("textbrewer", lambda: make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype),
@@ -349,6 +360,7 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
         "ratios": {"ours_vs_naive": tps["ours"] / tps["naive"],
                    "ours_cuda_graph_vs_naive": _ratio(tps["ours_cuda_graph"], tps["naive"]),
                    "ours_compiled_vs_naive": _ratio(tps["ours_compiled"], tps["naive"]),
+                   "ours_compiled_cuda_graph_vs_naive": _ratio(tps["ours_compiled_cuda_graph"], tps["naive"]),
                    "ours_vs_textbrewer": _ratio(tps["ours"], tps["textbrewer"])},
         "batch": batch, "seq_len": seq_len, "dtype": dtype,
         "step_time_s": seconds, "warmup_steps": warmup, "timed_steps": timed,
@@ -371,13 +383,13 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
 def print_table(name: str, r: dict[str, Any]) -> None:
     print(f"\n{name}: {r['device_name']}, {r['threads']} threads, batch {r['batch']} x {r['seq_len']}, "
           f"{r['dtype']}, median of {r['timed_steps']} steps")
-    print(f"  {'impl':<16} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
+    print(f"  {'impl':<26} {'step s':>8} {'tokens/s':>10} {'ours/this':>10}" + ("    MFU" if "mfu" in r else ""))
     for k, tps in r["tokens_per_s"].items():
         if tps is None:
-            print(f"  {k:<16} {'-':>8} {'-':>10} {'-':>10}  ({r['why'][k]})")
+            print(f"  {k:<26} {'-':>8} {'-':>10} {'-':>10}  ({r['why'][k]})")
             continue
         mfu = f"  {r['mfu'][k]:5.1%}" if "mfu" in r else ""
-        print(f"  {k:<16} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
+        print(f"  {k:<26} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
     if "peak_bf16_tflops" in r:
         print(f"  step {r['step_tflop']:.2f} TFLOP; measured bf16 matmul peak {r['peak_bf16_tflops']:.0f} TFLOP/s")
 

@@ -19,7 +19,7 @@ timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py > 
 echo "pytest (CUDA) rc=$?"; tail -15 "$OUT/pytest_cuda.log"
 if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
   # --profile: where each implementation's step time goes (top operators), for the MFU work
-  timeout "${STEP_TIMEOUT:-240}" python3 benchmarks/distill_step.py --device cuda --profile > "$OUT/distill_step.log" 2>&1
+  timeout "${STEP_TIMEOUT:-360}" python3 benchmarks/distill_step.py --device cuda --profile > "$OUT/distill_step.log" 2>&1
   echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
   cp benchmarks/results/distill_step.json benchmarks/results/distill_step_profile_cuda.txt "$OUT/" 2>/dev/null
 fi

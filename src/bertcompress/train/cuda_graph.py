@@ -54,14 +54,17 @@ def pad_batch(batch: Batch, multiple: int, max_len: int | None = None, pad_token
 
 class GraphedStep:
     """`step(batch) -> (loss, logs)`: one full optimizer step of `module` (whose forward returns
-    `(loss, logs)`), eager for the first `warmup` calls, then replayed from a CUDA graph per shape."""
+    `(loss, logs)`), eager for the first `warmup` calls, then replayed from a CUDA graph per shape.
+    `forward` (default: `module` itself) runs the module's forward: a `torch.compile`d one is
+    compiled during the warm-up and its kernels are captured like any others."""
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float = 0.0,
                  bf16: bool = True, warmup: int = 3, multiple: int = 32, max_len: int | None = None,
-                 pad_token_id: int = 0):
+                 pad_token_id: int = 0, forward: Callable[[Batch], StepOut] | None = None):
         if not any(g.get("capturable") for g in optimizer.param_groups):
             raise ValueError("GraphedStep needs an optimizer built with capturable=True")
         self.module, self.optimizer = module, optimizer
+        self.forward = forward or module
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.max_grad_norm, self.bf16 = max_grad_norm, bf16
         self.pad = dict(multiple=multiple, max_len=max_len, pad_token_id=pad_token_id)
@@ -76,7 +79,7 @@ class GraphedStep:
     def _step(self, batch: Batch) -> StepOut:
         # autocast's weight-cast cache must be off under capture (it would outlive the graph)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
-            loss, logs = self.module(batch)
+            loss, logs = self.forward(batch)
         loss.backward()
         if self.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
