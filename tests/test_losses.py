@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from bertcompress.distillation.losses import (attention_mse, masked_mse, merge_heads, soft_cross_entropy,
-                                              sum_squared_error)
+from bertcompress.distillation.losses import (
+    attention_mse,
+    masked_mse,
+    merge_heads,
+    soft_cross_entropy,
+    sum_squared_error,
+)
 
 
 def test_masked_mse_no_mask_is_plain_mse():
