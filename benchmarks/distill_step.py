@@ -10,8 +10,10 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
               in bf16 workloads the teacher stored and run in bf16: distill.teacher_precision auto)
   ours_cuda_graph  the same step replayed from a CUDA graph (`train.cuda_graphs: true`; CUDA only)
   ours_compiled    the same step with the objective under torch.compile (`train.torch_compile: true`)
-  ours_compiled_cuda_graph  an experiment, not a loop setting yet: the compiled objective's
-              kernels (compiled during the eager warm-up) captured in the CUDA graph (CUDA only)
+  ours_compiled_cuda_graph  with --experimental only (CUDA; not a loop setting yet): the compiled
+              objective's kernels, compiled during the eager warm-up, captured in the CUDA graph.
+              Its own run and file (distill_step_experimental.json): a failed capture leaves CUDA's
+              random generator mid-capture, which would spoil every later row of the run
   naive       the obvious Hugging Face version: eager attention, output_hidden_states and
               output_attentions, MSE on the returned (post-softmax) attention maps
   textbrewer  TextBrewer's GeneralDistiller (TinyBERT-style intermediate matches + KD loss),
@@ -24,7 +26,7 @@ batch·seq / median step time; timed steps go round-robin over the implementatio
 merged into benchmarks/results/distill_step.json (a device this run did not measure keeps its
 earlier entry).
 
-    python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick] [--profile]
+    python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick] [--profile] [--experimental]
 
 `--quick` (batch 4 × 32, one warm-up and one timed step) only prints; it never writes the JSON.
 """
@@ -56,6 +58,7 @@ from bertcompress.train.cuda_graph import GraphedStep  # noqa: E402
 from bertcompress.train.loop import make_optimizer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_step.json"
+EXPERIMENTAL_RESULTS = RESULTS.with_name("distill_step_experimental.json")
 WEIGHTS = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0}
 LR = 1e-4
 TEACHER = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
@@ -313,7 +316,7 @@ def _version(pkg: str) -> str | None:
 # ------------------------------------------------------------------ one device
 
 def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int, dtype: str,
-                 profile_to: Path | None = None) -> dict[str, Any]:
+                 profile_to: Path | None = None, experimental: bool = False) -> dict[str, Any]:
     inputs = make_batch(batch, seq_len, TEACHER["vocab_size"], device)
     # the loop's default (distill.teacher_precision auto): a bf16 teacher wherever it trains in bf16
     teacher_dtype = torch.bfloat16 if dtype == "bf16-autocast" else torch.float32
@@ -342,13 +345,19 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
 
     if device == "cuda":  # 3 eager warm-up steps, then the capture
         optional("ours_cuda_graph", lambda: ours_variant(cuda_graph=True), first_calls=4)
-        optional("ours_compiled_cuda_graph", lambda: ours_variant(cuda_graph=True, compiled=True), first_calls=4)
     else:
-        why["ours_cuda_graph"] = why["ours_compiled_cuda_graph"] = "CUDA graphs need a CUDA device"
-    # one eager step, then the compilation
-    compile_s = optional("ours_compiled", lambda: ours_variant(compiled=True), first_calls=2)
-    optional("textbrewer", lambda: make_textbrewer(eager_teacher, build_models("eager", device)[1], device, dtype),
-             first_calls=1, hint="install with: pip install --no-deps textbrewer tensorboardX")
+        why["ours_cuda_graph"] = "CUDA graphs need a CUDA device"
+    if experimental:  # a run of its own, beside ours, ours_cuda_graph and naive (see --experimental)
+        compile_s = optional("ours_compiled_cuda_graph", lambda: ours_variant(cuda_graph=True, compiled=True),
+                             first_calls=4)
+        why["ours_compiled"] = why["textbrewer"] = "not in the --experimental run"
+    else:
+        why["ours_compiled_cuda_graph"] = "measured only with --experimental on CUDA"
+        # one eager step, then the compilation
+        compile_s = optional("ours_compiled", lambda: ours_variant(compiled=True), first_calls=2)
+        optional("textbrewer", lambda: make_textbrewer(eager_teacher, build_models("eager", device)[1], device,
+                                                       dtype),
+                 first_calls=1, hint="install with: pip install --no-deps textbrewer tensorboardX")
 
     if profile_to is not None:
         profile_steps(steps, inputs, device, profile_to)
@@ -402,11 +411,19 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also write each workload's top operators per implementation to "
                          "benchmarks/results/distill_step_profile_<workload>.txt")
+    ap.add_argument("--experimental", action="store_true",
+                    help="CUDA only: add the ours_compiled_cuda_graph row, in a run of its own that writes "
+                         "benchmarks/results/distill_step_experimental.json")
     args = ap.parse_args()
+    results = EXPERIMENTAL_RESULTS if args.experimental else RESULTS
+    if args.experimental and not torch.cuda.is_available():
+        raise SystemExit("distill_step: --experimental needs a CUDA device")
 
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    old = json.loads(results.read_text()) if results.is_file() else {}
     out: dict[str, Any] = {}
     for name, (device, batch, seq_len, warmup, timed, dtype) in WORKLOADS.items():
+        if args.experimental and device != "cuda":
+            continue
         if args.quick:
             batch, seq_len, warmup, timed = 4, 32, 1, 1
         timed = args.steps or timed
@@ -415,8 +432,8 @@ def main() -> None:
         elif device == "cuda" and not torch.cuda.is_available():
             why = "no CUDA device in this run"
         else:
-            profile_to = RESULTS.parent / f"distill_step_profile_{name}.txt" if args.profile else None
-            out[name] = bench_device(device, batch, seq_len, warmup, timed, dtype, profile_to)
+            profile_to = results.with_name(f"{results.stem}_profile_{name}.txt") if args.profile else None
+            out[name] = bench_device(device, batch, seq_len, warmup, timed, dtype, profile_to, args.experimental)
             print_table(name, out[name])
             continue
         out[name] = old.get(name)  # keep an earlier measurement; null if there never was one
@@ -425,8 +442,8 @@ def main() -> None:
     if args.quick:
         print("\n--quick: results not written")
         return
-    atomic_write_json(RESULTS, out)
-    print(f"\nwrote {RESULTS}")
+    atomic_write_json(results, out)
+    print(f"\nwrote {results}")
 
 
 if __name__ == "__main__":

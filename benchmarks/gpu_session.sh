@@ -23,6 +23,14 @@ if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
   echo "distill_step rc=$?"; grep -v Warning "$OUT/distill_step.log" | tail -12
   cp benchmarks/results/distill_step.json benchmarks/results/distill_step_profile_cuda.txt "$OUT/" 2>/dev/null
 fi
+if [ -z "${SKIP_EXPERIMENTAL:-}" ]; then
+  # the compiled objective inside the CUDA graph, in a process of its own (a failed capture spoils
+  # CUDA's random generator for the rest of the process)
+  timeout "${EXPERIMENTAL_TIMEOUT:-240}" python3 benchmarks/distill_step.py --experimental --profile \
+    > "$OUT/distill_step_experimental.log" 2>&1
+  echo "distill_step --experimental rc=$?"; grep -v Warning "$OUT/distill_step_experimental.log" | tail -10
+  cp benchmarks/results/distill_step_experimental*.* "$OUT/" 2>/dev/null
+fi
 if [ -n "${FULL_TESTS:-}" ]; then  # the whole suite, where "device auto" means the GPU
   timeout "${FULL_TESTS_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider > "$OUT/pytest_all.log" 2>&1
   echo "pytest (all, on the GPU machine) rc=$?"; tail -15 "$OUT/pytest_all.log"
