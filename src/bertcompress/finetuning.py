@@ -15,7 +15,7 @@ from .evaluation.predict import score
 from .models.intermediates import model_inputs
 from .models.loading import load_model, load_tokenizer
 from .models.saving import checkpoint_dir, publish_model_folder
-from .train.loop import train_loop
+from .train.loop import seed_run, train_loop
 
 
 class SupervisedObjective(nn.Module):
@@ -45,6 +45,7 @@ def label_task_head(model: nn.Module, task: TaskSpec) -> None:
 
 def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; write a `save_pretrained` folder to `cfg.output`."""
+    seed_run(cfg.train.seed)
     task, train_examples = load_examples(cfg.data, cfg.data.train_split)
     _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
     tokenizer = load_tokenizer(cfg.model)

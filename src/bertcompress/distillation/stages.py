@@ -25,7 +25,7 @@ from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
 from ..models.student import build_student
 from ..train.distributed import pick_device
-from ..train.loop import train_loop
+from ..train.loop import seed_run, train_loop
 from .mapping import resolve_mapping
 from .objective import DistillationObjective
 
@@ -69,6 +69,7 @@ def _set_teacher_precision(cfg: DistillConfig, teacher: nn.Module) -> None:
 
 def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     """Run one distillation stage and write the student to `cfg.output`."""
+    seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.teacher)
     collate = Collator(tokenizer.pad_token_id or 0)
     result: dict = {"stage": cfg.stage, "teacher": cfg.teacher}

@@ -27,7 +27,7 @@ from ..io import atomic_dir, atomic_write_json
 from ..models.loading import check_same_vocab, load_model, load_tokenizer, resolve_model_path
 from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from ..train.distributed import is_main_process, wait_for_main
-from ..train.loop import train_loop
+from ..train.loop import seed_run, train_loop
 from .config import QuantizeTrainConfig
 from .modules import calibrate_, quantize_
 from .pack import WEIGHTS_FILE, save_packed
@@ -60,6 +60,7 @@ def _load_classifier(name: str, task, role: str) -> nn.Module:
 def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
     """Fake-quantize `cfg.student`, train it (KDLSQ, or LSQ on labels when kd is false), write the
     packed folder to `cfg.output`."""
+    seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.student)
     collate = Collator(tokenizer.pad_token_id or 0)
     task, features, dev_features = _load_task(cfg, tokenizer)

@@ -33,7 +33,7 @@ from ..models.architecture import base_model, describe, size_fields
 from ..models.intermediates import model_inputs
 from ..models.loading import load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
-from ..train.loop import train_loop
+from ..train.loop import seed_run, train_loop
 from .config import TheseusConfig
 
 
@@ -167,6 +167,7 @@ def _freeze(module: nn.Module, trainable: bool) -> None:
 
 def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     """Compress `cfg.teacher` into a `cfg.successor_layers`-layer model; write it to `cfg.output`."""
+    seed_run(cfg.replacing.seed)
     task, train_examples = load_examples(cfg.data, cfg.data.train_split)
     _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
     tokenizer = load_tokenizer(cfg.teacher)

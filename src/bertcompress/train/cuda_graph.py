@@ -63,8 +63,7 @@ class GraphedStep:
                  pad_token_id: int = 0, forward: Callable[[Batch], StepOut] | None = None):
         if not any(g.get("capturable") for g in optimizer.param_groups):
             raise ValueError("GraphedStep needs an optimizer built with capturable=True")
-        self.module, self.optimizer = module, optimizer
-        self.forward = forward or module
+        self.forward, self.optimizer = forward or module, optimizer
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.max_grad_norm, self.bf16 = max_grad_norm, bf16
         self.pad = dict(multiple=multiple, max_len=max_len, pad_token_id=pad_token_id)

@@ -47,6 +47,13 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def seed_run(seed: int) -> None:
+    """Seed torch's global generator as a verb starts: what it builds at random before its loop
+    (a fresh task head on a pre-trained encoder, hidden-state projections) is then fixed by the
+    config alone, as the loop's own dropout and batch order are."""
+    torch.manual_seed(seed)
+
+
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float, device: torch.device,
                    capturable: bool = False) -> torch.optim.AdamW:
     """AdamW without decay on biases and LayerNorms, fused: one kernel for the whole update
