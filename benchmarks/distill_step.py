@@ -22,9 +22,10 @@ BertForSequenceClassification from a config (12 layers, 768 hidden, 12 heads, FF
 Workloads: CPU batch 32 × 128 in fp32, and the same in bf16 autocast (`cpu_bf16`: what
 `train.precision=bf16` does on a CPU); CUDA (if present) batch 128 × 128 in bf16 autocast, plus
 model FLOPs utilisation against a measured 8192³ bf16 matmul peak. Reports tokens/s =
-batch·seq / median step time; timed steps go round-robin over the implementations. Results are
-merged into benchmarks/results/distill_step.json (a device this run did not measure keeps its
-earlier entry).
+batch·seq / median step time; timed steps go round-robin over the implementations, together with
+the teacher's forward alone (`teacher_forward_s`): the part of a step no implementation can
+skip. Results are merged into benchmarks/results/distill_step.json (a device this run did not
+measure keeps its earlier entry).
 
     python benchmarks/distill_step.py [--device cpu|cuda|all] [--steps N] [--quick] [--profile] [--experimental]
 
@@ -361,7 +362,16 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
 
     if profile_to is not None:
         profile_steps(steps, inputs, device, profile_to)
-    measured = time_steps(steps, inputs, warmup, timed, device)
+
+    # not a step: the frozen teacher's forward alone, as `ours` runs it. Every implementation runs
+    # it; the rest of a step is the student's side (forward, backward, losses, update)
+    teacher_autocast = autocast_for(device, dtype) if teacher_dtype == torch.float32 else contextlib.nullcontext
+
+    def teacher_forward(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.no_grad(), teacher_autocast():
+            return teacher(**batch, output_hidden_states=True).logits, {}
+
+    measured = time_steps({**steps, "teacher_forward": teacher_forward}, inputs, warmup, timed, device)
     seconds = {k: measured.get(k) for k in IMPLS}
     tps = {k: (batch * seq_len / s if s else None) for k, s in seconds.items()}
     result: dict[str, Any] = {
@@ -372,7 +382,8 @@ def bench_device(device: str, batch: int, seq_len: int, warmup: int, timed: int,
                    "ours_compiled_cuda_graph_vs_naive": _ratio(tps["ours_compiled_cuda_graph"], tps["naive"]),
                    "ours_vs_textbrewer": _ratio(tps["ours"], tps["textbrewer"])},
         "batch": batch, "seq_len": seq_len, "dtype": dtype,
-        "step_time_s": seconds, "warmup_steps": warmup, "timed_steps": timed,
+        "step_time_s": seconds, "teacher_forward_s": measured["teacher_forward"],
+        "warmup_steps": warmup, "timed_steps": timed,
         "compile_and_first_steps_s": compile_s,
         "device_name": device_name(device), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "transformers": _version("transformers"),
@@ -399,6 +410,9 @@ def print_table(name: str, r: dict[str, Any]) -> None:
             continue
         mfu = f"  {r['mfu'][k]:5.1%}" if "mfu" in r else ""
         print(f"  {k:<26} {r['step_time_s'][k]:>8.3f} {tps:>10.0f} {r['tokens_per_s']['ours'] / tps:>10.2f}{mfu}")
+    if r.get("teacher_forward_s"):
+        print(f"  the teacher's forward alone: {r['teacher_forward_s']:.3f} s "
+              f"({r['teacher_forward_s'] / r['step_time_s']['ours']:.0%} of ours' step)")
     if "peak_bf16_tflops" in r:
         print(f"  step {r['step_tflop']:.2f} TFLOP; measured bf16 matmul peak {r['peak_bf16_tflops']:.0f} TFLOP/s")
 
