@@ -70,8 +70,6 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
     (query, key) pairs. Both inputs must be 0 at pairs that touch padding (`attention_scores` makes
     them so), so the squared error is one fused pass over every entry and only the count needs the
     mask."""
-    # the difference in the inputs' dtype (bf16 under autocast), the sum in fp32: no fp32 copies
-    # of two B·H·L² tensors
     squared = sum_squared_error(student, teacher)
     if mask is None:
         return squared / student.numel()
