@@ -228,9 +228,42 @@ def time_steps(steps: dict[str, Step], batch: Batch, warmup: int, timed: int, de
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+_MATMULS = {"mm", "addmm", "bmm", "baddbmm", "_scaled_dot_product_flash_attention",
+            "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
+            "_scaled_dot_product_cudnn_attention"}
+_METADATA_ONLY = {"view", "_unsafe_view", "_reshape_alias", "t", "transpose", "permute", "expand", "unsqueeze",
+                  "squeeze", "slice", "select", "as_strided", "alias", "detach", "split", "unbind"}
+
+
+def memory_traffic(step: Step, batch: Batch) -> tuple[int, int]:
+    """(bytes, operators) read and written by one eager step's operators outside matrix products
+    and attention kernels, counted at the dispatcher (so the same on any device): the memory-bound
+    work a GPU step spends its non-matmul time on. Whole tensors count (an embedding lookup counts
+    its table), so read it as an upper bound to compare implementations by."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Count(TorchDispatchMode):
+        bytes = ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            if name not in _MATMULS and name not in _METADATA_ONLY:
+                tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+                Count.bytes += sum(t.numel() * t.element_size() for t in tensors)
+                Count.ops += 1
+            return out
+
+    with Count():
+        step(batch)
+    return Count.bytes, Count.ops
+
+
 def profile_steps(steps: dict[str, Step], batch: Batch, device: str, out: Path, rows: int = 25) -> None:
     """Where one step's time goes, per implementation: torch.profiler over 3 steps (after one
-    warm-up), the top `rows` operators by self time on the device, written to `out`."""
+    warm-up), the top `rows` operators by self time on the device, written to `out`; for eager
+    implementations also their `memory_traffic`."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
@@ -252,6 +285,9 @@ def profile_steps(steps: dict[str, Step], batch: Batch, device: str, out: Path, 
             busy = sum(e.self_device_time_total for e in events
                        if e.device_type == torch.autograd.DeviceType.CUDA) / 1e3
             head += f", GPU kernels busy {busy:.1f} ms ({busy / wall_ms:.0%})"
+        if name in ("ours", "naive", "textbrewer"):  # eager: a replayed graph or compiled code bypasses the count
+            traffic, ops = memory_traffic(step, batch)
+            head += f"; outside matmuls and attention kernels: {traffic / 1e9:.2f} GB read+written by {ops} operators"
         sections.append(f"{head}\n{events.table(sort_by=key, row_limit=rows)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n\n".join(sections))
