@@ -146,8 +146,14 @@ class DataConfig:
     max_seq_len: int = 128
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    # a single data file serves no held-out split: this seeded fraction of it becomes the eval
+    # split (and is removed from training); 0 refuses a single file for evaluation
+    holdout_fraction: float = 0.1
+    holdout_seed: int = 0
 
     def __post_init__(self) -> None:
+        _check(0 <= self.holdout_fraction < 1,
+               f"data.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         _check(8 <= self.max_seq_len <= 4096, f"data.max_seq_len must be in [8, 4096], got {self.max_seq_len}")
         for n in ("max_train_examples", "max_eval_examples"):
             v = getattr(self, n)
