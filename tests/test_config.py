@@ -33,3 +33,93 @@ def test_verbs_stay_functions_after_their_modules_are_imported():
         assert callable(getattr(bertcompress, name)) and not isinstance(getattr(bertcompress, name), type(bertcompress))
     with pytest.raises(AttributeError):
         bertcompress.no_such_verb  # noqa: B018
+
+
+# ---------------------------------------------------------------- overrides land on their section's defaults
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+import yaml  # noqa: E402
+
+from bertcompress.cli import main  # noqa: E402
+from bertcompress.commands import COMMANDS, resolve  # noqa: E402
+from bertcompress.config import PipelineConfig  # noqa: E402
+from bertcompress.config_io import to_dict  # noqa: E402
+
+CONFIG_CLASSES = sorted({resolve(c.config) for c in COMMANDS}, key=lambda c: c.__name__)
+
+
+def _leaf_keys(obj, prefix=""):
+    """Every `section.key` of a config whose parent is a nested section (depth >= 2)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            for g in dataclasses.fields(value):
+                if not dataclasses.is_dataclass(getattr(value, g.name)):
+                    yield f"{prefix}{f.name}.{g.name}", getattr(value, g.name)
+            yield from _leaf_keys(value, f"{prefix}{f.name}.")
+
+
+@pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
+def test_setting_one_nested_key_keeps_the_rest_of_its_section(cls, tmp_path):
+    # Setting a key to its own default must change nothing: before the fix, touching one key
+    # rebuilt the whole section from the bare class defaults (e.g. TrainConfig() lr 5e-5).
+    default = cls()
+    for key, value in _leaf_keys(default):
+        override = f"{key}={json.dumps(value)}"
+        assert load_config(cls, None, [override]) == default, override
+        section, leaf = key.rsplit(".", 1)
+        nested: dict = {}
+        node = nested
+        for part in section.split("."):
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        path = tmp_path / "one_key.yaml"
+        path.write_text(yaml.safe_dump(nested))
+        assert load_config(cls, path) == default, key
+
+
+@pytest.mark.parametrize("argv, key, expected", [
+    (["run", "--set", "general.epochs=2"], "general.lr", 3e-4),
+    (["run", "--set", "general.epochs=2"], "general.epochs", 2.0),
+    (["run", "--task", "sst2"], "data.max_seq_len", 64),
+    (["run", "--quick"], "finetune.lr", 1e-4),
+    (["run", "--quick"], "data.max_train_examples", 1200),
+    (["distill", "--set", "train.epochs=1"], "train.lr", 1e-4),
+    (["distill", "--augment"], "augment.n_aug", 20),
+    (["theseus", "--set", "replacing.epochs=1"], "replacing.warmup_ratio", 0.0),
+    (["search-mapping", "--set", "proxy_general.epochs=2"], "proxy_general.lr", 3e-4),
+    (["search-mapping", "--set", "corpus.path=x.txt"], "corpus.max_seq_len", 64),
+    (["search-mapping", "--set", "final_general.epochs=2"], "final_general.lr", 3e-4),
+    (["quantize", "--set", "train.epochs=1"], "train.lr", 5e-5),
+    (["quantize", "--bits", "w2a8", "--set", "quant.act_bits=null"], "quant.weight_bits", 2),
+    (["theseus", "--replace-prob", "0.7"], "curriculum", "constant"),
+    (["theseus", "--replace-prob", "0.7", "--curriculum", "linear"], "curriculum", "linear"),
+])
+def test_cli_overrides_land_on_the_commands_defaults(argv, key, expected, capsys):
+    assert main(argv + ["--print-config"]) == 0
+    value = yaml.safe_load(capsys.readouterr().out)
+    for part in key.split("."):
+        value = value[part]
+    assert value == expected
+
+
+def test_a_list_of_sections_merges_each_item_onto_the_first_default(tmp_path):
+    from bertcompress.search.config import MappingSearchConfig
+
+    path = tmp_path / "search.yaml"
+    path.write_text("tasks:\n  - {task: sst2, path: /data/SST-2}\n  - {task: mrpc, path: /data/MRPC}\n")
+    cfg = load_config(MappingSearchConfig, path)
+    assert [(t.task, t.max_seq_len, t.max_train_examples) for t in cfg.tasks] == [("sst2", 64, 2000),
+                                                                                   ("mrpc", 64, 2000)]
+
+
+def test_yaml_file_then_flags_then_set(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("teacher: from-file\nfinetune: {epochs: 3}\ndata: {task: mrpc}\n")
+    assert main(["run", "--config", str(path), "--task", "sst2", "--set", "finetune.lr=2e-5",
+                 "--print-config"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["teacher"] == "from-file" and cfg["data"]["task"] == "sst2"
+    assert cfg["finetune"] == {**to_dict(PipelineConfig().finetune), "epochs": 3, "lr": 2e-5}

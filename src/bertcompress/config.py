@@ -1,27 +1,45 @@
 """Typed configs. Each loads from YAML/JSON, validates itself, and is saved beside every output.
 
-A config is a plain dataclass: `load_config(DistillConfig, "x.yaml", overrides=["train.lr=1e-4"])`
-builds one, `save_config(cfg, folder)` writes it as `bertcompress_config.yaml` so a run can be
-reproduced from its output folder alone.
+A config is a plain dataclass whose fields carry their help text (`setting(default, "help")`):
+the CLI builds its flags and `--help` from them. `load_config(DistillConfig, "x.yaml",
+overrides=["train.lr=1e-4"])` builds one (config_io.py), `save_config(cfg, folder)` writes it as
+`bertcompress_config.yaml` so a run can be reproduced from its output folder alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import yaml
-
+from .config_io import (  # noqa: F401 - the public home of the (de)serialisation verbs
+    CONFIG_FILENAME,
+    apply_overrides,
+    config_to_yaml,
+    from_dict,
+    load_config,
+    read_saved_config,
+    save_config,
+    to_dict,
+)
 from .errors import UserError
-from .io import atomic_write_text
 
-CONFIG_FILENAME = "bertcompress_config.yaml"
 DEFAULT_TEACHER = "all-MiniLM-L6-v2"
 DEFAULT_TASK = "rt-sentiment"
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
+            template: Callable[[], Any] | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text. `factory`: a default built per instance; `template`: what
+    a section that defaults to None starts from when a file or override sets one of its keys."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    if template is not None:
+        metadata["template"] = template
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -29,20 +47,23 @@ def _check(cond: bool, msg: str) -> None:
         raise UserError(f"bad config: {msg}")
 
 
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    _check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
 @dataclass
 class StudentConfig:
     """Shape of a new student. The architecture family (BERT, RoBERTa, ...) follows the teacher;
     a size left as None (null in YAML) is the teacher's."""
 
-    num_layers: int = 4
-    hidden_size: int | None = 312
-    num_heads: int | None = 12
-    ffn_size: int | None = 1200
-    # random: fresh weights; teacher_layers: copy whole teacher layers (DistilBERT-style,
-    # needs hidden_size equal to the teacher's).
-    init: str = "random"
-    # 1-based teacher layers to copy for init=teacher_layers; default: the layer mapping.
-    init_layers: list[int] | None = None
+    num_layers: int = setting(4, "transformer layers")
+    hidden_size: int | None = setting(312, "hidden size (null: the teacher's)")
+    num_heads: int | None = setting(12, "attention heads (null: the teacher's)")
+    ffn_size: int | None = setting(1200, "feed-forward size (null: the teacher's)")
+    init: str = setting("random", "random: fresh weights; teacher_layers: copy whole teacher layers "
+                        "(DistilBERT-style, needs the teacher's hidden size)", choices=("random", "teacher_layers"))
+    init_layers: list[int] | None = setting(None, "1-based teacher layers to copy for init teacher_layers "
+                                            "(null: the layer mapping)")
 
     def __post_init__(self) -> None:
         _check(self.num_layers >= 1, f"student.num_layers must be >= 1, got {self.num_layers}")
@@ -50,35 +71,32 @@ class StudentConfig:
         _check(all(v is None or v >= 1 for v in sizes), "student sizes must be positive")
         _check(self.hidden_size is None or self.num_heads is None or self.hidden_size % self.num_heads == 0,
                f"student.hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
-        _check(self.init in ("random", "teacher_layers"),
-               f"student.init must be 'random' or 'teacher_layers', got {self.init!r}")
+        _check_choice(self.init, ("random", "teacher_layers"), "student.init")
 
 
 @dataclass
 class LossConfig:
     """TinyBERT loss weights and their options (see distillation/losses.py)."""
 
-    embedding: float = 1.0
-    hidden: float = 1.0
-    attention: float = 1.0
-    prediction: float = 1.0
-    temperature: float = 1.0
-    # uniform | last | an explicit list of 1-based teacher layers, one per student layer
-    layer_mapping: str | list[int] = "uniform"
-    # W_h: one projection shared by every mapped layer (as the reference code) or one per layer
-    hidden_projection: str = "shared"
-    # strict: head counts must match; mean: compare the head-averaged score maps
-    head_rule: str = "strict"
+    embedding: float = setting(1.0, "weight of the embedding-layer loss")
+    hidden: float = setting(1.0, "weight of the hidden-state loss")
+    attention: float = setting(1.0, "weight of the attention-score loss")
+    prediction: float = setting(1.0, "weight of the prediction (soft cross-entropy) loss")
+    temperature: float = setting(1.0, "softmax temperature of the prediction loss")
+    layer_mapping: str | list[int] = setting(
+        "uniform", "uniform, last, or a list of 1-based teacher layers, one per student layer")
+    hidden_projection: str = setting("shared", "W_h: one projection for every mapped layer (as the reference "
+                                     "code) or per_layer", choices=("shared", "per_layer"))
+    head_rule: str = setting("strict", "strict: head counts must match; mean: compare head-averaged "
+                             "attention maps", choices=("strict", "mean"))
 
     def __post_init__(self) -> None:
         for name in ("embedding", "hidden", "attention", "prediction"):
             v = getattr(self, name)
             _check(v >= 0, f"losses.{name} weight must be >= 0, got {v}")
         _check(self.temperature > 0, f"losses.temperature must be > 0, got {self.temperature}")
-        _check(self.hidden_projection in ("shared", "per_layer"),
-               f"losses.hidden_projection must be 'shared' or 'per_layer', got {self.hidden_projection!r}")
-        _check(self.head_rule in ("strict", "mean"),
-               f"losses.head_rule must be 'strict' or 'mean', got {self.head_rule!r}")
+        _check_choice(self.hidden_projection, ("shared", "per_layer"), "losses.hidden_projection")
+        _check_choice(self.head_rule, ("strict", "mean"), "losses.head_rule")
         if isinstance(self.layer_mapping, str):
             _check(self.layer_mapping in ("uniform", "last"),
                    f"losses.layer_mapping must be 'uniform', 'last' or a list of layers, got {self.layer_mapping!r}")
@@ -88,27 +106,26 @@ class LossConfig:
 class TrainConfig:
     """One run of the shared training loop (train/loop.py)."""
 
-    epochs: float = 1.0
-    max_steps: int | None = None  # optimizer steps; overrides epochs when set
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    group_by_length: bool = True  # batch texts of similar length together: less padding, same data
-    eval_every: int = 0  # optimizer steps; 0 = only at the end
-    save_every: int = 0  # optimizer steps; 0 = only at the end
-    log_every: int = 10
-    seed: int = 42
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # replay each step from a CUDA graph (train/cuda_graph.py): for small students, whose GPU
-    # steps are bound by Python's kernel launches; one CUDA device, one process, grad_accum 1
-    cuda_graphs: bool = False
-    # torch.compile the module from the second step on (the first, eager, lets `transformers`
-    # install its output hooks, which would break the graph): fuses the elementwise work
-    torch_compile: bool = False
+    epochs: float = setting(1.0, "passes over the training data")
+    max_steps: int | None = setting(None, "optimizer steps; overrides epochs when set")
+    batch_size: int = setting(32, "examples per step and process")
+    grad_accum: int = setting(1, "micro-batches accumulated per optimizer step")
+    lr: float = setting(5e-5, "peak learning rate (AdamW)")
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and LayerNorms)")
+    warmup_ratio: float = setting(0.1, "share of the steps with a linear warm-up, then linear decay")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0: off)")
+    group_by_length: bool = setting(True, "batch texts of similar length together: less padding, same data")
+    eval_every: int = setting(0, "evaluate every N optimizer steps (0: only at the end)")
+    save_every: int = setting(0, "checkpoint every N optimizer steps for --resume (0: only at the end)")
+    log_every: int = setting(10, "log every N optimizer steps")
+    seed: int = setting(42, "seed of data order, dropout and new weights")
+    precision: str = setting("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16",
+                             choices=("auto", "fp32", "bf16"))
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    cuda_graphs: bool = setting(False, "replay each step from a CUDA graph (small students, whose GPU steps "
+                                "are launch-bound); one CUDA device, one process, grad_accum 1")
+    torch_compile: bool = setting(False, "torch.compile the step from the second step on (the first, eager, "
+                                  "lets transformers install its output hooks)")
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0 or (self.max_steps or 0) > 0, "train.epochs or train.max_steps must be > 0")
@@ -136,20 +153,21 @@ class DataConfig:
     """A labelled task. `path`: a GLUE-layout folder, a CSV/TSV/JSONL file, a folder written by
     `datasets.save_to_disk`, or a `datasets` hub name; None means the embedded default."""
 
-    task: str = DEFAULT_TASK
-    path: str | None = None
-    text_a: str | None = None  # column names, for CSV/TSV/JSONL and `datasets` sources
-    text_b: str | None = None
-    label: str | None = None
-    train_split: str = "train"
-    eval_split: str = "dev"
-    max_seq_len: int = 128
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    # a single data file serves no held-out split: this seeded fraction of it becomes the eval
-    # split (and is removed from training); 0 refuses a single file for evaluation
-    holdout_fraction: float = 0.1
-    holdout_seed: int = 0
+    task: str = setting(DEFAULT_TASK, "a GLUE task (sst2, mrpc, stsb, mnli, ...), rt-sentiment (embedded "
+                        "default), classification or regression (your own files)")
+    path: str | None = setting(None, "GLUE folder, CSV/TSV/JSONL file, saved dataset or datasets name "
+                               "(null: the embedded default)")
+    text_a: str | None = setting(None, "column of the first text (CSV/TSV/JSONL, datasets)")
+    text_b: str | None = setting(None, "column of the second text of a pair")
+    label: str | None = setting(None, "column of the label")
+    train_split: str = setting("train", "split to train on")
+    eval_split: str = setting("dev", "split to evaluate on")
+    max_seq_len: int = setting(128, "tokens per example; longer texts are truncated")
+    max_train_examples: int | None = setting(None, "a seeded random subset of the training split")
+    max_eval_examples: int | None = setting(None, "a seeded random subset of the evaluation split")
+    holdout_fraction: float = setting(0.1, "a single data file has no held-out split: this seeded share of "
+                                      "it becomes the eval split and leaves training (0: refuse)")
+    holdout_seed: int = setting(0, "seed of the held-out share of a single data file")
 
     def __post_init__(self) -> None:
         _check(0 <= self.holdout_fraction < 1,
@@ -165,9 +183,9 @@ class CorpusConfig:
     """Unlabelled text for general distillation: a text file or a folder of them; None means the
     embedded default corpus."""
 
-    path: str | None = None
-    max_seq_len: int = 128
-    max_sequences: int | None = None
+    path: str | None = setting(None, "unlabelled text file or folder (null: the embedded default corpus)")
+    max_seq_len: int = setting(128, "tokens per training sequence")
+    max_sequences: int | None = setting(None, "use at most this many sequences")
 
     def __post_init__(self) -> None:
         _check(8 <= self.max_seq_len <= 4096, f"corpus.max_seq_len must be in [8, 4096], got {self.max_seq_len}")
@@ -178,13 +196,13 @@ class CorpusConfig:
 class AugmentConfig:
     """TinyBERT data augmentation (distillation/augment.py)."""
 
-    enabled: bool = False
-    p: float = 0.4  # probability of replacing each word
-    top_k: int = 15  # candidates per word
-    n_aug: int = 20  # augmented sentences per example
-    max_examples: int | None = None  # augment only the first N training examples
-    seed: int = 42
-    cache_dir: str | None = None  # default: <output>/augment_cache
+    enabled: bool = setting(False, "TinyBERT data augmentation of the task data")
+    p: float = setting(0.4, "probability of replacing each word")
+    top_k: int = setting(15, "candidates per word")
+    n_aug: int = setting(20, "augmented sentences per example")
+    max_examples: int | None = setting(None, "augment only the first N training examples")
+    seed: int = setting(42, "seed of the word choices")
+    cache_dir: str | None = setting(None, "where augmented data is cached (null: <output>/augment_cache)")
 
     def __post_init__(self) -> None:
         _check(0 <= self.p <= 1, f"augment.p must be in [0, 1], got {self.p}")
@@ -195,10 +213,10 @@ class AugmentConfig:
 class FinetuneConfig:
     """Fine-tune a model (usually the teacher) on a labelled task."""
 
-    model: str = DEFAULT_TEACHER
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=5e-5))
-    output: str = "outputs/teacher"
+    model: str = setting(DEFAULT_TEACHER, "model folder or hub id")
+    data: DataConfig = setting(factory=DataConfig)
+    train: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=5e-5))
+    output: str = setting("outputs/teacher", "output folder")
 
 
 @dataclass
@@ -207,22 +225,23 @@ class DistillConfig:
     losses. task: fine-tuned teacher, task data, intermediate phase (`train`) then prediction
     phase (`prediction_train`)."""
 
-    stage: str = "task"
-    teacher: str = DEFAULT_TEACHER
-    # an existing student folder (e.g. the general-distillation output); None: build from `student`
-    student_path: str | None = None
-    student: StudentConfig = field(default_factory=StudentConfig)
-    losses: LossConfig = field(default_factory=LossConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=1e-4))
-    prediction_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=5e-5))
-    data: DataConfig = field(default_factory=DataConfig)
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    output: str = "outputs/student"
-    # the frozen teacher needs no fp32 master weights. auto: stored and run in bf16 wherever
-    # `train` runs in bf16 (its LayerNorms and residual sums then skip autocast's fp32 round
-    # trips: 1.1x a step on an H100 and on a CPU); fp32: under autocast like the student; bf16: always
-    teacher_precision: str = "auto"
+    stage: str = setting("task", "general: pre-trained teacher + unlabelled corpus; task: fine-tuned teacher "
+                         "+ task data", choices=("general", "task"))
+    teacher: str = setting(DEFAULT_TEACHER, "teacher folder or hub id")
+    student_path: str | None = setting(None, "start from this student folder (e.g. the general-distillation "
+                                       "output) instead of a new one")
+    student: StudentConfig = setting(factory=StudentConfig)
+    losses: LossConfig = setting(factory=LossConfig)
+    train: TrainConfig = setting(factory=lambda: TrainConfig(epochs=3, lr=1e-4))
+    prediction_train: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=5e-5))
+    data: DataConfig = setting(factory=DataConfig)
+    corpus: CorpusConfig = setting(factory=CorpusConfig)
+    augment: AugmentConfig = setting(factory=AugmentConfig)
+    output: str = setting("outputs/student", "output folder")
+    # The frozen teacher needs no fp32 master weights: in bf16 its LayerNorms and residual sums
+    # skip autocast's fp32 round trips (1.1x a step on an H100 and on a CPU).
+    teacher_precision: str = setting("auto", "auto: bf16 wherever training runs in bf16; fp32: under autocast "
+                                     "like the student; bf16: always", choices=("auto", "fp32", "bf16"))
 
     def __post_init__(self) -> None:
         _check(self.stage in ("general", "task"), f"stage must be 'general' or 'task', got {self.stage!r}")
@@ -239,156 +258,26 @@ class DistillConfig:
 class PipelineConfig:
     """The main job: fine-tune the teacher, general distillation, task distillation, evaluate."""
 
-    teacher: str = DEFAULT_TEACHER
-    data: DataConfig = field(default_factory=lambda: DataConfig(max_seq_len=64))
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(max_seq_len=64, max_sequences=3000))
-    # Default: half the teacher's layers at its width, started from its layers (2, 4, 6 of 6) then
-    # distilled. A random-init 4x312 TinyBERT needs far more general distillation than 15 CPU
-    # minutes allow (it stays near chance here); set student.hidden_size etc. for other shapes.
-    student: StudentConfig = field(default_factory=lambda: StudentConfig(
+    teacher: str = setting(DEFAULT_TEACHER, "teacher model: folder or hub id")
+    data: DataConfig = setting(factory=lambda: DataConfig(max_seq_len=64))
+    corpus: CorpusConfig = setting(factory=lambda: CorpusConfig(max_seq_len=64, max_sequences=3000))
+    # Half the teacher's layers at its width, started from its layers (2, 4, 6 of 6) then
+    # distilled: a random-init 4x312 TinyBERT needs far more general distillation than 15 CPU
+    # minutes allow (it stays near chance here).
+    student: StudentConfig = setting(factory=lambda: StudentConfig(
         num_layers=3, hidden_size=None, num_heads=None, ffn_size=None, init="teacher_layers"))
-    losses: LossConfig = field(default_factory=LossConfig)
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(enabled=True, n_aug=2, max_examples=2000))
-    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
-    general: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
-    task_intermediate: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
-    task_prediction: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=1e-4, batch_size=32))
-    output: str = "outputs/run"
+    losses: LossConfig = setting(factory=LossConfig)
+    augment: AugmentConfig = setting(factory=lambda: AugmentConfig(enabled=True, n_aug=2, max_examples=2000))
+    finetune: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
+    general: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    task_intermediate: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    task_prediction: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=1e-4, batch_size=32))
+    latency: bool = setting(True, "measure size and latency (PyTorch and ONNX Runtime) in the report")
+    output: str = setting("outputs/run", "output folder")
 
 
-# ---------------------------------------------------------------- (de)serialisation
-
-T = TypeVar("T")
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
-
-
-def from_dict(cls: type[T], data: Any, where: str = "") -> T:
-    """Build dataclass `cls` from plain data, with a clear error for unknown keys or bad types."""
-    if not isinstance(data, dict):
-        raise UserError(f"bad config: {where or 'top level'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise UserError(f"bad config: unknown key {where + '.' if where else ''}{unknown[0]} "
-                        f"(known: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # pragma: no cover - dataclass signature problems
-        raise UserError(f"bad config: {where or cls.__name__}: {e}") from None
-
-
-def _convert(tp: Any, v: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if v is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(a, v, where)
-            except UserError as e:
-                errors.append(str(e))
-        raise UserError(errors[0] if errors else f"bad config: {where} has a bad value {v!r}")
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, v, where)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(v, list):
-            raise UserError(f"bad config: {where} must be a list, got {v!r}")
-        return [_convert(item, x, f"{where}[{i}]") for i, x in enumerate(v)]
-    if tp is bool:
-        if isinstance(v, bool):
-            return v
-    elif tp is int:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return v
-    elif tp is float:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-        if isinstance(v, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            try:
-                return float(v)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(v, str):
-            return v
-    else:  # pragma: no cover
-        return v
-    raise UserError(f"bad config: {where} must be {getattr(tp, '__name__', tp)}, got {v!r}")
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (value parsed as YAML) to nested plain data."""
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"bad override {item!r}: expected key.path=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        node = data
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise UserError(f"bad override {item!r}: {p} is not a section")
-        node[parts[-1]] = value
-    return data
-
-
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
-                base: T | None = None) -> T:
-    """Defaults (or `base`) < YAML/JSON file < overrides."""
-    data: dict[str, Any] = to_dict(base) if base is not None else {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise UserError(f"config file {p} must hold a mapping at the top level")
-        kind = loaded.pop("kind", None)  # written by save_config: which config the file holds
-        if kind is not None and kind != cls.__name__:
-            raise UserError(f"config file {p} holds a {kind}, not a {cls.__name__}")
-        _deep_merge(data, loaded)
-    apply_overrides(data, overrides or [])
-    return from_dict(cls, data)
-
-
-def _deep_merge(dst: dict, src: dict) -> None:
-    for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _deep_merge(dst[k], v)
-        else:
-            dst[k] = v
-
-
-def config_to_yaml(cfg: Any) -> str:
-    return yaml.safe_dump({"kind": type(cfg).__name__, **to_dict(cfg)}, sort_keys=False)
-
-
-def save_config(cfg: Any, folder: str | Path) -> Path:
-    path = Path(folder) / CONFIG_FILENAME
-    atomic_write_text(path, config_to_yaml(cfg))
-    return path
-
-
-def read_saved_config(cls: type[T], folder: str | Path) -> T:
-    data = yaml.safe_load((Path(folder) / CONFIG_FILENAME).read_text(encoding="utf-8"))
-    data.pop("kind", None)
-    return from_dict(cls, data)
+# `run --quick`: the same job on small slices (about 3 minutes on 2 CPU cores). Overrides, so the
+# saved config shows what actually ran.
+QUICK_PIPELINE = ("data.max_train_examples=1200", "data.max_eval_examples=400", "corpus.max_sequences=400",
+                  "augment.n_aug=1", "augment.max_examples=300", "finetune.epochs=1", "general.epochs=1",
+                  "task_intermediate.epochs=1", "task_prediction.epochs=1")

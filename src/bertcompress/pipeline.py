@@ -14,43 +14,27 @@ interrupted stage continues from its last checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 from .config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
 from .distillation.stages import distill
-from .errors import UserError
 from .evaluation.evaluator import compare, evaluate, records_markdown
 from .evaluation.report import report as html_report
 from .finetuning import finetune
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_text, writes_output
 from .models.loading import resolve_model_path
 from .train.distributed import is_main_process
-
-
-def quick(cfg: PipelineConfig) -> PipelineConfig:
-    """The quick setting: the same job on small slices (about 3 minutes on 2 CPU cores)."""
-    r = dataclasses.replace
-    return r(cfg,
-             data=r(cfg.data, max_train_examples=1200, max_eval_examples=400),
-             corpus=r(cfg.corpus, max_sequences=400),
-             augment=r(cfg.augment, n_aug=1, max_examples=300),
-             finetune=r(cfg.finetune, epochs=1),
-             general=r(cfg.general, epochs=1),
-             task_intermediate=r(cfg.task_intermediate, epochs=1),
-             task_prediction=r(cfg.task_prediction, epochs=1))
 
 
 def _done(folder: Path) -> bool:
     return (folder / CONFIG_FILENAME).is_file()
 
 
-def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> dict[str, Any]:
+@writes_output
+def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     out = Path(cfg.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a folder")
     resolve_model_path(cfg.teacher)  # fail fast on a bad teacher, before any training
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
@@ -79,7 +63,7 @@ def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> d
     if not is_main_process():
         return {}  # under torchrun, rank 0 alone evaluates and writes the report
     t0 = time.perf_counter()
-    records = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=latency, onnx=latency,
+    records = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=cfg.latency, onnx=cfg.latency,
                        seq_len=128, loyalty_to=str(teacher_dir))
     teacher_rec, student_rec = records
     teacher_rec["model"], student_rec["model"] = "teacher", "student"
@@ -91,6 +75,12 @@ def run(cfg: PipelineConfig, *, resume: bool = False, latency: bool = True) -> d
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
     return report
+
+
+def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
+    if report:  # empty on the non-zero ranks under torchrun
+        print(report_markdown(report))
+        print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
 
 
 def report_markdown(report: dict[str, Any]) -> str:

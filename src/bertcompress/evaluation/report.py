@@ -9,18 +9,15 @@ charts when the records carry those keys.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserError
-from ..io import atomic_write_text
+from ..io import atomic_write_bytes, atomic_write_text
 
 METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
 LOYALTY = ("label_loyalty", "probability_loyalty")
@@ -309,7 +306,7 @@ def report(records: list[dict[str, Any]], output_dir: str | Path) -> dict[str, P
                 sections.append((title, fname + stem, png))
     out.mkdir(parents=True, exist_ok=True)
     for _, stem, png in sections:
-        _atomic_write_bytes(out / FILES_DIR / f"{stem}.png", png)
+        atomic_write_bytes(out / FILES_DIR / f"{stem}.png", png)
     settings = _settings_line(records)
     html_path, md_path = out / "report.html", out / "report.md"
     atomic_write_text(html_path, _html(quality, cost, sections, settings, records, names))
@@ -387,16 +384,3 @@ def _markdown(quality: Table, cost: Table, sections, settings: str, records, nam
     lines += [f"![{title}]({FILES_DIR}/{stem}.png)" for title, stem, _ in sections]
     lines += ["", "The same with the plots embedded: report.html", ""]
     return "\n".join(lines)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, _check
+from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, _check, setting
 
 IMPORTANCE_METHODS = ("taylor", "magnitude")
+IMPORTANCE_HELP = ("taylor: |activation x gradient| on a data sample (task data for a classifier, else the "
+                   "corpus); magnitude: weight norms")
 
 
 def _check_sampling(samples: int, batch_size: int, importance: str) -> None:
@@ -33,18 +35,19 @@ class ExtractConfig:
     `corpus`; only read by the `taylor` importance.
     """
 
-    teacher: str = DEFAULT_TEACHER
-    output: str = "outputs/extracted"
-    num_layers: int = 4
-    hidden_size: int | None = None
-    num_heads: int | None = None
-    ffn_size: int | None = None
-    strategy: str = "impt"  # impt: most important units (ETD-Impt); rand: random units (ETD-Rand)
+    teacher: str = setting(DEFAULT_TEACHER, "teacher folder or hub id")
+    output: str = setting("outputs/extracted", "output folder")
+    num_layers: int = setting(4, "student layers")
+    hidden_size: int | None = setting(None, "student hidden size (null: the teacher's)")
+    num_heads: int | None = setting(None, "student attention heads (null: the teacher's)")
+    ffn_size: int | None = setting(None, "student FFN size (null: the teacher's)")
+    strategy: str = setting("impt", "impt: the most important units (ETD-Impt); rand: random ones (ETD-Rand)",
+                            choices=("impt", "rand"))
     # uniform: teacher layers ⌈m·N/M⌉ as the uniform layer mapping; importance: the M most
     # important layers; random; or an explicit list of 1-based teacher layers
     layers: str | list[int] = "uniform"
-    importance: str = "taylor"
-    samples: int = 256  # sequences the Taylor importance is accumulated over
+    importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
+    samples: int = setting(256, "sequences the Taylor importance is accumulated over")
     batch_size: int = 16
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
@@ -80,14 +83,15 @@ class PruneConfig:
     steps > 1 prunes iteratively: equal steps towards the target, importance recomputed each time.
     """
 
-    model: str = DEFAULT_TEACHER
-    output: str = "outputs/pruned"
-    heads_keep: float = 1.0
-    ffn_keep: float = 0.5
-    importance: str = "taylor"
-    layout: str = "uniform"
-    steps: int = 1
-    samples: int = 256
+    model: str = setting(DEFAULT_TEACHER, "model folder or hub id")
+    output: str = setting("outputs/pruned", "output folder")
+    heads_keep: float = setting(1.0, "fraction of attention heads kept")
+    ffn_keep: float = setting(0.5, "fraction of FFN neurons kept")
+    importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
+    layout: str = setting("uniform", "uniform: the same size in every layer; global: ranked across layers",
+                          choices=("uniform", "global"))
+    steps: int = setting(1, "prune in this many steps, re-scoring between them")
+    samples: int = setting(256, "sequences the Taylor importance is accumulated over")
     batch_size: int = 16
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)

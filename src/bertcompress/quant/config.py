@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..config import DataConfig, LossConfig, TrainConfig, _check
+from ..config import DataConfig, LossConfig, TrainConfig, _check, setting
 from ..errors import UserError
 
 MIN_BITS, MAX_BITS = 2, 8  # LSQ's range here (lsq.py); kept free of torch so the CLI starts fast
@@ -77,15 +77,17 @@ class QuantizeTrainConfig:
     full-precision copy; or a fine-tuned teacher folder (any width: TinyBERT's projections bridge
     it). The output folder holds the packed low-bit export (quant/pack.py)."""
 
-    student: str = "outputs/student"
-    teacher: str | None = None
+    student: str = setting("outputs/student", "full-precision model to quantize (e.g. the distilled student)")
+    teacher: str | None = setting(None, "full-precision teacher (null: the student itself)")
     quant: QuantConfig = field(default_factory=QuantConfig)
-    kd: bool = True  # false: LSQ QAT on the labels alone (cross-entropy / MSE), the baseline
+    kd: bool = setting(True, "train with the TinyBERT losses against the teacher (false: LSQ on the labels "
+                       "alone, the baseline)")
+    ptq: bool = setting(False, "post-training dynamic int8 (torch), no training: the baseline")
     losses: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-5))
     data: DataConfig = field(default_factory=DataConfig)
-    onnx: bool = False  # also write <output>/onnx/model.onnx, an int8 model for ONNX Runtime (needs a8)
-    output: str = "outputs/quantized"
+    onnx: bool = setting(False, "also write <output>/onnx/model.onnx, an int8 model for ONNX Runtime (needs a8)")
+    output: str = setting("outputs/quantized", "output folder")
 
     def __post_init__(self) -> None:
         _check(not self.onnx or self.quant.act_bits == 8,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DataConfig, TrainConfig, _check
+from ..config import DataConfig, TrainConfig, _check, setting
 
 CURRICULA = ("constant", "linear")
 # Which teacher layer each successor layer starts from. first: successor layer i <- teacher layer
@@ -30,12 +30,13 @@ class TheseusConfig:
     """
 
     # A fine-tuned sequence classifier (`bertcompress finetune` writes outputs/teacher by default).
-    teacher: str = "outputs/teacher"
+    teacher: str = setting("outputs/teacher", "fine-tuned teacher folder (a sequence classifier for the task)")
     data: DataConfig = field(default_factory=DataConfig)
-    successor_layers: int = 3  # M; must divide the teacher's layer count
+    successor_layers: int = setting(3, "M, the successor's layers; must divide the teacher's")
     successor_init: str = "first"
-    curriculum: str = "linear"  # constant: p_t = replace_prob; linear: p_t = min(1, k·t + b)
-    replace_prob: float = 0.5
+    curriculum: str = setting("linear", "constant: p_t = replace_prob; linear: p_t = min(1, k·t + b)",
+                              choices=CURRICULA)
+    replace_prob: float = setting(0.5, "constant replacing rate")
     curriculum_k: float = 0.0006
     curriculum_b: float = 0.3
     # The reference code optimises only the successor layers, in both phases; true also trains
@@ -43,7 +44,7 @@ class TheseusConfig:
     finetune_shared: bool = False
     replacing: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=2e-5, warmup_ratio=0.0))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=2e-5, warmup_ratio=0.0))
-    output: str = "outputs/theseus"
+    output: str = setting("outputs/theseus", "output folder")
 
     def __post_init__(self) -> None:
         _check(self.successor_layers >= 1, f"successor_layers must be >= 1, got {self.successor_layers}")

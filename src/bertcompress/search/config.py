@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, LossConfig, StudentConfig, TrainConfig, _check
+from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, LossConfig, StudentConfig, TrainConfig, _check, setting
 
 
 @dataclass
@@ -12,8 +12,8 @@ class GeneticConfig:
     """The genetic algorithm (search/genetic.py). Scored genomes are population + (generations - 1)
     × (population - elite) at most; repeats are free."""
 
-    population: int = 8
-    generations: int = 4
+    population: int = setting(8, "mappings per generation")
+    generations: int = setting(4, "generations")
     elite: int | None = None  # best genomes carried over unchanged; None: a quarter of the population
     tournament: int = 3  # genomes drawn per parent pick; the fittest of them is the parent
     crossover_rate: float = 0.8  # else the child starts as a copy of its first parent
@@ -51,7 +51,7 @@ class MappingSearchConfig:
     distillation on the whole corpus.
     """
 
-    teacher: str = DEFAULT_TEACHER
+    teacher: str = setting(DEFAULT_TEACHER, "pre-trained teacher folder or hub id")
     student: StudentConfig = field(default_factory=StudentConfig)
     losses: LossConfig = field(default_factory=LossConfig)  # layer_mapping is what is searched
     corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(max_seq_len=64))
@@ -61,9 +61,11 @@ class MappingSearchConfig:
     proxy_finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
     search: GeneticConfig = field(default_factory=GeneticConfig)
     monotone: bool = True  # keep mappings non-decreasing, like every hand-made one
-    final_general: TrainConfig | None = None  # full general distillation with the best mapping
+    final_general: TrainConfig | None = setting(
+        None, "full general distillation with the best mapping (null: none)",
+        template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     keep_candidates: bool = False  # keep every candidate's models (large) instead of only its scores
-    output: str = "outputs/mapping_search"
+    output: str = setting("outputs/mapping_search", "output folder")
 
     def __post_init__(self) -> None:
         _check(self.proxy_sequences >= 1, f"proxy_sequences must be >= 1, got {self.proxy_sequences}")

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import UserError
+from ..io import atomic_write
 
 CHECKPOINT_NAME = "last.pt"
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT_NAME
-    tmp = folder / f".{CHECKPOINT_NAME}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save leaves the previous checkpoint intact
-    return path
+    """A kill or a full disk mid-save leaves the previous checkpoint intact and nothing half-written:
+    not the file, nor a checkpoint folder this save created."""
+    created = [p for p in (folder.parent, folder) if not p.exists()]
+    try:
+        return atomic_write(folder / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
+    except BaseException:
+        for p in reversed(created):
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if still empty
+        raise
 
 
 def load_checkpoint(folder: Path) -> dict[str, Any] | None:

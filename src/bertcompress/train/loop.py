@@ -28,12 +28,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
 from ..config import TrainConfig
 from ..errors import TrainingDiverged, UserError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cuda_graph import GraphedStep
 from .distributed import any_rank, barrier, init_distributed, pick_device
+from .interrupt import Interrupted
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -72,14 +74,6 @@ def make_optimizer(module: nn.Module, lr: float, weight_decay: float, device: to
         for g in groups:
             g["lr"] = torch.tensor(lr, dtype=torch.float32, device=device)
     return torch.optim.AdamW(groups, lr=lr, fused=device.type in ("cpu", "cuda"), capturable=capturable)
-
-
-def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-    return factor
 
 
 def epoch_batches(n: int, seed: int, epoch: int, global_batch: int, lengths: list[int] | None = None,
@@ -155,8 +149,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _linear_schedule(int(cfg.warmup_ratio * total_steps), total_steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     compiled = torch.compile(model) if cfg.torch_compile else None  # compiles at its first call
     graphed = None
     if cfg.cuda_graphs:
@@ -179,8 +172,10 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, history = int(state["step"]), json.loads(state["history"])
+    saved_step = step if resume and step else None
 
     def checkpoint() -> None:
+        nonlocal saved_step
         check_finite()  # never save weights that a non-finite loss has already updated
         if ctx.is_main:
             state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
@@ -189,6 +184,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             if device.type == "cuda":
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
             save_checkpoint(work_dir, state)
+        saved_step = step
         barrier(ctx)
 
     unchecked: list[tuple[int, torch.Tensor]] = []  # (step, loss) not yet checked to be finite
@@ -211,51 +207,55 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()
     final_eval = None
-    while step < total_steps:
-        logs_sum: dict[str, torch.Tensor | float] = {}
-        if graphed is None:
-            optimizer.zero_grad(set_to_none=True)
-        for a in range(cfg.grad_accum):
-            micro = step * cfg.grad_accum + a
-            epoch, within = divmod(micro, micro_per_epoch)
-            idx = batches_of_epoch(epoch)[within][ctx.rank * cfg.batch_size:(ctx.rank + 1) * cfg.batch_size]
-            cpu_batch = collate([features[i] for i in idx])
-            tokens += int(cpu_batch["attention_mask"].sum()) * ctx.world_size  # counted before the copy: no sync
-            batch = _to_device(cpu_batch, device)
-            if graphed is not None:  # forward, backward, clipping and the update in one replay
-                loss, logs = graphed(batch)
-            else:
-                sync = a == cfg.grad_accum - 1 or ctx.world_size == 1
-                forward = compiled if compiled is not None and step > start else model
-                with (model.no_sync() if not sync else contextlib.nullcontext()), \
-                        torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss, logs = forward(batch)
-                loss = loss / cfg.grad_accum
-                loss.backward()
-            unchecked.append((step + 1, loss.detach()))
-            for k, v in {"loss": loss.detach(), **{k: v / cfg.grad_accum for k, v in logs.items()}}.items():
-                logs_sum[k] = logs_sum.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
-        if graphed is None:
-            if cfg.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-        scheduler.step()
-        step += 1
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == total_steps:
-            check_finite()
-            logged = _to_floats(logs_sum)
-            rate = tokens / max(1e-9, time.perf_counter() - t0)
-            history.append({"step": step, "lr": float(scheduler.get_last_lr()[0]), **logged})
-            bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
-        if evaluate is not None and ctx.is_main and (
-                (cfg.eval_every and step % cfg.eval_every == 0) or step == total_steps):
-            module.eval()
-            final_eval = evaluate(module)
-            module.train()
-            history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
-        if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-            checkpoint()
+    try:
+        while step < total_steps:
+            logs_sum: dict[str, torch.Tensor | float] = {}
+            if graphed is None:
+                optimizer.zero_grad(set_to_none=True)
+            for a in range(cfg.grad_accum):
+                micro = step * cfg.grad_accum + a
+                epoch, within = divmod(micro, micro_per_epoch)
+                idx = batches_of_epoch(epoch)[within][ctx.rank * cfg.batch_size:(ctx.rank + 1) * cfg.batch_size]
+                cpu_batch = collate([features[i] for i in idx])
+                tokens += int(cpu_batch["attention_mask"].sum()) * ctx.world_size  # counted before the copy: no sync
+                batch = _to_device(cpu_batch, device)
+                if graphed is not None:  # forward, backward, clipping and the update in one replay
+                    loss, logs = graphed(batch)
+                else:
+                    sync = a == cfg.grad_accum - 1 or ctx.world_size == 1
+                    forward = compiled if compiled is not None and step > start else model
+                    with (model.no_sync() if not sync else contextlib.nullcontext()), \
+                            torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        loss, logs = forward(batch)
+                    loss = loss / cfg.grad_accum
+                    loss.backward()
+                unchecked.append((step + 1, loss.detach()))
+                for k, v in {"loss": loss.detach(), **{k: v / cfg.grad_accum for k, v in logs.items()}}.items():
+                    logs_sum[k] = logs_sum.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+            if graphed is None:
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total_steps:
+                check_finite()
+                logged = _to_floats(logs_sum)
+                rate = tokens / max(1e-9, time.perf_counter() - t0)
+                history.append({"step": step, "lr": float(scheduler.get_last_lr()[0]), **logged})
+                bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
+            if evaluate is not None and ctx.is_main and (
+                    (cfg.eval_every and step % cfg.eval_every == 0) or step == total_steps):
+                module.eval()
+                final_eval = evaluate(module)
+                module.train()
+                history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
+            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
+                checkpoint()
+    except KeyboardInterrupt:
+        bar.close()
+        raise Interrupted(desc, step, total_steps, saved_step, work_dir) from None
     bar.close()
     if step > start:
         checkpoint()  # a finished run resumes as finished: later phases can restart alone

@@ -1,0 +1,145 @@
+"""The one table of commands: subcommand, config class, Python verb.
+
+The CLI (cli.py) builds every subcommand from its row: flags come from the config's fields (type,
+help text and default read from the dataclass), the verb is called with the resolved config.
+Config classes and verbs are named by "module:attribute" and imported on use, so `--help` stays
+fast (the verbs import torch and transformers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+def resolve(ref: str) -> Any:
+    """The object a "module:attribute" reference (relative to this package) names."""
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(f".{module}", __package__), attr)
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A flag that is not one config field but expands into overrides (applied before the
+    field flags and --set, which win over it). `takes`: None for an on/off flag, else the type of
+    its value."""
+
+    flag: str
+    help: str
+    overrides: Callable[[Any], list[str]]
+    takes: type | None = None
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    config: str  # "module:Class" of its config
+    verb: str  # "module:function" taking the config (and resume=, when it can resume)
+    help: str
+    description: str = ""
+    flags: dict[str, str] = field(default_factory=dict)  # flag name -> config key path
+    shortcuts: tuple[Shortcut, ...] = ()
+    positional: str | None = None  # a list field given as positional arguments
+    show: str | None = None  # "module:function(cfg, result)" printing the result; default: the path
+    resumable: bool = True  # the verb takes resume= (tests check this against its signature)
+
+
+def _quant_bits(spec: str) -> list[str]:
+    from .quant.config import QuantConfig
+
+    q = QuantConfig.parse(spec)
+    return [f"quant.weight_bits={q.weight_bits}", f"quant.act_bits={q.act_bits or 'null'}",
+            f"quant.embedding_bits={q.embedding_bits or 'null'}"]
+
+
+def _quick(_: Any) -> list[str]:
+    from .config import QUICK_PIPELINE
+
+    return list(QUICK_PIPELINE)
+
+
+DATA = {"task": "data.task", "data": "data.path"}
+SAMPLING = {"corpus": "corpus.path", "importance": "importance", "samples": "samples"}
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "config:PipelineConfig", "pipeline:run",
+            help="the main job: fine-tune the teacher, general + task distillation, evaluate, report",
+            description="Fine-tune the teacher on the task, run general then task-specific TinyBERT distillation, "
+                        "evaluate teacher and student side by side, write a report. With no arguments: the "
+                        "offline default teacher (all-MiniLM-L6-v2) on Rotten Tomatoes sentiment.",
+            flags={**DATA, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency"},
+            shortcuts=(Shortcut("quick", "small slices of every stage (about 3 minutes on 2 CPU cores)", _quick),),
+            show="pipeline:show_report"),
+    Command("finetune", "config:FinetuneConfig", "finetuning:finetune",
+            help="fine-tune a model (usually the teacher) on a task",
+            flags={**DATA, "model": "model"}),
+    Command("distill", "config:DistillConfig", "distillation.stages:distill",
+            help="one TinyBERT distillation stage (general or task)",
+            description="general: pre-trained teacher + unlabelled corpus, intermediate losses. task: fine-tuned "
+                        "teacher + task data, intermediate phase then prediction phase.",
+            flags={**DATA, "stage": "stage", "teacher": "teacher", "student": "student_path",
+                   "corpus": "corpus.path", "augment": "augment.enabled"}),
+    Command("evaluate", "evaluation.config:EvaluateConfig", "evaluation.verbs:evaluate_models",
+            help="score models on a task: metrics, size, latency (PyTorch, ONNX Runtime)",
+            description="Score each model on the task's split and measure size and latency the same way for "
+                        "all of them in this run: PyTorch eager and ONNX Runtime on the CPU, CUDA when present. "
+                        "Ratios are against the baseline (default: the first model, usually the teacher).",
+            positional="models", resumable=False,
+            flags={**DATA, "split": "split", "baseline": "baseline", "latency": "latency", "onnx": "onnx",
+                   "onnx_dir": "onnx_dir", "threads": "threads", "batch_sizes": "batch_sizes", "seq_len": "seq_len",
+                   "repeats": "repeats", "loyalty_to": "loyalty_to", "attack": "attack", "advglue": "advglue",
+                   "json": "json", "report": "report"},
+            show="evaluation.verbs:show_records"),
+    Command("report", "evaluation.config:ReportConfig", "evaluation.verbs:write_report",
+            help="HTML and Markdown report (table, trade-off plots) from evaluate records",
+            description="Read records written by `evaluate --json` (or a `run` report.json) and write "
+                        "OUTPUT/report.html (self-contained, plots embedded) and OUTPUT/report.md.",
+            positional="records", resumable=False),
+    Command("quantize", "quant.config:QuantizeTrainConfig", "quant.train:quantize",
+            help="KDLSQ low-bit quantization (or the LSQ / dynamic-int8 baselines)",
+            description="KDLSQ: fake-quantize a full-precision student with LSQ (2 to 8 bits, learned steps) and "
+                        "train it with the TinyBERT losses against a full-precision teacher (default: the "
+                        "student's own unquantized copy). Writes a packed low-bit folder (quantized.safetensors + "
+                        "quantization.json); --onnx adds an int8 ONNX Runtime model.",
+            flags={**DATA, "student": "student", "teacher": "teacher", "kd": "kd", "ptq": "ptq", "onnx": "onnx"},
+            shortcuts=(Shortcut("bits", "bit widths: w4a8, w2a8, w8a8, w2a8e4 (4-bit embeddings), w4a32 (float "
+                                "activations); default w4a8", _quant_bits, takes=str, metavar="wWaA"),),
+            show="quant.train:show_result"),
+    Command("extract", "pruning.config:ExtractConfig", "pruning.command:extract",
+            help="Extract Then Distill: a smaller student cut from the teacher's own weights",
+            description="Build a student of any smaller depth and width from slices of the teacher's weights "
+                        "(ETD-Impt: the most important layers/heads/neurons/dimensions; ETD-Rand: random ones). "
+                        "Distill it next with `distill --student DIR`.",
+            flags={**DATA, **SAMPLING, "teacher": "teacher", "num_layers": "num_layers", "hidden": "hidden_size",
+                   "heads": "num_heads", "ffn": "ffn_size", "strategy": "strategy"}, resumable=False),
+    Command("prune", "pruning.config:PruneConfig", "pruning.command:prune",
+            help="structured pruning: remove attention heads and FFN neurons",
+            description="Remove the least important heads and FFN neurons for real (smaller and faster). "
+                        "FFN-only pruning with the uniform layout writes a plain transformers model.",
+            flags={**DATA, **SAMPLING, "model": "model", "heads_keep": "heads_keep", "ffn_keep": "ffn_keep",
+                   "layout": "layout", "steps": "steps"}, resumable=False),
+    Command("theseus", "replace.config:TheseusConfig", "replace.theseus:theseus",
+            help="BERT-of-Theseus: compress a fine-tuned teacher by progressive module replacing",
+            description="Split the fine-tuned teacher's N layers into M groups; while training, each group is "
+                        "replaced at random (probability p, constant or rising on a linear curriculum) by one "
+                        "successor layer; then the M-layer successor is fine-tuned alone and saved as a plain "
+                        "model of the teacher's family.",
+            flags={**DATA, "teacher": "teacher", "layers": "successor_layers", "curriculum": "curriculum"},
+            shortcuts=(Shortcut("replace_prob", "constant replacing rate (sets curriculum constant unless "
+                                "--curriculum says otherwise)", lambda p: ["curriculum=constant", f"replace_prob={p}"],
+                                takes=float, metavar="P"),)),
+    Command("search-mapping", "search.config:MappingSearchConfig", "search.layer_mapping:search_mapping",
+            help="genetic search of the layer mapping for general distillation (proxy runs)",
+            description="Search which teacher layer each student layer learns from. Each candidate mapping is "
+                        "scored by a cheap proxy: general distillation on a corpus sample, then fine-tuning on "
+                        "the proxy tasks (config key `tasks`), averaging their dev scores. Generation 0 holds the "
+                        "uniform and last-layer mappings, so the result is compared with them in the same run. "
+                        "Writes search.json; --set final_general.epochs=1 also distils the best mapping on the "
+                        "whole corpus.",
+            flags={"teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
+                   "generations": "search.generations"}),
+)
+
+BY_NAME = {c.name: c for c in COMMANDS}

@@ -1,0 +1,164 @@
+"""Configs to and from plain data, YAML files and `key.path=value` overrides.
+
+Every value given lands on the defaults of the config it belongs to: `train.lr=1e-4` on a
+`DistillConfig` changes that one number and keeps the rest of `DistillConfig().train` (epochs 3,
+...), not the bare `TrainConfig()` defaults. A section that defaults to None starts from the
+`template` in its field's metadata; an item of a list of configs from the list's first default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import UserError
+from .io import CONFIG_FILENAME, atomic_write_text
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -> T:
+    """`base` (default: `cls()`) with the keys of `data` replaced; nested sections merge the same
+    way. Unknown keys and bad types are one-line `UserError`s."""
+    if not isinstance(data, dict):
+        raise UserError(f"bad config: {where or 'top level'} must be a mapping, got {type(data).__name__}")
+    base = copy.deepcopy(base) if base is not None else cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"bad config: unknown key {where + '.' if where else ''}{unknown[0]} "
+                        f"(known: {', '.join(sorted(fields))})")
+    changes = {k: _convert(hints[k], v, f"{where}.{k}" if where else k, _base_of(fields[k], getattr(base, k)))
+               for k, v in data.items()}
+    return dataclasses.replace(base, **changes)  # runs __post_init__: cross-field checks see the result
+
+
+def _base_of(f: dataclasses.Field, current: Any) -> Any:
+    if current is None and "template" in f.metadata:
+        return f.metadata["template"]()
+    return current
+
+
+def _convert(tp: Any, v: Any, where: str, base: Any = None) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if v is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, v, where, base)
+            except UserError as e:
+                errors.append(str(e))
+        raise UserError(errors[0] if errors else f"bad config: {where} has a bad value {v!r}")
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, v, where, base if isinstance(base, tp) else None)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(v, list):
+            raise UserError(f"bad config: {where} must be a list, got {v!r}")
+        first = base[0] if isinstance(base, list) and base else None
+        return [_convert(item, x, f"{where}[{i}]", first) for i, x in enumerate(v)]
+    if tp is bool:
+        if isinstance(v, bool):
+            return v
+    elif tp is int:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    elif tp is float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(v)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(v, str):
+            return v
+    else:  # pragma: no cover
+        return v
+    raise UserError(f"bad config: {where} must be {getattr(tp, '__name__', tp)}, got {v!r}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to nested plain data."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"bad override {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"bad override {item!r}: {p} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml_config(cls: type, path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML/JSON config file, checked to hold a `cls` if it says what it holds."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise UserError(f"config file {p} must hold a mapping at the top level")
+    kind = loaded.pop("kind", None)  # written by save_config: which config the file holds
+    if kind is not None and kind != cls.__name__:
+        raise UserError(f"config file {p} holds a {kind}, not a {cls.__name__}")
+    return loaded
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                base: T | None = None) -> T:
+    """Defaults (`cls()`, or `base`) < YAML/JSON file < overrides, each merged key by key."""
+    data = read_yaml_config(cls, path) if path is not None else {}
+    _deep_merge(data, apply_overrides({}, overrides or []))
+    return from_dict(cls, data, base=base)
+
+
+def _deep_merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _deep_merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def config_to_yaml(cfg: Any) -> str:
+    return yaml.safe_dump({"kind": type(cfg).__name__, **to_dict(cfg)}, sort_keys=False)
+
+
+def save_config(cfg: Any, folder: str | Path) -> Path:
+    path = Path(folder) / CONFIG_FILENAME
+    atomic_write_text(path, config_to_yaml(cfg))
+    return path
+
+
+def read_saved_config(cls: type[T], folder: str | Path) -> T:
+    return from_dict(cls, read_yaml_config(cls, Path(folder) / CONFIG_FILENAME))

@@ -1,0 +1,52 @@
+"""The `evaluate` and `report` verbs over their configs (the commands' entries in commands.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import save_config
+from ..errors import UserError
+from ..io import atomic_write_json, writes_output
+from .config import EvaluateConfig, ReportConfig
+
+
+def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
+    """`evaluate` with every setting from `cfg`; also writes `cfg.json` and `cfg.report` if set."""
+    from .attack import AttackConfig
+    from .evaluator import evaluate
+    from .report import report
+
+    if not cfg.models:
+        raise UserError("evaluate needs at least one model")
+    records = evaluate(cfg.models, cfg.data, split=cfg.split, latency=cfg.latency, onnx=cfg.onnx,
+                       onnx_dir=cfg.onnx_dir, threads=cfg.threads, batch_sizes=tuple(cfg.batch_sizes),
+                       seq_len=cfg.seq_len, repeats=cfg.repeats, baseline=cfg.baseline, loyalty_to=cfg.loyalty_to,
+                       advglue=cfg.advglue,
+                       attack=AttackConfig(max_examples=cfg.attack, progress=True) if cfg.attack else False)
+    if cfg.json:
+        atomic_write_json(cfg.json, records)
+    if cfg.report:
+        report(records, cfg.report)
+    return records
+
+
+def show_records(cfg: EvaluateConfig, records: list[dict[str, Any]]) -> None:
+    from .evaluator import records_markdown
+
+    print(records_markdown(records))
+    for what, path in (("records", cfg.json), ("report", cfg.report)):
+        if path:
+            print(f"[bertcompress] wrote the {what} to {path}")
+
+
+@writes_output
+def write_report(cfg: ReportConfig) -> Path:
+    """report.html and report.md in `cfg.output` from the records files `cfg.records`."""
+    from .report import load_records, report
+
+    if not cfg.records:
+        raise UserError("report needs at least one records file")
+    report(load_records(cfg.records), cfg.output)
+    save_config(cfg, cfg.output)
+    return Path(cfg.output)
