@@ -10,9 +10,8 @@ CPU latency ratios measured in the same run, the settings and the wall time.
     python benchmarks/glue_sst2.py --scale cpu-full --students 4x312-etd   # all of SST-2, ~1 h per model on CPU
     python benchmarks/glue_sst2.py --scale smoke    # minutes, to check it runs
     ... --reuse    # keep the teacher and students already trained in --work; evaluate them all again
-Each run writes benchmarks/results/glue_sst2_<scale>.json; a run on all of SST-2 (gpu, cpu-full) also
-writes glue_sst2.json, the results contract (teacher.accuracy; students.<name>.accuracy, retention,
-size_ratio, latency_ratio; `scale` says which run it is).
+Each run writes benchmarks/results/glue_sst2_<scale>.json (teacher.accuracy; students.<name>.accuracy,
+retention, size_ratio, latency_ratio).
 The trained models stay in --work, where the loyalty and quantization benchmarks can reuse them.
 """
 
@@ -144,8 +143,6 @@ def main() -> None:
     print_table(rows, ["model", "accuracy", "retention", "parameters", "size_ratio", "latency_ratio",
                        "latency_ratio_batch1"])
     print(f"wrote {write_result(f'glue_sst2_{args.scale}', result)}")
-    if args.scale in FULL_DATA:  # the results contract holds the latest run on all of SST-2
-        print(f"wrote {write_result('glue_sst2', result)}")
 
 
 if __name__ == "__main__":

@@ -42,5 +42,5 @@ fi
 timeout "${GLUE_TIMEOUT:-390}" python3 benchmarks/glue_sst2.py --scale gpu --teacher "$BERTCOMPRESS_SHARED_DATA/teacher" \
   --students ${GLUE_STUDENTS:-4x312 3x384} --work /tmp/glue_sst2 > "$OUT/glue_sst2.log" 2>&1
 echo "glue_sst2 rc=$?"; tr '\r' '\n' < "$OUT/glue_sst2.log" | grep -E "^\[|rc=|wrote|accuracy|^(teacher|4x312|3x384)|Error|error" | tail -30
-cp benchmarks/results/glue_sst2.json benchmarks/results/glue_sst2_gpu.json "$OUT/" 2>/dev/null
+cp benchmarks/results/glue_sst2_gpu.json "$OUT/" 2>/dev/null
 true
