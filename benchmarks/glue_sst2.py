@@ -59,7 +59,6 @@ SCALES = {
     # so a bigger batch costs little per step)
     "gpu": dict(train=None, sequences=None, epochs=(2, 5, 3, 2), batch=128, augment=(2, 10000)),
 }
-FULL_DATA = {"gpu", "cpu-full"}  # scales that train on all of SST-2
 
 
 def main() -> None:
