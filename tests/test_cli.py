@@ -16,9 +16,11 @@ def run_cli(capsys, args):
 
 @pytest.fixture
 def existing_output(tmp_path):
+    """An earlier output of ours (it holds the config it ran with)."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("earlier result")
+    (out / "bertcompress_config.yaml").write_text("kind: FinetuneConfig\n")
     return out
 
 
@@ -77,7 +79,7 @@ def test_bad_input_is_one_clear_line(case, capsys, tmp_path, tiny_bert_dir, sent
     assert code == 2
     assert len(lines) == 1 and expected in lines[0], err
     assert "Traceback" not in err
-    assert sorted(p.name for p in existing_output.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in existing_output.iterdir()) == ["bertcompress_config.yaml", "keep.txt"]
 
 
 def test_vocab_mismatch(capsys, tmp_path, tiny_bert_dir, sentiment_tsv):
@@ -105,3 +107,27 @@ def test_subprocess_exit_code_and_help():
     help_text = subprocess.run([sys.executable, "-m", "bertcompress", "run", "--help"], capture_output=True,
                                text=True, timeout=120).stdout
     assert "--resume" in help_text and "--quick" in help_text
+
+
+def test_the_command_table_matches_the_verbs():
+    import inspect
+
+    from bertcompress.cli import build_parser
+    from bertcompress.commands import COMMANDS, resolve
+
+    parser = build_parser()
+    for cmd in COMMANDS:
+        verb = resolve(cmd.verb)
+        assert ("resume" in inspect.signature(verb).parameters) == cmd.resumable, cmd.name
+        help_text = parser._subparsers._group_actions[0].choices[cmd.name].format_help()
+        assert ("--resume" in help_text) == cmd.resumable
+        for flag in cmd.flags:
+            assert f"--{flag.replace('_', '-')}" in help_text or f"--no-{flag.replace('_', '-')}" in help_text
+
+
+def test_help_shows_the_defaults_of_the_commands_own_config(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: task; config key stage)" in out
+    assert "(default: outputs/student; config key output)" in out

@@ -68,9 +68,9 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
         "data": {"task": "sst2", "path": str(sentiment_tsv), "max_seq_len": 16},
         "corpus": {"path": str(corpus_file), "max_seq_len": 16},
         "student": to_dict(StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=32)),
-        "augment": {"enabled": False},
+        "augment": {"enabled": False}, "latency": False,
         "finetune": steps, "general": steps, "task_intermediate": steps, "task_prediction": steps})
-    report = run(cfg, latency=False)
+    report = run(cfg)
     out = tmp_path / "run"
     saved = json.loads((out / "report.json").read_text())
     assert saved["teacher"]["examples"] == 10 and saved["student"]["parameters"] < saved["teacher"]["parameters"]
@@ -84,5 +84,5 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
     assert report["task"] == "sst2"
     # resume reuses finished stages: nothing is retrained
     before = (out / "student" / "model.safetensors").stat().st_mtime_ns
-    run(cfg, resume=True, latency=False)
+    run(cfg, resume=True)
     assert (out / "student" / "model.safetensors").stat().st_mtime_ns == before

@@ -3,7 +3,6 @@ important units, configs validate, and the `extract` verb writes a loadable stud
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -210,17 +209,12 @@ def test_config_round_trips_through_dict_and_yaml(tmp_path):
 def test_extract_command_writes_a_student(tmp_path, tiny_bert_dir, sentiment_tsv):
     from transformers import AutoModelForSequenceClassification
 
+    from bertcompress.cli import main
     from bertcompress.models.loading import load_model
-    from bertcompress.pruning.command import add_parser
-    from bertcompress.pruning.command import run as run_command
 
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "etd"
-    args = parser.parse_args(["extract", "--teacher", str(tiny_bert_dir), "--task", "sst2", "--data",
-                              str(sentiment_tsv), "--num-layers", "2", "--hidden", "16", "--samples", "8",
-                              "-o", str(out)])
-    assert run_command(args) == 0
+    assert main(["extract", "--teacher", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),
+                 "--num-layers", "2", "--hidden", "16", "--samples", "8", "-o", str(out)]) == 0
     student = AutoModelForSequenceClassification.from_pretrained(out)
     assert (student.config.num_hidden_layers, student.config.hidden_size) == (2, 16)
     result = json.loads((out / "bertcompress_result.json").read_text())

@@ -3,7 +3,6 @@ masked original does, and saved models load (plain transformers where a config c
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -146,19 +145,17 @@ def test_bad_configs_are_one_line_user_errors():
 
 
 def test_prune_command_writes_a_smaller_model(tmp_path, tiny_bert_dir, sentiment_tsv):
-    from bertcompress.pruning.command import add_parser, extract, load_any
-    from bertcompress.pruning.command import run as run_command
+    from bertcompress.cli import main
+    from bertcompress.models.loading import load_model
+    from bertcompress.pruning.command import extract
     from bertcompress.pruning.config import ExtractConfig
 
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "pruned"
-    args = parser.parse_args(["prune", "--model", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),
-                              "--heads-keep", "0.5", "--ffn-keep", "0.5", "--samples", "8", "-o", str(out)])
-    assert run_command(args) == 0
+    assert main(["prune", "--model", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),
+                 "--heads-keep", "0.5", "--ffn-keep", "0.5", "--samples", "8", "-o", str(out)]) == 0
     result = json.loads((out / "bertcompress_result.json").read_text())
     assert result["parameters_after"] < result["parameters_before"] and not result["plain_transformers_loads"]
-    model = load_any(str(out), "classifier")
+    model = load_model(str(out), "classifier")
     assert encoder(model).heads_in(0) == 2
     # a pruned folder is not an extraction teacher (its layers may differ in size)
     with pytest.raises(UserError, match="not a pruned model"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import yaml
 
@@ -54,26 +52,23 @@ def test_yaml_and_dict_round_trip(tmp_path):
         from_dict(QuantizeTrainConfig, {"quant": {"bits": 4}})
 
 
-def _parse(argv):
-    from bertcompress.quant import command
+def config_from_args(argv):
+    from bertcompress.cli import build_parser, resolve_config
+    from bertcompress.commands import BY_NAME
 
-    parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["quantize", *argv])
+    return resolve_config(BY_NAME["quantize"], build_parser().parse_args(["quantize", *argv]))
 
 
 def test_cli_flags_become_config(tmp_path):
-    from bertcompress.quant.command import config_from_args
-
-    cfg = config_from_args(_parse(["--student", "S", "--bits", "w2a8e4", "--no-kd", "--task", "sst2",
-                                   "--data", "D", "-o", "O", "--set", "quant.weight_bits=3"]))
+    cfg = config_from_args(["--student", "S", "--bits", "w2a8e4", "--no-kd", "--task", "sst2",
+                                   "--data", "D", "-o", "O", "--set", "quant.weight_bits=3"])
     assert (cfg.student, cfg.teacher, cfg.kd, cfg.data.task, cfg.data.path, cfg.output) == ("S", None, False, "sst2",
                                                                                             "D", "O")
     assert (cfg.quant.weight_bits, cfg.quant.act_bits, cfg.quant.embedding_bits) == (3, 8, 4)  # --set wins
-    cfg = config_from_args(_parse(["--bits", "w8a32", "--teacher", "T"]))
+    cfg = config_from_args(["--bits", "w8a32", "--teacher", "T"])
     assert cfg.quant.act_bits is None and cfg.teacher == "T" and cfg.kd and not cfg.onnx
-    assert config_from_args(_parse(["--bits", "w8a8", "--onnx"])).onnx
+    assert config_from_args(["--bits", "w8a8", "--onnx"]).onnx
     with pytest.raises(UserError):  # onnx needs a8
-        config_from_args(_parse(["--bits", "w8a32", "--onnx"]))
+        config_from_args(["--bits", "w8a32", "--onnx"])
     with pytest.raises(UserError):
-        config_from_args(_parse(["--bits", "w9a8"]))
+        config_from_args(["--bits", "w9a8"])

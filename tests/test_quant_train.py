@@ -3,7 +3,6 @@ the LSQ-on-labels and dynamic-int8 baselines; the subcommand end to end."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -109,12 +108,9 @@ def test_ptq_dynamic_int8_baseline(tiny_bert_dir, sentiment_tsv, tmp_path):
 
 
 def test_quantize_subcommand(tiny_bert_dir, sentiment_tsv, tmp_path, capsys):
-    from bertcompress.quant import command
+    from bertcompress.cli import main
 
-    parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["quantize", "--student", str(tiny_bert_dir), "--task", "sst2", "--data",
-                              str(sentiment_tsv), "--bits", "w4a8", "-o", str(tmp_path / "cli"),
-                              "--set", "train.max_steps=2", "--set", "train.batch_size=4"])
-    assert command.run(args) == 0
+    assert main(["quantize", "--student", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),
+                 "--bits", "w4a8", "-o", str(tmp_path / "cli"), "--set", "train.max_steps=2",
+                 "--set", "train.batch_size=4"]) == 0
     assert is_packed(tmp_path / "cli") and "kdlsq" in capsys.readouterr().out

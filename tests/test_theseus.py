@@ -1,6 +1,5 @@
 """BERT-of-Theseus: replacement draws, curriculum, equivalences, freezing, resume, end to end."""
 
-import argparse
 import copy
 import json
 import math
@@ -9,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+from bertcompress.cli import main
 from bertcompress.config import TrainConfig, from_dict, load_config, read_saved_config, save_config, to_dict
 from bertcompress.errors import UserError
 from bertcompress.models.intermediates import model_inputs
 from bertcompress.replace import TheseusConfig
-from bertcompress.replace.command import add_parser, run
 from bertcompress.replace.theseus import (
     TheseusObjective,
     build_successor,
@@ -203,9 +202,7 @@ def test_resumed_replacing_continues_the_same_draws(tmp_path):
 # ------------------------------------------------------------------ end to end and config
 
 def _cli(argv):
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
-    return run(parser.parse_args(argv))
+    return main(argv)
 
 
 def test_end_to_end_successor_loads_with_plain_transformers(tmp_path, tiny_bert_dir, sentiment_tsv,

@@ -106,11 +106,12 @@ def test_grad_accumulation_equals_big_batch(tmp_path):
     assert not torch.allclose(run(6, 1, "c"), run(12, 1, "d"))
 
 
-def test_schedule_warmup_then_decay():
-    from bertcompress.train.loop import _linear_schedule
-
-    f = _linear_schedule(2, 10)
-    assert [round(f(s), 3) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 0.5, 0.0]
+def test_schedule_warmup_then_decay(tmp_path):
+    # transformers' linear schedule: 2 warm-up steps of 10, then a linear decay to 0
+    cfg = TrainConfig(max_steps=10, batch_size=4, lr=0.1, warmup_ratio=0.2, log_every=1)
+    result = train_loop(Regressor(), features(), collate, cfg, work_dir=tmp_path)
+    lrs = [h["lr"] for h in result.history if "lr" in h]
+    assert lrs == pytest.approx([0.05, 0.1, 0.0875, 0.075, 0.0625, 0.05, 0.0375, 0.025, 0.0125, 0.0])
 
 
 def test_empty_features(tmp_path):

@@ -18,7 +18,7 @@ import typing
 from typing import Any
 
 from . import __version__
-from .commands import COMMANDS, Command, resolve
+from .commands import BY_NAME, COMMANDS, Command, resolve
 from .config import config_to_yaml, load_config
 from .errors import UserError
 from .train.interrupt import Interrupted
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    cmd = next(c for c in COMMANDS if c.name == args.command)
+    cmd = BY_NAME[args.command]
     cfg = resolve_config(cmd, args)
     if args.print_config:
         print(config_to_yaml(cfg), end="")
@@ -162,7 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     transformers.logging.set_verbosity_error()
     verb = resolve(cmd.verb)
-    result = verb(cfg, resume=args.resume) if getattr(args, "resume", False) else verb(cfg)
+    result = verb(cfg, resume=args.resume) if cmd.resumable else verb(cfg)
     if cmd.show:
         resolve(cmd.show)(cfg, result)
     elif result is not None:

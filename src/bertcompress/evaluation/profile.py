@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models.architecture import base_model
+from ..models.family import family_of
 from ..models.intermediates import model_inputs
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")  # in order of preference
@@ -80,11 +81,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 
 
 def max_sequence_length(model: nn.Module) -> int | None:
-    cfg = model.config
-    limit = getattr(cfg, "max_position_embeddings", None)
-    if limit is not None and cfg.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
-        limit -= (cfg.pad_token_id or 0) + 1  # their positions start after the padding id
-    return limit
+    return family_of(model).max_positions(model.config)
 
 
 def synthetic_batch(model: nn.Module, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:

@@ -1,9 +1,9 @@
 """Where things are inside a Hugging Face encoder, for every family we support.
 
-Rather than one adapter class per family we look the pieces up by their known names: the layer
+Modules are looked up by their known names rather than listed per family: the layer
 list (`encoder.layer` in BERT/RoBERTa/ELECTRA/MPNet, `transformer.layer` in DistilBERT) and each
 layer's query/key projections (`query`/`key`, `q_lin`/`k_lin`, `q`/`k`). Config field names differ
-too (DistilBERT says `n_layers`, `dim`, `n_heads`, `hidden_dim`); `SIZE_FIELDS` maps them.
+too (DistilBERT says `n_layers`, `dim`, `n_heads`, `hidden_dim`); family.py knows them.
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from .family import family_of
 
 _LAYER_LISTS = ("encoder.layer", "transformer.layer")
 _QUERY_NAMES = ("query", "q_lin", "q")
 _KEY_NAMES = ("key", "k_lin", "k")
 
-# config attribute names: (layers, hidden, heads, ffn)
-SIZE_FIELDS = {
-    "distilbert": ("n_layers", "dim", "n_heads", "hidden_dim"),
-}
-DEFAULT_SIZE_FIELDS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
-
 
 def size_fields(model_type: str) -> tuple[str, str, str, str]:
-    return SIZE_FIELDS.get(model_type, DEFAULT_SIZE_FIELDS)
+    """Config attribute names of (layers, hidden, heads, ffn) for this family."""
+    return family_of(model_type).size_fields
 
 
 @dataclass

@@ -29,10 +29,9 @@ import torch
 from torch import nn
 
 from .architecture import describe
+from .family import family_of
 
 RECORDING_ATTENTION = "bertcompress_recording"
-# families whose attention is dispatched through transformers' AttentionInterface
-_INTERFACE_FAMILIES = {"bert", "roberta", "xlm-roberta", "electra", "distilbert"}
 
 
 @dataclass
@@ -159,7 +158,8 @@ class ScoreRecorder:
         self.config = model.config
         self.num_heads = view.num_heads
         self.layers = sorted(set(layers))
-        self.mode = "attention" if mode == "attention" and view.model_type in _INTERFACE_FAMILIES else "hooks"
+        interface = family_of(view.model_type).uses_attention_interface
+        self.mode = "attention" if mode == "attention" and interface else "hooks"
         self.scores: dict[int, torch.Tensor] = {}
         self.mask: torch.Tensor | None = None
         self.armed = False
@@ -216,10 +216,10 @@ class ScoreRecorder:
 
 
 def model_inputs(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """The batch keys this model's forward accepts (DistilBERT takes no token_type_ids)."""
+    """The batch keys this model's forward accepts (DistilBERT and MPNet take no token_type_ids)."""
     keys = ["input_ids", "attention_mask"]
     if "token_type_ids" in batch and getattr(model.config, "type_vocab_size", 0) and \
-            getattr(model.config, "model_type", "") not in ("distilbert", "mpnet"):
+            family_of(model).takes_token_type_ids:
         keys.append("token_type_ids")
     return {k: batch[k] for k in keys if k in batch}
 

@@ -8,15 +8,18 @@ checkpoint's dtype and training a half-precision copy diverges.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from ..errors import UserError
+from .formats import format_of
 
 ModelKind = Literal["classifier", "base", "masked_lm"]
 
@@ -52,16 +55,32 @@ def _auto_class(kind: ModelKind):
             "masked_lm": tf.AutoModelForMaskedLM}[kind]
 
 
+# What a broken folder raises: a truncated or corrupt weights/description file in any format; plain
+# `from_pretrained` also reports missing files and shape mismatches with the others.
+_UNREADABLE = (OSError, SafetensorError, json.JSONDecodeError)
+_PLAIN_ERRORS = (*_UNREADABLE, ValueError, KeyError, RuntimeError)
+
+
 def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | None = None,
                trust_remote_code: bool = False, quiet_new_head: bool = True) -> nn.Module:
+    """A model folder in any registered format (formats.py), else through `transformers`."""
     path = resolve_model_path(name)
-    from ..pruning.structured import is_pruned, load_pruned
-    from ..quant.pack import is_packed, load_packed
+    fmt = format_of(path)
+    try:
+        if fmt is not None:
+            return fmt.load(Path(path), kind, num_labels)
+        return _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head)
+    except (_UNREADABLE if fmt is not None else _PLAIN_ERRORS) as e:
+        raise UserError(f"cannot load a model from {name}: {_first_line(e)}") from None
 
-    if is_pruned(path):  # heads pruned unevenly: transformers' config cannot describe it
-        return load_pruned(path, kind, num_labels)
-    if is_packed(path):  # low-bit codes + steps: rebuilt as a fake-quantized fp32 model
-        return load_packed(path)
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
+                quiet_new_head: bool) -> nn.Module:
     kwargs = {"trust_remote_code": trust_remote_code}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
@@ -70,11 +89,10 @@ def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | N
     if quiet_new_head:  # "newly initialized classifier" is expected when we add a task head
         tf_logger.setLevel(logging.ERROR)
     try:
-        model = _auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
-    except TypeError:  # transformers < 4.56 names the argument torch_dtype
-        model = _auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise UserError(f"cannot load a model from {name}: {str(e).strip().splitlines()[0]}") from None
+        try:
+            model = _auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
+        except TypeError:  # transformers < 4.56 names the argument torch_dtype
+            model = _auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
     finally:
         tf_logger.setLevel(level)
     return model.float()
@@ -91,17 +109,54 @@ def load_tokenizer(name: str):
 
 
 def has_mlm_head(name: str) -> bool:
-    """True when the checkpoint carries trained masked-LM head weights (not a fresh random head)."""
+    """True when the checkpoint carries trained masked-LM head weights (not a fresh random head):
+    every head tensor of the family's masked-LM model, bar those tied to the embeddings, is saved.
+    Only the file headers are read; a folder without safetensors weights is loaded to find out."""
+    path = resolve_model_path(name)
+    try:
+        saved = _saved_tensor_names(Path(path))
+        if saved is None:
+            return _has_mlm_head_by_loading(path)
+        head = _mlm_head_names(path)
+    except Exception:  # noqa: BLE001 - any failure means: no usable MLM head
+        return False
+    return bool(head) and head <= saved
+
+
+def _saved_tensor_names(folder: Path) -> set[str] | None:
+    """Names of the tensors in a folder's safetensors weights (sharded or not); None if it has none."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+    single = folder / "model.safetensors"
+    if not single.is_file():
+        return None
+    with safe_open(str(single), "pt") as f:
+        return set(f.keys())
+
+
+def _mlm_head_names(path: str) -> set[str]:
+    """The tensors a masked-LM model of this config has outside its encoder, less the tied ones;
+    the model is built on the meta device (no memory, no initialisation)."""
+    import transformers as tf
+
+    with torch.device("meta"):
+        model = tf.AutoModelForMaskedLM.from_config(tf.AutoConfig.from_pretrained(path))
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())  # transformers 5: {tied: source}
+    prefix = model.base_model_prefix + "."
+    return {k for k in model.state_dict() if not k.startswith(prefix) and k not in tied}
+
+
+def _has_mlm_head_by_loading(path: str) -> bool:
     from transformers import AutoModelForMaskedLM
 
-    path = resolve_model_path(name)
     tf_logger = logging.getLogger("transformers")
     level = tf_logger.level
     tf_logger.setLevel(logging.ERROR)  # the missing-head report is the answer here, not a problem
     try:
         _, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True, dtype=torch.float32)
-    except Exception:  # noqa: BLE001 - any failure means: no usable MLM head
-        return False
     finally:
         tf_logger.setLevel(level)
     missing = [k for k in info.get("missing_keys", []) if "embeddings" not in k]

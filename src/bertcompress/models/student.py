@@ -9,19 +9,21 @@ from torch import nn
 
 from ..config import StudentConfig
 from ..errors import UserError
-from .architecture import base_model, describe, size_fields
+from .architecture import base_model, describe
+from .family import family_of
 
 
 def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = None):
     """The teacher's config with the student's sizes: same family, vocabulary and positions."""
     config = copy.deepcopy(teacher_config)
-    layers_f, hidden_f, heads_f, ffn_f = size_fields(config.model_type)
+    family = family_of(config)
+    layers_f, hidden_f, heads_f, ffn_f = family.size_fields
     setattr(config, layers_f, cfg.num_layers)
     for field, size in ((hidden_f, cfg.hidden_size), (heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
         if size is not None:  # None keeps the teacher's size
             setattr(config, field, size)
-    if hasattr(config, "embedding_size") and cfg.hidden_size is not None:
-        config.embedding_size = cfg.hidden_size  # ELECTRA: factorised embeddings follow the hidden size
+    if family.embedding_size_field and cfg.hidden_size is not None:
+        setattr(config, family.embedding_size_field, cfg.hidden_size)  # factorised embeddings follow the hidden size
     hidden, heads = getattr(config, hidden_f), getattr(config, heads_f)
     if hidden % heads:
         raise UserError(f"student hidden size {hidden} is not a multiple of its head count {heads}")

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..distillation.mapping import resolve_mapping
 from ..errors import UserError
-from ..models.architecture import size_fields
+from ..models.family import family_of
 from .config import ExtractConfig
 from .importance import Encoder, Importance, compute_importance, encoder
 
@@ -113,7 +113,7 @@ def plan_extraction(teacher: nn.Module, cfg: ExtractConfig, importance: Importan
     kept_hidden = _pick(enc.hidden_size, hidden, None if imp is None else imp.hidden, gen)
     d, d_new = enc.head_dim, hidden // heads
     shared = None
-    if enc.model_type == "mpnet":  # one relative-position bias table serves every layer: one head set
+    if family_of(teacher).shared_head_bias:  # one per-head table serves every layer: one head set
         shared = _pick(enc.num_heads, heads, None if imp is None else sum(imp.heads[t] for t in layers), gen)
     plan = ExtractionPlan(layers=layers, hidden=kept_hidden, heads=[], units=[], ffn=[], num_heads=heads)
     for t in layers:
@@ -127,23 +127,26 @@ def plan_extraction(teacher: nn.Module, cfg: ExtractConfig, importance: Importan
 
 def _student_config(teacher: nn.Module, plan: ExtractionPlan):
     config = copy.deepcopy(teacher.config)
-    layers_f, hidden_f, heads_f, ffn_f = size_fields(config.model_type)
+    family = family_of(config)
+    layers_f, hidden_f, heads_f, ffn_f = family.size_fields
     hidden_t = getattr(config, hidden_f)
     for name, v in ((layers_f, len(plan.layers)), (hidden_f, len(plan.hidden)), (heads_f, plan.num_heads),
                     (ffn_f, len(plan.ffn[0]))):
         setattr(config, name, v)
-    embedding = getattr(config, "embedding_size", None)  # ELECTRA
+    embedding_f = family.embedding_size_field  # factorised embeddings (ELECTRA)
+    embedding = getattr(config, embedding_f, None) if embedding_f else None
     if embedding == hidden_t:
-        config.embedding_size = len(plan.hidden)  # tied to the hidden size: no projection, slice it too
+        setattr(config, embedding_f, len(plan.hidden))  # tied to the hidden size: no projection, slice it too
     elif embedding == len(plan.hidden):
-        raise UserError(f"an ELECTRA student of hidden size {embedding} (its embedding size) would lose the "
-                        "teacher's embedding projection; choose another hidden_size")
+        raise UserError(f"a {family.name} student of hidden size {embedding} (its embedding size) would "
+                        "lose the teacher's embedding projection; choose another hidden_size")
     return config
 
 
 def apply_plan(teacher: nn.Module, plan: ExtractionPlan) -> nn.Module:
     """A model of the teacher's class whose every tensor is the planned slice of the teacher's."""
     enc = encoder(teacher)
+    shared = family_of(teacher).shared_head_bias
     student = type(teacher)(_student_config(teacher, plan)).to(next(teacher.parameters()).device)
     hidden = torch.tensor(plan.hidden)
     layer_re = re.compile(rf"^{re.escape(enc.layer_prefix)}(\d+)\.(.+)\.(\w+)$")
@@ -160,7 +163,7 @@ def apply_plan(teacher: nn.Module, plan: ExtractionPlan) -> nn.Module:
             index.update(units=torch.tensor(plan.units[j]), ffn=torch.tensor(plan.ffn[j]))
         else:
             t_name = name
-            if "relative_attention_bias" in name:  # MPNet: [buckets, heads]
+            if shared and name.endswith(f"{shared}.weight"):  # MPNet's position bias: [buckets, heads]
                 roles, index["heads"] = ("hidden", "heads"), torch.tensor(plan.heads[0])
         tensor = t_state[t_name]
         for axis in range(tensor.dim()):

@@ -10,8 +10,8 @@ plain config. FFN neurons can: `intermediate_size` is one number for all layers.
     config.json as `bertcompress_pruned` = {"heads": [...], "ffn": [...]}; `load_pruned` builds
     the model from its config, shrinks the layers to those sizes and loads the weights. Plain
     `from_pretrained` refuses such a folder with a size-mismatch error, never a silent misload.
-MPNet shares one relative-position bias table (one column per head) across its layers, so its heads
-are pruned as one set for all layers (layout `uniform` only).
+A family whose layers share one per-head table (MPNet's relative-position bias, one column per
+head; `Family.shared_head_bias`) has its heads pruned as one set for all layers (layout `uniform` only).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..models.architecture import base_model, size_fields
+from ..models.architecture import base_model, child_module, size_fields
+from ..models.family import family_of
+from ..models.formats import register_format
 from .config import PruneConfig
 from .importance import Encoder, compute_importance, encoder
 
@@ -47,10 +49,12 @@ def prune_units(model: nn.Module, heads: list[list[int]] | None = None, ffn: lis
     """Keep only the listed heads / FFN neurons of each layer (indices into its current units)."""
     enc = encoder(model)
     d = enc.head_dim
-    if heads is not None and enc.model_type == "mpnet":
+    family = family_of(model)
+    shared = family.shared_head_bias
+    if heads is not None and shared:
         if any(h != heads[0] for h in heads):
-            raise UserError("MPNet shares its relative-position bias across layers: prune the same heads in all")
-        bias = base_model(model).encoder.relative_attention_bias
+            raise UserError(f"{family.name} shares {shared} across layers: prune the same heads in all")
+        bias = child_module(base_model(model), shared)
         with torch.no_grad():
             bias.weight = nn.Parameter(bias.weight[:, heads[0]].clone())
         bias.embedding_dim = len(heads[0])
@@ -104,8 +108,11 @@ def prune_model(model: nn.Module, cfg: PruneConfig, *, batches=None, mask_token_
     """
     enc = encoder(model)
     n_heads, n_ffn = enc.num_heads, enc.parts[0]["ffn_in"].out_features
-    if cfg.heads_keep < 1 and enc.model_type == "mpnet" and cfg.layout == "global":
-        raise UserError("MPNet heads can only be pruned with layout 'uniform' (its position bias is shared)")
+    family = family_of(model)
+    shared = family.shared_head_bias is not None
+    if cfg.heads_keep < 1 and shared and cfg.layout == "global":
+        raise UserError(f"{family.name} heads can only be pruned with layout 'uniform' (its layers share "
+                        f"{family.shared_head_bias})")
     kept_heads = [list(range(enc.heads_in(i))) for i in range(enc.num_layers)]
     kept_ffn = [list(range(p["ffn_in"].out_features)) for p in enc.parts]
     batches = list(batches) if batches is not None else None  # reused at every step
@@ -114,7 +121,7 @@ def prune_model(model: nn.Module, cfg: PruneConfig, *, batches=None, mask_token_
         heads = ffn = None
         if cfg.heads_keep < 1:
             frac = 1 - (1 - cfg.heads_keep) * step / cfg.steps
-            heads = (_shared_heads(imp.heads, frac, n_heads) if enc.model_type == "mpnet"
+            heads = (_shared_heads(imp.heads, frac, n_heads) if shared
                      else _choose(imp.heads, frac, n_heads, cfg.layout))
             kept_heads = [[k[i] for i in h] for k, h in zip(kept_heads, heads)]
         if cfg.ffn_keep < 1:
@@ -164,6 +171,7 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v for shard in shards for k, v in load_file(folder / shard).items()}
 
 
+@register_format("pruned", detect=is_pruned)
 def load_pruned(path: str | Path, kind: str = "classifier", num_labels: int | None = None) -> nn.Module:
     """Load a folder with a `bertcompress_pruned` record as `kind` (classifier / base / masked_lm).
 

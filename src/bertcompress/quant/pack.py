@@ -32,6 +32,7 @@ from torch import nn
 from ..config import from_dict, save_config, to_dict
 from ..errors import UserError
 from ..io import atomic_dir, atomic_write_json
+from ..models.formats import register_format
 from ..models.saving import RESULT_FILENAME
 from .config import QuantConfig
 from .lsq import LSQQuantizer
@@ -190,6 +191,11 @@ def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> 
     if not keep_weight_quantizers:
         _drop_weight_quantizers(model)
     return model.eval()
+
+
+@register_format("packed-quantized", detect=is_packed)
+def _load_as_format(folder: Path, kind: str, num_labels: int | None) -> nn.Module:
+    return load_packed(folder)  # always the saved classifier: its head is part of what was quantized
 
 
 def _drop_weight_quantizers(model: nn.Module) -> None:
