@@ -1,10 +1,12 @@
 """bertcompress: turn a large BERT-family encoder into small, fast students that keep its accuracy.
 
-The Python verbs mirror the CLI's subcommands:
+The Python verbs mirror the CLI's subcommands (the table in commands.py):
     run(PipelineConfig)        finetune(FinetuneConfig)     distill(DistillConfig)
-    evaluate([...], DataConfig, ...)                        report(records, folder)
+    evaluate_models(EvaluateConfig)  write_report(ReportConfig)
     quantize(QuantizeTrainConfig)   extract(ExtractConfig)  prune(PruneConfig)   theseus(TheseusConfig)
     search_mapping(MappingSearchConfig)   (CLI: search-mapping)
+and evaluate([...], DataConfig, ...) / report(records, folder) are the functions under the
+`evaluate` and `report` commands, for records in memory.
 """
 
 __version__ = "0.1.0"
@@ -33,6 +35,10 @@ _LAZY = {
     "augment_examples": ("distillation.augment", "augment_examples"),
     "evaluate": ("evaluation.evaluator", "evaluate"),
     "report": ("evaluation.report", "report"),
+    "evaluate_models": ("evaluation.verbs", "evaluate_models"),
+    "write_report": ("evaluation.verbs", "write_report"),
+    "EvaluateConfig": ("evaluation.config", "EvaluateConfig"),
+    "ReportConfig": ("evaluation.config", "ReportConfig"),
     "AttackConfig": ("evaluation.attack", "AttackConfig"),
     "run": ("pipeline", "run"),
     "quantize": ("quant.train", "quantize"),
