@@ -17,22 +17,32 @@ IMPORTANCE_HELP = ("taylor: |activation x gradient| on a data sample (task data 
                    "corpus); magnitude: weight norms")
 
 
-def _check_sampling(samples: int, batch_size: int, importance: str) -> None:
-    _check(importance in IMPORTANCE_METHODS,
-           f"importance must be 'taylor' or 'magnitude', got {importance!r}")
-    _check(samples >= 1, f"samples must be >= 1, got {samples}")
-    _check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+@dataclass
+class ImportanceSampling:
+    """How unit importance is scored, shared by extraction and pruning. Importance data: task data
+    (`data`) for a fine-tuned classifier, else the unlabelled `corpus`; only `taylor` reads it."""
+
+    importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
+    samples: int = setting(256, "sequences the Taylor importance is accumulated over")
+    batch_size: int = 16
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.importance in IMPORTANCE_METHODS,
+               f"importance must be 'taylor' or 'magnitude', got {self.importance!r}")
+        _check(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
-class ExtractConfig:
+class ExtractConfig(ImportanceSampling):
     """ETD: build a smaller student from the teacher's own weights (extract.py).
 
     A size left as None is the teacher's. `num_heads` None keeps the teacher's head count (each
     head then gets hidden_size / heads dimensions, as in ETD); set it to keep whole heads instead
     (e.g. hidden 384 with 6 heads of a 768/12 teacher keeps 6 complete 64-dimension heads).
-    Importance data: task data (`data`) for a fine-tuned classifier teacher, else the unlabelled
-    `corpus`; only read by the `taylor` importance.
     """
 
     teacher: str = setting(DEFAULT_TEACHER, "teacher folder or hub id")
@@ -46,14 +56,9 @@ class ExtractConfig:
     # uniform: teacher layers ⌈m·N/M⌉ as the uniform layer mapping; importance: the M most
     # important layers; random; or an explicit list of 1-based teacher layers
     layers: str | list[int] = "uniform"
-    importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
-    samples: int = setting(256, "sequences the Taylor importance is accumulated over")
-    batch_size: int = 16
-    seed: int = 42
-    data: DataConfig = field(default_factory=DataConfig)
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.num_layers >= 1, f"num_layers must be >= 1, got {self.num_layers}")
         for name in ("hidden_size", "num_heads", "ffn_size"):
             v = getattr(self, name)
@@ -68,11 +73,10 @@ class ExtractConfig:
             _check(len(self.layers) == self.num_layers,
                    f"layers lists {len(self.layers)} teacher layers but num_layers is {self.num_layers}")
             _check(all(v >= 1 for v in self.layers), f"layers are 1-based teacher layers, got {self.layers}")
-        _check_sampling(self.samples, self.batch_size, self.importance)
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(ImportanceSampling):
     """Structured pruning of attention heads and FFN neurons (structured.py).
 
     `heads_keep` / `ffn_keep`: the fraction of heads / FFN neurons kept (1.0 prunes none). Both
@@ -87,20 +91,14 @@ class PruneConfig:
     output: str = setting("outputs/pruned", "output folder")
     heads_keep: float = setting(1.0, "fraction of attention heads kept")
     ffn_keep: float = setting(0.5, "fraction of FFN neurons kept")
-    importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
     layout: str = setting("uniform", "uniform: the same size in every layer; global: ranked across layers",
                           choices=("uniform", "global"))
     steps: int = setting(1, "prune in this many steps, re-scoring between them")
-    samples: int = setting(256, "sequences the Taylor importance is accumulated over")
-    batch_size: int = 16
-    seed: int = 42
-    data: DataConfig = field(default_factory=DataConfig)
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("heads_keep", "ffn_keep"):
             v = getattr(self, name)
             _check(0 < v <= 1, f"{name} must be in (0, 1], got {v}")
         _check(self.layout in ("uniform", "global"), f"layout must be 'uniform' or 'global', got {self.layout!r}")
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        _check_sampling(self.samples, self.batch_size, self.importance)
