@@ -30,11 +30,11 @@ from bertcompress.evaluation.attack import AttackConfig
 from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.evaluation.profile import synthetic_batch, time_call
 from bertcompress.evaluation.report import report
+from bertcompress.export.onnx import OnnxClassifier
 from bertcompress.models.loading import load_model
 from bertcompress.pruning.command import prune
 from bertcompress.pruning.config import PruneConfig
 from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
-from bertcompress.quant.onnx_int8 import OnnxClassifier
 from bertcompress.quant.train import quantize
 from bertcompress.replace.config import TheseusConfig
 from bertcompress.replace.theseus import theseus

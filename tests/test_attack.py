@@ -6,9 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bertcompress.data.substitutes import MaskedLMCandidates, stop_words
 from bertcompress.errors import UserError
-from bertcompress.evaluation.attack import AttackConfig, WordNetSynonyms, attack, word_importance
+from bertcompress.evaluation.attack import AttackConfig, _candidates, attack, word_importance
 from conftest import tiny_config
+from test_substitutes import biased_mlm, fake_wordnet, seeded
 
 NOUNS = "movie film story plot actor acting day man woman dog cat world life work".split()
 
@@ -54,21 +56,6 @@ def toy_model(tiny_tokenizer):
         opt.step()
     assert kl.item() < 0.03
     return model.eval()
-
-
-def fake_wordnet(folder):
-    """A two-synset WordNet in the real file format (offsets are byte positions in data.adj)."""
-    header = "  1 a licence line, indented as in the real files  \n"
-    first = "00000000 00 a 02 good 0 fine(a) 0 000 | a gloss  \n"
-    offset = len(header) + len(first)
-    lines = [header, first.replace("00000000", f"{len(header):08d}"),
-             f"{offset:08d} 00 s 02 good 1 bad 0 000 | a silly synset for the test  \n"]
-    (folder / "data.adj").write_text("".join(lines), encoding="utf-8")
-    (folder / "index.adj").write_text(header + f"good a 2 0 2 0 {len(header):08d} {offset:08d}  \n", encoding="utf-8")
-    for pos in ("noun", "verb", "adv"):
-        (folder / f"index.{pos}").write_text(header, encoding="utf-8")
-        (folder / f"data.{pos}").write_text(header, encoding="utf-8")
-    return folder
 
 
 def test_deletion_importance_ranks_the_decisive_word_first(toy_model, tiny_tokenizer):
@@ -135,19 +122,10 @@ def test_pairs_keep_text_b_and_regressors_are_refused(toy_model, tiny_tokenizer,
         attack(toy_model, tiny_tokenizer, [("x", 1)], config=AttackConfig(sources=("glove",)))
 
 
-def test_wordnet_reader_and_source(toy_model, tiny_tokenizer, tmp_path):
-    folder = fake_wordnet(tmp_path)
-    wn = WordNetSynonyms.find(str(folder))
-    assert wn.synonyms("Good", 5) == ["fine", "bad"] and wn.synonyms("film", 5) == []
-    assert WordNetSynonyms.find(str(tmp_path / "missing")) is None
-    cfg = AttackConfig(sources=("wordnet",), wordnet_dir=str(folder), progress=False)
+def test_wordnet_source(toy_model, tiny_tokenizer, tmp_path):
+    cfg = AttackConfig(sources=("wordnet",), wordnet_dir=str(fake_wordnet(tmp_path)), progress=False)
     rec = attack(toy_model, tiny_tokenizer, [("the dog cat good", 1)], config=cfg)["records"][0]
     assert rec["success"] and rec["changed_words"][0]["new"] in ("fine", "bad")
-
-
-@pytest.mark.skipif(WordNetSynonyms.find() is None, reason="WordNet database not installed")
-def test_real_wordnet():
-    assert "film" in WordNetSynonyms.find().synonyms("movie", 10)
 
 
 def test_mlm_source(toy_model, tiny_tokenizer, tmp_path):
@@ -171,3 +149,37 @@ def test_bad_configs_are_refused(toy_model, tiny_tokenizer, tmp_path):
     with pytest.raises(UserError):  # no source available: refuse rather than report a robust model
         attack(toy_model, tiny_tokenizer, [("the dog good", 1)],
                config=AttackConfig(sources=("wordnet",), wordnet_dir=str(tmp_path), progress=False))
+
+
+def test_merged_candidates_drop_stop_words_and_the_word_itself(tiny_tokenizer):
+    # the MLM's best are the word itself ("Good" in the text), then "the" (a stop word)
+    bias = {"good": 200, "the": 100, "great": 50, "bad": 40}
+    mlm = MaskedLMCandidates(biased_mlm(tiny_tokenizer, bias), tiny_tokenizer)
+    words = ["a", "Good", "movie"]
+    assert mlm.candidates(words, 1, 3) == ["the", "great", "bad"]  # the source drops the word itself
+    merged = _candidates({"mlm": mlm}, words, [1], 3)[1]
+    assert merged == ["Great", "Bad"]  # stop word dropped, case matched to the original
+    assert not {w.lower() for w in merged} & (stop_words() | {"good"})
+
+
+def test_attack_unchanged_on_fixed_seed(tiny_tokenizer, tmp_path):
+    """Recorded before the candidate sources moved to data/substitutes.py: the move changed nothing."""
+    from transformers import BertForMaskedLM, BertForSequenceClassification
+
+    mlm = seeded(BertForMaskedLM(tiny_config("bert", len(tiny_tokenizer), layers=1)), 0)
+    mlm.save_pretrained(tmp_path / "mlm")
+    tiny_tokenizer.save_pretrained(tmp_path / "mlm")
+    model = seeded(BertForSequenceClassification(tiny_config("bert", len(tiny_tokenizer), layers=1)), 1)
+    sentences = ["the good movie was really fun .", "i love dogs and cats", "a terrible plot , boring actors !",
+                 "she saw the worst film of the year", "Brilliant acting but dull story"]
+    cfg = AttackConfig(candidates_k=8, max_queries=60, mlm_model=str(tmp_path / "mlm"), progress=False,
+                       wordnet_dir=str(fake_wordnet(tmp_path)), max_change_share=0.5)
+    out = attack(model, tiny_tokenizer, list(zip(sentences, [1, 0, 1, 1, 0])), config=cfg)
+    assert out["sources"] == ["mlm", "embedding", "wordnet"]
+    got = [(r["status"], r["queries"], r["adversarial"], [(c["position"], c["new"]) for c in r["changed_words"]])
+           for r in out["records"]]
+    assert got == [("succeeded", 13, "the day movie was really fun .", [(1, "day")]),
+                   ("succeeded", 14, "i work dogs and cat", [(1, "work"), (4, "cat")]),
+                   ("succeeded", 13, "a day plot , boring actors !", [(1, "day")]),
+                   ("succeeded", 21, "she child the good film of the year", [(1, "child"), (3, "good")]),
+                   ("succeeded", 11, "Brilliant acting but dull year", [(4, "year")])]

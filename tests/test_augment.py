@@ -1,116 +1,31 @@
-"""TinyBERT data augmentation: candidate sources on hand-made values, sampling, caching."""
+"""TinyBERT data augmentation: sampling, caching, and the same sentences as before on a fixed seed
+(the candidate sources are tested in test_substitutes.py)."""
 
 from __future__ import annotations
 
 import json
 import random
 
-import pytest
-import torch
-
 from bertcompress.config import AugmentConfig
 from bertcompress.data.examples import Example
-from bertcompress.distillation import augment as aug
-from bertcompress.distillation.augment import (
+from bertcompress.data.substitutes import (
     CandidateSource,
     CombinedCandidates,
     EmbeddingNeighbourCandidates,
     MaskedLMCandidates,
-    augment_examples,
-    augment_sentence,
 )
+from bertcompress.distillation import augment as aug
+from bertcompress.distillation.augment import augment_examples, augment_sentence
 from conftest import tiny_config
-
-
-def _embeddings(tok) -> torch.Tensor:
-    """2-d vectors with known cosine neighbours; every other row points away from all of them."""
-    emb = torch.tensor([-1.0, -0.5]).repeat(len(tok), 1)
-    rows = {"good": [1, 0], "great": [0.9, 0.1], "fine": [0.5, 0.5], "bad": [0, 1], "dog": [-1, 2],
-            "##s": [1, 0], "##ed": [1, 0], "[CLS]": [1, 0], ".": [1, 0]}  # the last four must never come back
-    for t, v in rows.items():
-        emb[tok.convert_tokens_to_ids(t)] = torch.tensor(v, dtype=torch.float)
-    return emb
-
-
-@pytest.fixture(scope="module")
-def neighbours(tiny_tokenizer) -> EmbeddingNeighbourCandidates:
-    return EmbeddingNeighbourCandidates(_embeddings(tiny_tokenizer), tiny_tokenizer)
-
-
-@pytest.fixture(scope="module")
-def tiny_mlm(tiny_tokenizer):
-    """A random tiny masked LM whose output bias makes "great" the best allowed word."""
-    from transformers import BertForMaskedLM
-
-    torch.manual_seed(0)
-    model = BertForMaskedLM(tiny_config("bert", len(tiny_tokenizer)))
-    bias = model.get_output_embeddings().bias
-    with torch.no_grad():
-        bias.zero_()
-        for t, v in {"good": 100, "[SEP]": 90, "##s": 80, ".": 75, "great": 50, "bad": 40}.items():
-            bias[tiny_tokenizer.convert_tokens_to_ids(t)] = v
-    return model
-
-
-# ------------------------------------------------------------------ embedding neighbours
-
-def test_neighbours_exact_order_and_exclusions(neighbours):
-    # cos to [1,0]: great .994, fine .707, bad 0, dog -.447, the rest -.894; specials, ## pieces,
-    # punctuation and "good" itself are excluded although they point the same way
-    assert neighbours.candidates(["good"], 0, 4) == ["great", "fine", "bad", "dog"]
-    assert neighbours.candidates(["a", "Good", "film"], 1, 2) == ["great", "fine"]  # lowercased like the tokenizer
-
-
-def test_neighbours_multi_piece_word_uses_mean_of_pieces(neighbours, tiny_tokenizer):
-    assert tiny_tokenizer.tokenize("dogs") == ["dog", "##s"]
-    # mean([-1,2], [1,0]) = [0,1]: bad 1.0, dog .894, fine .707, great .110
-    assert neighbours.candidates(["dogs"], 0, 4) == ["bad", "dog", "fine", "great"]
-
-
-def test_neighbours_cache_and_unknown_words(neighbours):
-    neighbours._cache.clear()
-    first = neighbours.candidates(["the", "good", "movie"], 1, 3)
-    assert neighbours.candidates(["good"], 0, 3) == first
-    assert len(neighbours._cache) == 1  # one entry per (word, top_k), whatever the sentence
-    assert neighbours.candidates(["€"], 0, 3) == []  # [UNK]: nothing to look up
-    assert neighbours.sentence_candidates(["good", ".", "42"], 2) == [["great", "fine"], [], []]
-
-
-# ------------------------------------------------------------------ masked LM
-
-def test_mlm_biased_token_wins_and_exclusions(tiny_mlm, tiny_tokenizer):
-    src = MaskedLMCandidates(tiny_mlm, tiny_tokenizer)
-    cands = src.candidates(["a", "good", "movie"], 1, 3)
-    assert cands[0] == "great" and cands[1] == "bad" and len(cands) == 3
-    assert not {"good", "[SEP]", "##s", "."} & set(cands)  # original word, special, piece, punctuation
-    assert src.candidates(["i", "love", "dogs"], 2, 3) == []  # multi-piece: not the MLM's job
-
-
-def test_mlm_batched_equals_one_by_one(tiny_mlm, tiny_tokenizer):
-    src = MaskedLMCandidates(tiny_mlm, tiny_tokenizer)
-    words = ["the", "cat", "sat", "on", "the", "mat", "."]
-    batched = src.sentence_candidates(words, 5)
-    single = [src.candidates(words, i, 5) if w.isalpha() else [] for i, w in enumerate(words)]
-    assert batched == single and batched[-1] == [] and all(batched[:-1])
-
-
-def test_combined_dispatch(tiny_mlm, tiny_tokenizer, neighbours):
-    combined = CombinedCandidates(neighbours, MaskedLMCandidates(tiny_mlm, tiny_tokenizer))
-    cands = combined.sentence_candidates(["good", "dogs", "."], 2)
-    assert cands == [["great", "bad"], ["bad", "dog"], []]  # MLM, neighbours, punctuation kept
-    assert combined.candidates(["good", "dogs"], 1, 2) == ["bad", "dog"]
-    alone = CombinedCandidates(neighbours)  # no MLM head: neighbours for every word
-    assert alone.sentence_candidates(["good", "dogs"], 2) == [["great", "fine"], ["bad", "dog"]]
-    assert (combined.kind, alone.kind) == ("mlm+neighbours", "neighbours")
-
+from test_substitutes import biased_mlm, seeded
 
 # ------------------------------------------------------------------ augment_sentence
 
 class _Fixed(CandidateSource):
     table = {"good": ["great", "fine", "nice"], "movie": ["film", "story"]}
 
-    def candidates(self, words, position, top_k):
-        return self.table.get(words[position], [])[:top_k]
+    def candidates_at(self, words, positions, top_k):
+        return [self.table.get(words[p], [])[:top_k] for p in positions]
 
 
 def test_augment_sentence_p0_p1_count_and_determinism():
@@ -188,9 +103,9 @@ def test_augment_examples_deterministic_max_examples_and_bad_cache(tiny_bert_dir
     assert len(list((tmp_path / "a").glob("augment-*.jsonl"))) == 2  # another seed, another cache file
 
 
-def test_augment_examples_uses_mlm_when_teacher_has_one(tiny_mlm, tiny_tokenizer, tmp_path, monkeypatch):
+def test_augment_examples_uses_mlm_when_teacher_has_one(tiny_tokenizer, tmp_path, monkeypatch):
     folder = tmp_path / "mlm_teacher"
-    tiny_mlm.save_pretrained(folder)
+    biased_mlm(tiny_tokenizer).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     calls = _spy(monkeypatch)
     cfg = AugmentConfig(enabled=True, p=1.0, top_k=1, n_aug=2, seed=0)
@@ -203,14 +118,16 @@ def test_augment_examples_uses_mlm_when_teacher_has_one(tiny_mlm, tiny_tokenizer
     assert json.loads(cache.read_text().splitlines()[0])["source"] == "mlm+neighbours"
 
 
-def test_mlm_logits_at_matches_full_forward(tiny_mlm, tiny_tokenizer):
-    src = MaskedLMCandidates(tiny_mlm, tiny_tokenizer)
-    enc = tiny_tokenizer(["the [MASK] sat on the mat", "a [MASK] movie ! ! !"], padding=True, return_tensors="pt")
-    positions = (enc["input_ids"] == tiny_tokenizer.mask_token_id).int().argmax(1)
-    with torch.no_grad():
-        full = tiny_mlm(**enc).logits
-        fast = src.logits_at(enc, positions)
-    rows = torch.arange(2)
-    torch.testing.assert_close(fast, full[rows, positions])
-    assert not torch.allclose(fast, full[rows, positions + 1])  # really the masked rows
-    assert not tiny_mlm.get_output_embeddings()._forward_pre_hooks  # the hook is removed
+def test_augmentation_unchanged_on_fixed_seed(tiny_tokenizer):
+    """Recorded before the candidate sources moved to data/substitutes.py: the move changed nothing."""
+    from transformers import BertForMaskedLM
+
+    mlm = seeded(BertForMaskedLM(tiny_config("bert", len(tiny_tokenizer), layers=1)), 0)
+    source = CombinedCandidates(EmbeddingNeighbourCandidates(mlm.get_input_embeddings().weight, tiny_tokenizer),
+                                MaskedLMCandidates(mlm, tiny_tokenizer))
+    sentences = ["the good movie was really fun .", "i love dogs and cats", "a terrible plot , boring actors !"]
+    rng = random.Random(0)
+    got = [augment_sentence(s.split(), source, 0.5, 5, 2, rng) for s in sentences]
+    assert got == [["the good you was you fun .", "child good day was actor fun ."],
+                   ["i love dog and cats", "day you dogs and cats"],
+                   ["actor actor plot , work actors !", "a terrible plot , boring like !"]]

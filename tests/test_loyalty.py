@@ -69,3 +69,17 @@ def test_bad_inputs():
         label_loyalty(np.zeros((0, 2)), np.zeros((0, 2)))
     with pytest.raises(UserError):
         loyalty(np.zeros((3, 2)), np.zeros((3, 2)), regression=False, temperature=0)
+
+
+def test_near_identical_rows_are_fully_loyal_and_nan_stays_nan():
+    # rows 1e-9 apart: the divergence rounds to about -1e-17, which must read as 0, not NaN
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 3))
+    p = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+    q = np.exp(x + 1e-9 * rng.normal(size=x.shape))
+    q /= q.sum(-1, keepdims=True)
+    d = jensen_shannon_distance(p, q)
+    assert np.isfinite(d).all() and d.max() < 1e-4
+    assert probability_loyalty(p, q) == pytest.approx(1.0, abs=1e-4)
+    # a student that diverged to NaN is not reported as loyal
+    assert math.isnan(loyalty(np.zeros((2, 2)), np.full((2, 2), np.nan), regression=False)["probability_loyalty"])

@@ -1,4 +1,5 @@
-"""ONNX export: ONNX Runtime predicts what PyTorch predicts; writes are atomic; evaluate checks it."""
+"""ONNX export (export/onnx.py): ONNX Runtime predicts what PyTorch predicts; writes are atomic;
+evaluate checks it."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,8 @@ import torch
 
 from bertcompress.config import DataConfig
 from bertcompress.evaluation.evaluator import evaluate
-from bertcompress.evaluation.onnx_export import export_onnx, onnx_input_names, onnx_logits, onnx_session
 from bertcompress.evaluation.profile import measure_onnx_latency
+from bertcompress.export.onnx import OnnxClassifier, export_onnx, onnx_input_names, onnx_logits, onnx_session
 from conftest import tiny_config
 
 
@@ -58,6 +59,32 @@ def test_failed_export_leaves_earlier_file_untouched(tmp_path, monkeypatch):
         export_onnx(model, target)
     assert target.read_bytes() == b"earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_export_leaves_the_model_as_it_was_and_finish_runs_before_the_rename(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config("bert", 100)).eval()
+    inputs = _padded_batch(100, 2, 9)
+    with torch.no_grad():
+        before = model(**inputs).logits
+    target = tmp_path / "model.onnx"
+    seen = []
+    export_onnx(model, target, finish=lambda tmp: seen.append((tmp.parent, tmp.exists(), target.exists())))
+    assert seen == [(tmp_path, True, False)]  # a sibling temporary file, edited before it takes the name
+    assert not model.training  # the exporter restores the traced module's mode onto the model
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, before)
+    classifier = OnnxClassifier(target, threads=1)  # the tensor-in, tensor-out form of the same session
+    torch.testing.assert_close(classifier(inputs), torch.from_numpy(onnx_logits(classifier.session, inputs)))
+
+    def broken_finish(tmp):
+        raise RuntimeError("post-processing failed")
+
+    with pytest.raises(RuntimeError):
+        export_onnx(model, target, finish=broken_finish)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # earlier file kept, no temporary
 
 
 def test_evaluate_records_onnx_agreement_and_both_runtimes(tiny_bert_dir, sentiment_tsv, tmp_path):

@@ -9,8 +9,9 @@ import torch
 
 from bertcompress.data import Collator
 from bertcompress.errors import UserError
+from bertcompress.export.onnx import OnnxClassifier
 from bertcompress.quant import QuantConfig, calibrate_, quantize_
-from bertcompress.quant.onnx_int8 import OnnxClassifier, export_onnx_int8  # noqa: E402
+from bertcompress.quant.onnx_int8 import export_onnx_int8
 
 
 def _features(n, vocab, seed=0):

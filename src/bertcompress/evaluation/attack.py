@@ -8,7 +8,7 @@ TextFooler):
    (BERT-Attack style, when there is one), nearest whole words in the model's own input
    embedding space (cosine; a stand-in for TextFooler's counter-fitted vectors), and WordNet
    synonyms (when the WordNet 3.0 database is installed, e.g. Debian's `wordnet-base`);
-   candidate code is shared with `distillation/augment.py`;
+   the sources live in `data/substitutes.py`, shared with TinyBERT augmentation;
 3. greedy substitution in importance order: all candidates of a word are scored in one batch;
    take the first (best-ranked) that flips the label, else the one that lowers the true-class
    probability most (only if it does); stop at the first flip.
@@ -30,13 +30,9 @@ embeddings from textattack.s3.amazonaws.com and the Universal Sentence Encoder f
 
 from __future__ import annotations
 
-import bisect
-import functools
-import os
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -44,7 +40,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.examples import Example
-from ..distillation.augment import CandidateSource, EmbeddingNeighbourCandidates, MaskedLMCandidates, WordVocab
+from ..data.substitutes import (
+    CandidateSource,
+    EmbeddingNeighbourCandidates,
+    MaskedLMCandidates,
+    WordNetSynonyms,
+    WordVocab,
+    stop_words,
+)
 from ..errors import UserError
 from ..models.intermediates import model_inputs
 from ..models.loading import check_same_vocab, has_mlm_head, load_model, load_tokenizer
@@ -73,79 +76,8 @@ class AttackConfig:
             raise UserError("attack: max_change_share must be in (0, 1], max_queries and candidates_k >= 1")
 
 
-@functools.cache
-def stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # imported late: slow
-
-    return frozenset(ENGLISH_STOP_WORDS)
-
-
 def is_attackable(word: str) -> bool:
     return word.isalpha() and len(word) > 1 and word.lower() not in stop_words()
-
-
-# ------------------------------------------------------------------ WordNet
-
-class WordNetSynonyms(CandidateSource):
-    """Synonyms from the WordNet 3.0 database files (index.POS / data.POS), read directly so
-    that no download is needed. Senses are taken in WordNet's frequency order across parts of
-    speech (no tagger: the word's part of speech in context is unknown)."""
-
-    kind = "wordnet"
-    POS = ("adj", "verb", "noun", "adv")
-    FOLDERS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/local/WordNet-3.0/dict")
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self._index: dict[str, list[str]] = {}  # pos -> sorted index lines (licence header dropped)
-        self._data: dict[str, bytes] = {}
-        self._cache: dict[str, list[str]] = {}
-
-    @classmethod
-    def find(cls, folder: str | None = None) -> WordNetSynonyms | None:
-        """The database in `folder`, $WNSEARCHDIR or a usual place; None if there is none."""
-        for f in [folder] if folder else [os.environ.get("WNSEARCHDIR"), *cls.FOLDERS]:
-            if f and all((Path(f) / f"index.{p}").is_file() for p in cls.POS):
-                return cls(f)
-        return None
-
-    def _offsets(self, pos: str, lemma: str) -> list[str]:
-        """Synset offsets of `lemma`, most frequent sense first. Index files are sorted by lemma
-        and a space sorts before any lemma character, so a binary search over lines finds it."""
-        if pos not in self._index:
-            text = (self.folder / f"index.{pos}").read_text(encoding="utf-8")
-            self._index[pos] = [line for line in text.splitlines() if line and not line.startswith(" ")]
-        lines, key = self._index[pos], lemma + " "
-        i = bisect.bisect_left(lines, key)
-        if i == len(lines) or not lines[i].startswith(key):
-            return []
-        fields = lines[i].split()  # lemma pos synset_cnt p_cnt ptrs... sense_cnt tagsense_cnt offsets
-        return fields[-int(fields[2]):]
-
-    def _synset_words(self, pos: str, offset: str) -> list[str]:
-        if pos not in self._data:
-            self._data[pos] = (self.folder / f"data.{pos}").read_bytes()
-        data, start = self._data[pos], int(offset)  # offsets are byte positions in data.POS
-        fields = data[start:data.index(b"\n", start)].decode("utf-8").split(" ")
-        count = int(fields[3], 16)  # offset lex_filenum ss_type w_cnt(hex) word lex_id ...
-        return [re.sub(r"\(.*\)$", "", w) for w in fields[4:4 + 2 * count:2]]  # "(a)": adj. marker
-
-    def synonyms(self, word: str, top_k: int) -> list[str]:
-        key = word.lower()
-        if key not in self._cache:
-            senses = sorted((rank, n, off) for n, pos in enumerate(self.POS)
-                            for rank, off in enumerate(self._offsets(pos, key)))
-            out: list[str] = []
-            for _, n, offset in senses:
-                for w in self._synset_words(self.POS[n], offset):
-                    w = w.lower()
-                    if w.isalpha() and w != key and w not in out:  # skips "good_enough" etc.
-                        out.append(w)
-            self._cache[key] = out
-        return self._cache[key][:top_k]
-
-    def candidates(self, words: list[str], position: int, top_k: int) -> list[str]:
-        return self.synonyms(words[position], top_k)
 
 
 # ------------------------------------------------------------------ sources and scoring
@@ -181,14 +113,7 @@ def _candidates(sources: dict[str, CandidateSource], words: list[str], positions
                 k: int) -> dict[int, list[str]]:
     """Up to k candidates per position, taken round-robin from the sources' ranked lists so that
     every source contributes; duplicates, stop words and the word itself are dropped."""
-    lists: list[list[list[str]]] = []
-    for src in sources.values():
-        if isinstance(src, MaskedLMCandidates):
-            lists.append(src.batch_candidates(words, positions, k))  # one batched MLM pass
-        elif isinstance(src, EmbeddingNeighbourCandidates):
-            lists.append(src.lookup([words[p] for p in positions], k))
-        else:
-            lists.append([src.candidates(words, p, k) for p in positions])
+    lists = [src.candidates_at(words, positions, k) for src in sources.values()]
     out = {}
     for j, p in enumerate(positions):
         seen, merged = {words[p].lower()}, []

@@ -18,7 +18,7 @@ _LAZY = {
     "modules": ("QuantEmbedding", "QuantLinear", "calibrate_", "quantize_"),
     "pack": ("is_packed", "load_packed", "pack_bits", "packed_bytes", "save_packed", "unpack_bits"),
     "train": ("load_ptq", "ptq_baseline", "ptq_dynamic_int8", "quantize"),
-    "onnx_int8": ("OnnxClassifier", "export_onnx_int8", "qdq_copy"),
+    "onnx_int8": ("export_onnx_int8", "qdq_copy"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -14,6 +14,7 @@ Two details make the fusion happen:
 - weights go through the exporter as fake-quantized constants, whose QuantizeLinear we then fold
   into int8 initializers (`fold_weight_quantization`): the file stores int8 codes + DequantizeLinear.
 
+The export itself and the ONNX Runtime session are export/onnx.py's; this file adds the int8 parts.
 Needs 8-bit activations (int8 kernels); weights may be 2 to 8 bits (their codes fit int8).
 Attention matmuls, softmax, LayerNorm and GELU stay float. The embedding table is stored
 dequantized in float here: this file is for speed; the small file is quant/pack.py's.
@@ -22,9 +23,7 @@ dequantized in float here: this file is for speed; the small file is quant/pack.
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,10 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..models.intermediates import model_inputs
+from ..export.onnx import export_onnx
 from .modules import QuantEmbedding, QuantLinear
-
-OPSET = 17
 
 
 class QDQLinear(nn.Module):
@@ -84,44 +81,19 @@ def qdq_copy(model: nn.Module) -> nn.Module:
     return out
 
 
-class _LogitsOnly(nn.Module):
-    def __init__(self, model: nn.Module, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**dict(zip(self.names, inputs))).logits
-
-
 def export_onnx_int8(model: nn.Module, path: str | Path) -> Path:
     """Write the fake-quantized `model` as a QDQ ONNX file (batch and length dynamic). From a
     packed folder, load it with `load_packed(folder, keep_weight_quantizers=True)`: a linear layer
     without its weight quantizer has no integer weights to export and stays a float MatMul."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    qdq = qdq_copy(model)
-    vocab = qdq.config.vocab_size
-    # a padded row, so the traced graph keeps the attention-mask path (an all-ones mask may be
-    # optimised away by `transformers` while tracing)
-    ids = torch.randint(5, vocab, (2, 16), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
-    mask[1, 10:] = 0
-    batch = model_inputs({"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}, qdq)
-    names = list(batch)
-    wrapper = _LogitsOnly(qdq, names).eval()
-    axes = {n: {0: "batch", 1: "length"} for n in names} | {"logits": {0: "batch"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(wrapper, tuple(batch.values()), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=names, output_names=["logits"], dynamic_axes=axes)
-    fold_weight_quantization(path)
-    return path
+    return export_onnx(qdq_copy(model), path, finish=fold_weight_quantization)
 
 
 def fold_weight_quantization(path: str | Path) -> None:
     """Replace each QuantizeLinear of a float weight initializer by the int8 initializer it
     computes, so the file holds int8 weights (ONNX Runtime would fold them at load time anyway;
-    this makes the file ~4x smaller for the linear layers)."""
+    this makes the file ~4x smaller for the linear layers). Ours: ONNX Runtime folds only inside a
+    session (a saved optimised model would also bake in this machine's fusions), and the onnx
+    package does no constant folding."""
     import onnx
     from onnx import numpy_helper
 
@@ -159,24 +131,3 @@ def fold_weight_quantization(path: str | Path) -> None:
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
     onnx.save(model, str(path))
-
-
-class OnnxClassifier:
-    """An ONNX Runtime session with the model's calling convention: batch dict in, logits out."""
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        feeds = {n: batch[n].cpu().numpy().astype(np.int64) for n in self.input_names}
-        return torch.from_numpy(self.session.run(["logits"], feeds)[0])
-
-    def predict_logits(self, features: list[dict], collate: Callable, batch_size: int = 64) -> torch.Tensor:
-        out = [self(collate(features[i:i + batch_size])) for i in range(0, len(features), batch_size)]
-        return torch.cat(out) if out else torch.empty(0)

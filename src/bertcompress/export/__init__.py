@@ -1,0 +1,1 @@
+"""Deployable forms of a trained model (ONNX for ONNX Runtime)."""
