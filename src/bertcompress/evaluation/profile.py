@@ -129,7 +129,7 @@ def measure_onnx_latency(session: Any, model: nn.Module, *, batch_size: int = 1,
                          repeats: int = 20, warmup: int = 3) -> dict:
     """ONNX Runtime latency of an exported `model` on the same batch PyTorch is timed on.
 
-    The thread count is fixed when the session is made (see `onnx_export.onnx_session`).
+    The thread count is fixed when the session is made (see `export.onnx.onnx_session`).
     """
     feed = {k: v.numpy().astype(np.int64) for k, v in synthetic_batch(model, batch_size, seq_len).items()}
     stats = time_call(lambda: session.run(None, feed), warmup=warmup, repeats=repeats)
