@@ -32,8 +32,8 @@ from bertcompress.evaluation.profile import synthetic_batch, time_call
 from bertcompress.evaluation.report import report
 from bertcompress.export.onnx import OnnxClassifier
 from bertcompress.models.loading import load_model
-from bertcompress.pruning.command import prune
 from bertcompress.pruning.config import PruneConfig
+from bertcompress.pruning.verbs import prune
 from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
 from bertcompress.quant.train import quantize
 from bertcompress.replace.config import TheseusConfig

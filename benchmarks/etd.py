@@ -29,8 +29,8 @@ from bertcompress.config import (
 )
 from bertcompress.distillation.stages import distill
 from bertcompress.finetuning import finetune
-from bertcompress.pruning.command import extract
 from bertcompress.pruning.config import ExtractConfig
+from bertcompress.pruning.verbs import extract
 from common import RESULTS, SHARED_DATA, environment, load_json, print_table, write_result
 
 TEACHER = "all-MiniLM-L6-v2"

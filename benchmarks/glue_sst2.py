@@ -33,8 +33,8 @@ from bertcompress.config import (
 from bertcompress.distillation.stages import distill
 from bertcompress.evaluation.evaluator import compare, evaluate
 from bertcompress.finetuning import finetune
-from bertcompress.pruning.command import extract
 from bertcompress.pruning.config import ExtractConfig
+from bertcompress.pruning.verbs import extract
 from common import SHARED_DATA, environment, print_table, write_result
 
 # 4x312 starts from random weights (TinyBERT); 3x384 has the teacher's width, so it starts from the

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 
 from bertcompress.config import DataConfig, TrainConfig
-from bertcompress.data import Collator, encode_examples, load_examples
+from bertcompress.data import Collator, load_task_splits
 from bertcompress.evaluation.loyalty import loyalty
 from bertcompress.evaluation.metrics import compute_metrics, predictions_from_logits
 from bertcompress.evaluation.predict import predict_logits
 from bertcompress.evaluation.profile import bytes_on_disk, synthetic_batch, time_call
+from bertcompress.export.onnx import OnnxClassifier
 from bertcompress.models.loading import load_model, load_tokenizer
 from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
-from bertcompress.quant.onnx_int8 import OnnxClassifier
 from bertcompress.quant.pack import load_packed
 from bertcompress.quant.train import load_ptq, ptq_baseline, quantize
 from common import SHARED_DATA, environment, print_table, write_result
@@ -58,9 +58,9 @@ def main() -> None:
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
 
-    task, dev = load_examples(data, "dev")
     tokenizer = load_tokenizer(str(student_dir))
-    features, collate = encode_examples(tokenizer, dev, data.max_seq_len), Collator(tokenizer.pad_token_id or 0)
+    splits = load_task_splits(data, tokenizer)
+    task, features, collate = splits.task, splits.eval_features, Collator(tokenizer.pad_token_id or 0)
     labels = [f["labels"] for f in features]
 
     def accuracy(logits) -> float:
@@ -109,8 +109,9 @@ def main() -> None:
             "latency_ratio": teacher_ms["batch32"] / latency(fast)["batch32"],
             "runtime": "pytorch dynamic int8" if bits is None else "onnxruntime int8 (QDQ)",
             "seconds": round(time.perf_counter() - t0, 1)}
-    result.update(settings={"student": args.student, "train_examples": args.train, "epochs": args.epochs,
-                            "lr": args.lr, "threads": args.threads, "kd_teacher": str(teacher_dir)},
+    result.update(settings={"student": args.student, "eval_split": splits.eval_split, "train_examples": args.train,
+                            "epochs": args.epochs, "lr": args.lr, "threads": args.threads,
+                            "kd_teacher": str(teacher_dir)},
                   wall_seconds=round(time.perf_counter() - t_start, 1), environment=environment())
     rows = [{"model": "fp32 student", **result["fp32_student"]}]
     rows += [{"model": n, **v} for n, v in result["variants"].items()]

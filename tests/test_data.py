@@ -162,16 +162,17 @@ def test_real_glue_files():
 
 def test_csv_tsv_jsonl_named_columns(tmp_path):
     csv_path = write(tmp_path / "a.csv", 'text,label\n"hello, world",positive\nbad day,negative\n')
-    _, ex = load_examples(DataConfig(path=str(csv_path)), "train")
+    _, ex = load_examples(DataConfig(path=str(csv_path), holdout_fraction=0), "train")  # all of the file
     assert ex == [Example("hello, world", None, 1), Example("bad day", None, 0)]
 
     tsv_path = write(tmp_path / "b.tsv", tsv(("q", "a", "y"), ("Who?", "Me.", "entailment")))
-    _, ex = load_examples(DataConfig(task="qnli", path=str(tsv_path), text_a="q", text_b="a", label="y"), "dev")
+    cfg = DataConfig(task="qnli", path=str(tsv_path), text_a="q", text_b="a", label="y", holdout_fraction=0)
+    _, ex = load_examples(cfg, "train")
     assert ex == [Example("Who?", "Me.", 0)]
 
     rows = [{"sentence1": "A", "sentence2": "B", "label": 2}, {"sentence1": "C", "sentence2": "D", "label": "neutral"}]
     jl = write(tmp_path / "c.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
-    task, ex = load_examples(DataConfig(task="mnli", path=str(jl)), "train")
+    task, ex = load_examples(DataConfig(task="mnli", path=str(jl), holdout_fraction=0), "train")
     assert ex == [Example("A", "B", 2), Example("C", "D", 2)]
 
 
@@ -185,7 +186,8 @@ def test_folder_of_split_files(tmp_path):
 
 def test_cola_with_named_columns(tmp_path):
     path = write(tmp_path / "cola.tsv", tsv(("text", "label"), ("It is.", 1)))
-    assert load_examples(DataConfig(task="cola", path=str(path)), "train")[1] == [Example("It is.", None, 1)]
+    cfg = DataConfig(task="cola", path=str(path), holdout_fraction=0)
+    assert load_examples(cfg, "train")[1] == [Example("It is.", None, 1)]
 
 
 def test_classification_infers_labels_from_training_file(tmp_path):
@@ -203,14 +205,15 @@ def test_classification_infers_labels_from_training_file(tmp_path):
 def test_classification_numeric_labels_and_pairs(tmp_path):
     path = write(tmp_path / "t.jsonl", "".join(json.dumps({"sentence1": "a", "sentence2": "b", "label": v}) + "\n"
                                                for v in (10, 2, 1)))
-    task, ex = load_examples(DataConfig(task="classification", path=str(path)), "train")
+    task, ex = load_examples(DataConfig(task="classification", path=str(path), holdout_fraction=0), "train")
     assert task.labels == ("1", "2", "10") and task.is_pair
     assert [e.label for e in ex] == [2, 1, 0]
 
 
 def test_regression_file(tmp_path):
     path = write(tmp_path / "r.tsv", tsv(("text", "score"), ("meh", "2.5"), ("great", 4)))
-    task, ex = load_examples(DataConfig(task="regression", path=str(path), label="score"), "train")
+    task, ex = load_examples(DataConfig(task="regression", path=str(path), label="score", holdout_fraction=0),
+                             "train")
     assert task.is_regression and ex == [Example("meh", None, 2.5), Example("great", None, 4.0)]
     write(tmp_path / "r.tsv", tsv(("text", "score"), ("meh", "lots")))
     with pytest.raises(UserError, match=r"r.tsv, line 2: label 'lots' is not a number"):
@@ -218,14 +221,16 @@ def test_regression_file(tmp_path):
 
 
 def test_subsets_are_seeded_and_in_file_order(tmp_path):
-    path = write(tmp_path / "n.csv", "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(20)))
+    path = write(tmp_path / "n.csv", "text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(40)))
     cfg = DataConfig(task="sst2", path=str(path), max_train_examples=7, max_eval_examples=3)
     _, sub = load_examples(cfg, "train")
     numbers = [int(e.text_a.split()[1]) for e in sub]
     assert len(sub) == 7 and numbers == sorted(numbers) and len(set(numbers)) == 7
     assert sub == load_examples(cfg, "train")[1]  # seeded
-    assert len(load_examples(cfg, "dev")[1]) == 3
-    assert len(load_examples(DataConfig(task="sst2", path=str(path), max_train_examples=99), "train")[1]) == 20
+    # subsets are taken after the 10% holdout: 3 of the 4 held-out rows, 36 training rows at most
+    held_out = load_examples(DataConfig(task="sst2", path=str(path)), "dev")[1]
+    assert len(held_out) == 4 and set(load_examples(cfg, "dev")[1]) < set(held_out)
+    assert len(load_examples(DataConfig(task="sst2", path=str(path), max_train_examples=99), "train")[1]) == 36
 
 
 def test_save_to_disk_folder(tmp_path):

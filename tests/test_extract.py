@@ -11,7 +11,7 @@ import torch
 from bertcompress.config import from_dict, load_config, to_dict
 from bertcompress.errors import UserError
 from bertcompress.pruning.config import ExtractConfig
-from bertcompress.pruning.extract import apply_plan, extract, plan_extraction
+from bertcompress.pruning.extract import apply_plan, extract_student, plan_extraction
 from bertcompress.pruning.importance import compute_importance, encoder, magnitude_importance, taylor_importance
 from conftest import tiny_config
 
@@ -43,7 +43,7 @@ def run(model, b: dict) -> torch.Tensor:
 @pytest.mark.parametrize("strategy", ["impt", "rand"])
 def test_extracting_the_full_shape_is_exact(family, strategy):
     teacher, b = tiny(family), batch()
-    student = extract(teacher, ExtractConfig(num_layers=4, strategy=strategy), batches=[b])
+    student = extract_student(teacher, ExtractConfig(num_layers=4, strategy=strategy), batches=[b])
     assert student.config.to_dict() == teacher.config.to_dict()
     torch.testing.assert_close(run(student, b), run(teacher, b), rtol=0, atol=1e-6)
 
@@ -172,7 +172,7 @@ def test_extracted_student_saves_and_loads_with_plain_transformers(tmp_path, fam
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     teacher, b = tiny(family), batch()
-    student = extract(teacher, ExtractConfig(num_layers=2, hidden_size=16, ffn_size=24), batches=[b])
+    student = extract_student(teacher, ExtractConfig(num_layers=2, hidden_size=16, ffn_size=24), batches=[b])
     student.save_pretrained(tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(run(loaded, b), run(student, b))
@@ -193,9 +193,9 @@ def test_bad_configs_are_one_line_user_errors():
                      (ExtractConfig(num_heads=2), "head dimension 16, more than the teacher's 8"),
                      (ExtractConfig(num_layers=2, layers=[1, 9]), "teacher layer 9 is out of range 1..4")):
         with pytest.raises(UserError, match=msg):
-            extract(teacher, cfg, importance=magnitude_importance(teacher))
+            extract_student(teacher, cfg, importance=magnitude_importance(teacher))
     with pytest.raises(UserError, match="needs a data sample"):
-        extract(teacher, ExtractConfig())
+        extract_student(teacher, ExtractConfig())
 
 
 def test_config_round_trips_through_dict_and_yaml(tmp_path):

@@ -147,8 +147,8 @@ def test_bad_configs_are_one_line_user_errors():
 def test_prune_command_writes_a_smaller_model(tmp_path, tiny_bert_dir, sentiment_tsv):
     from bertcompress.cli import main
     from bertcompress.models.loading import load_model
-    from bertcompress.pruning.command import extract
     from bertcompress.pruning.config import ExtractConfig
+    from bertcompress.pruning.verbs import extract
 
     out = tmp_path / "pruned"
     assert main(["prune", "--model", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),

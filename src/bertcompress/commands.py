@@ -107,14 +107,14 @@ COMMANDS: tuple[Command, ...] = (
             shortcuts=(Shortcut("bits", "bit widths: w4a8, w2a8, w8a8, w2a8e4 (4-bit embeddings), w4a32 (float "
                                 "activations); default w4a8", _quant_bits, takes=str, metavar="wWaA"),),
             show="quant.train:show_result"),
-    Command("extract", "pruning.config:ExtractConfig", "pruning.command:extract",
+    Command("extract", "pruning.config:ExtractConfig", "pruning.verbs:extract",
             help="Extract Then Distill: a smaller student cut from the teacher's own weights",
             description="Build a student of any smaller depth and width from slices of the teacher's weights "
                         "(ETD-Impt: the most important layers/heads/neurons/dimensions; ETD-Rand: random ones). "
                         "Distill it next with `distill --student DIR`.",
             flags={**DATA, **SAMPLING, "teacher": "teacher", "num_layers": "num_layers", "hidden": "hidden_size",
                    "heads": "num_heads", "ffn": "ffn_size", "strategy": "strategy"}, resumable=False),
-    Command("prune", "pruning.config:PruneConfig", "pruning.command:prune",
+    Command("prune", "pruning.config:PruneConfig", "pruning.verbs:prune",
             help="structured pruning: remove attention heads and FFN neurons",
             description="Remove the least important heads and FFN neurons for real (smaller and faster). "
                         "FFN-only pruning with the uniform layout writes a plain transformers model.",

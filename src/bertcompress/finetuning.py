@@ -4,33 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import FinetuneConfig
-from .data import Collator, encode_examples, load_examples
+from .data import Collator, load_task_splits
 from .data.examples import TaskSpec
 from .evaluation.predict import score
-from .models.intermediates import model_inputs
+from .io import writes_output
 from .models.loading import load_model, load_tokenizer
 from .models.saving import checkpoint_dir, publish_model_folder
 from .train.loop import seed_run, train_loop
-
-
-class SupervisedObjective(nn.Module):
-    """Cross-entropy (classification) or MSE (regression) on the labels."""
-
-    def __init__(self, model: nn.Module, regression: bool):
-        super().__init__()
-        self.model = model
-        self.regression = regression
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = self.model(**model_inputs(batch, self.model)).logits.float()
-        if self.regression:
-            return F.mse_loss(logits.squeeze(-1), batch["labels"].float()), {}
-        return F.cross_entropy(logits, batch["labels"]), {}
+from .train.objectives import SupervisedObjective
 
 
 def label_task_head(model: nn.Module, task: TaskSpec) -> None:
@@ -43,20 +27,19 @@ def label_task_head(model: nn.Module, task: TaskSpec) -> None:
         model.config.problem_type = "regression"
 
 
+@writes_output
 def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; write a `save_pretrained` folder to `cfg.output`."""
     seed_run(cfg.train.seed)
-    task, train_examples = load_examples(cfg.data, cfg.data.train_split)
-    _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
     tokenizer = load_tokenizer(cfg.model)
+    splits = load_task_splits(cfg.data, tokenizer)
+    task = splits.task
     model = load_model(cfg.model, "classifier", num_labels=task.num_labels)
     label_task_head(model, task)
     collate = Collator(tokenizer.pad_token_id or 0)
-    train_features = encode_examples(tokenizer, train_examples, cfg.data.max_seq_len)
-    dev_features = encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len)
-    result = train_loop(SupervisedObjective(model, task.is_regression), train_features, collate, cfg.train,
+    result = train_loop(SupervisedObjective(model, task.is_regression), splits.train_features, collate, cfg.train,
                         work_dir=checkpoint_dir(cfg.output, "finetune"), resume=resume,
-                        evaluate=lambda m: score(m.model, task, dev_features, collate), desc="finetune")
+                        evaluate=lambda m: score(m.model, task, splits.eval_features, collate), desc="finetune")
     return publish_model_folder(cfg.output, model, tokenizer, cfg,
-                                {"task": task.name, "dev": result.final_eval, "history": result.history,
-                                 "train_seconds": result.seconds})
+                                {"task": task.name, "eval_split": splits.eval_split, "dev": result.final_eval,
+                                 "history": result.history, "train_seconds": result.seconds})

@@ -4,7 +4,8 @@ from .builtin import default_corpus_documents, rt_sentiment_examples
 from .corpus import chunk_corpus, load_corpus
 from .encoding import Collator, collate, encode_examples
 from .examples import Example, TaskSpec
-from .loaders import load_examples
+from .loaders import load_examples, split_description
+from .splits import TaskSplits, load_task_splits
 from .tasks import GLUE_TASKS, TASKS, get_task
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "GLUE_TASKS",
     "TASKS",
     "TaskSpec",
+    "TaskSplits",
     "chunk_corpus",
     "collate",
     "default_corpus_documents",
@@ -20,5 +22,7 @@ __all__ = [
     "get_task",
     "load_corpus",
     "load_examples",
+    "load_task_splits",
     "rt_sentiment_examples",
+    "split_description",
 ]

@@ -3,9 +3,11 @@
 Sources, chosen by `DataConfig.path`:
 
 - None: the embedded default (task rt-sentiment only; see builtin.py).
-- A single CSV / TSV / JSONL (.jsonl or .json, one object a line) file with named columns. The
-  file serves every split asked for, so train and eval read the same file unless the config
-  points them elsewhere; use a folder to have separate splits.
+- A single CSV / TSV / JSONL (.jsonl or .json, one object a line) file with named columns. It
+  has no held-out split of its own, so a seeded `data.holdout_fraction` of its rows (seed
+  `data.holdout_seed`) is the eval split (any split but the train split) and the train split is
+  the rest: disjoint, and the same rows whichever is read first. With holdout_fraction 0 the file
+  is the train split only. It has no test split; use a folder to have separate splits.
 - A folder: the GLUE root (CoLA/, SST-2/, ...) or one task's folder, or any folder holding
   `<split>.tsv|.csv|.jsonl|.json`. TSVs are read in the official GLUE column layouts (CoLA has no
   header); headers name the columns, so a user TSV with the same names reads the same way.
@@ -82,15 +84,60 @@ def load_examples(cfg: DataConfig, split: str) -> tuple[TaskSpec, list[Example]]
                             f"`datasets` name); only {DEFAULT_TASK} has embedded data")
         return task, _subset(rt_sentiment_examples(split), limit)
 
+    single = _single_file(cfg)
+    if single is not None:
+        _check_single_file_split(cfg, single, split)
     table = _read(cfg, task, split)
     if task.name in (CLASSIFICATION.name, REGRESSION.name):
         task = replace(task, is_pair=table.has_text_b)
-    if needs_inferred_labels(task):
-        train = table if split == cfg.train_split else _read(cfg, task, cfg.train_split)
+    if needs_inferred_labels(task):  # a single file: its labels, held-out rows included
+        train = table if split == cfg.train_split or single else _read(cfg, task, cfg.train_split)
         task = replace(task, labels=_infer_labels(train))
     index = {name: i for i, name in enumerate(task.labels or ())}
     examples = [Example(a, b, _to_label(task, index, table, raw, n)) for a, b, raw, n in table.rows]
+    if single is not None and cfg.holdout_fraction > 0:
+        held = _held_out_rows(cfg, single, len(examples))
+        examples = [e for i, e in enumerate(examples) if (i in held) == (split != cfg.train_split)]
     return task, _subset(examples, limit)
+
+
+def split_description(cfg: DataConfig, split: str) -> str:
+    """What `load_examples(cfg, split)` reads, for records: the split's name, and for a single
+    file how it was cut, e.g. "dev (held out: 10% of train.tsv, seed 0)"."""
+    single = _single_file(cfg)
+    if single is None:
+        return split
+    share = f"{cfg.holdout_fraction * 100:g}%"
+    if split != cfg.train_split:
+        return f"{split} (held out: {share} of {single.name}, seed {cfg.holdout_seed})"
+    if cfg.holdout_fraction == 0:
+        return f"{split} (all of {single.name})"
+    return f"{split} ({single.name} less the {share} held out, seed {cfg.holdout_seed})"
+
+
+def _single_file(cfg: DataConfig) -> Path | None:
+    """`data.path` when it is one data file (not a folder, not a `datasets` source)."""
+    path = Path(str(cfg.path)) if cfg.path is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def _check_single_file_split(cfg: DataConfig, path: Path, split: str) -> None:
+    if split.startswith("test"):
+        raise UserError(f"no {split!r} split in the single file {path}: it serves train and a held-out "
+                        "dev split only; give a folder with a test file")
+    if split != cfg.train_split and cfg.holdout_fraction == 0:
+        raise UserError(f"data.path {path} is a single file, with no held-out {split!r} split: give a folder with "
+                        "separate splits, or set data.holdout_fraction (e.g. 0.1) to hold out part of the file")
+
+
+def _held_out_rows(cfg: DataConfig, path: Path, n: int) -> set[int]:
+    """Indices of the held-out rows: a pure function of (n, fraction, seed), so the train and eval
+    splits are disjoint and agree whichever is read first."""
+    if n < 2:
+        raise UserError(f"{path} has {n} row: too few to hold out an eval split from; give a folder with "
+                        "separate splits, or set data.holdout_fraction: 0 to train on all of it")
+    k = min(max(1, round(n * cfg.holdout_fraction)), n - 1)  # both parts keep at least one row
+    return set(random.Random(cfg.holdout_seed).sample(range(n), k))
 
 
 def _subset(examples: list[Example], limit: int | None) -> list[Example]:

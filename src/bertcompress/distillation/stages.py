@@ -9,17 +9,19 @@ MSE for regression), each a run of the shared training loop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import DistillConfig, LossConfig, to_dict
-from ..data import Collator, chunk_corpus, encode_examples, load_corpus, load_examples
+from ..data import Collator, chunk_corpus, load_corpus, load_task_splits
 from ..data.examples import TaskSpec
 from ..errors import UserError
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
+from ..io import writes_output
 from ..models.architecture import describe
 from ..models.loading import check_same_vocab, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
@@ -67,6 +69,7 @@ def _set_teacher_precision(cfg: DistillConfig, teacher: nn.Module) -> None:
         teacher.to(torch.bfloat16)
 
 
+@writes_output
 def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     """Run one distillation stage and write the student to `cfg.output`."""
     seed_run(cfg.train.seed)
@@ -85,8 +88,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         result.update(mapping=objective.mapping, sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
     else:
-        task, train_examples = load_examples(cfg.data, cfg.data.train_split)
-        _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
+        splits = load_task_splits(cfg.data, tokenizer)
+        task = splits.task
         teacher = load_model(cfg.teacher, "classifier")
         if teacher.config.num_labels != task.num_labels:
             raise UserError(f"teacher {cfg.teacher} predicts {teacher.config.num_labels} labels but task "
@@ -98,9 +101,10 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
             from .augment import augment_examples
 
             cache = cfg.augment.cache_dir or str(checkpoint_dir(cfg.output, "augment_cache"))
-            train_examples = augment_examples(train_examples, cfg.teacher, cfg.augment, cache)
-        features = encode_examples(tokenizer, train_examples, cfg.data.max_seq_len)
-        dev_features = encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len)
+            # before the features exist: they are encoded from the augmented examples
+            splits = replace(splits, train_examples=augment_examples(splits.train_examples, cfg.teacher,
+                                                                     cfg.augment, cache))
+        features, dev_features = splits.train_features, splits.eval_features
         evaluate = lambda m: score(m.student, task, dev_features, collate)  # noqa: E731
         phases = [("intermediate", cfg.train), ("prediction", cfg.prediction_train)]
         for phase, train_cfg in phases:
@@ -115,7 +119,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                              settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
             result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
             result["mapping"] = objective.mapping
-        result.update(task=task.name, train_examples=len(train_examples))
+        result.update(task=task.name, eval_split=splits.eval_split, train_examples=len(splits.train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)
     return publish_model_folder(cfg.output, student, tokenizer, cfg, result)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..data import Collator, encode_examples, load_examples
+from ..data import Collator, encode_examples, load_examples, split_description
 from ..data.advglue import load_advglue
 from ..data.examples import Example, TaskSpec
 from ..errors import UserError
@@ -52,7 +52,8 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
             models.insert(0, extra)
     threads = threads or torch.get_num_threads()
     split = split or data.eval_split
-    task, examples = load_examples(data, split)
+    task, examples = load_examples(data, split)  # encoded per model: each has its own tokenizer
+    described = split_description(data, split)  # records say when a split is held out of one file
     attack_cfg = (attack if isinstance(attack, AttackConfig) else AttackConfig(max_examples=200, progress=True)) \
         if attack else None
     adv_examples = load_advglue(advglue, task) if advglue is not None else None
@@ -60,7 +61,7 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
                     repeats=repeats, warmup=warmup, cuda=cuda, keep_onnx=onnx_dir is not None,
                     attack_cfg=attack_cfg, adv_examples=adv_examples)
     with tempfile.TemporaryDirectory(prefix="bertcompress-onnx-") as scratch:
-        scored = [_evaluate_one(name, i, task, examples, split, data, Path(onnx_dir or scratch), **settings)
+        scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
     records = [record for record, _ in scored]
     ref = records[models.index(baseline) if baseline is not None else 0]
@@ -118,7 +119,7 @@ def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, fea
                 keep: bool) -> tuple[Any, dict[str, Any]]:
     """Export, load, and compare ONNX Runtime with PyTorch on the split. A failed export is
     recorded (and the ONNX parts skipped), not raised: the other numbers still stand."""
-    from .onnx_export import EXPORTER, export_onnx, onnx_predict_logits, onnx_session
+    from ..export.onnx import EXPORTER, export_onnx, onnx_predict_logits, onnx_session
 
     try:
         export_onnx(model, path)
@@ -152,14 +153,15 @@ def compare(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, float
 
 
 def records_markdown(records: list[dict[str, Any]]) -> str:
-    """A table of records, one row per model: score, size, median latency per runtime and batch."""
+    """A table of records, one row per model: split, score, size, median latency per runtime and batch."""
     columns = [(key, batch) for key, label in _RUNTIMES for batch in
                sorted({b for r in records for b in r.get(key, {})}, key=lambda b: int(b[5:]))]
-    head = ["model", "score", "parameters", "MB on disk"] + [f"{b} {dict(_RUNTIMES)[k]} ms" for k, b in columns]
+    head = ["model", "split", "score", "parameters", "MB on disk"]
+    head += [f"{b} {dict(_RUNTIMES)[k]} ms" for k, b in columns]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
-        cells = [Path(r["model"]).name or r["model"], f"{r['score']:.4f}", f"{r['parameters']:,}",
-                 f"{r['bytes_on_disk'] / 1e6:.1f}"]
+        cells = [Path(r["model"]).name or r["model"], r.get("split", "-"), f"{r['score']:.4f}",
+                 f"{r['parameters']:,}", f"{r['bytes_on_disk'] / 1e6:.1f}"]
         cells += [f"{r[k][b]['median_ms']:.1f}" if b in r.get(k, {}) else "-" for k, b in columns]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"

@@ -177,7 +177,7 @@ def apply_plan(teacher: nn.Module, plan: ExtractionPlan) -> nn.Module:
     return student.train(teacher.training)
 
 
-def extract(teacher: nn.Module, cfg: ExtractConfig, *, batches=None, importance: Importance | None = None,
+def extract_student(teacher: nn.Module, cfg: ExtractConfig, *, batches=None, importance: Importance | None = None,
             mask_token_id: int | None = None) -> nn.Module:
     """ETD: the student `cfg` describes, initialised from `teacher`.
 

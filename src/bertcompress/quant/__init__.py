@@ -3,7 +3,8 @@
     quantize_(model, QuantConfig.parse("w4a8"))      fake-quantize a model in place (modules.py)
     quantize(QuantizeTrainConfig(...))               the KDLSQ training verb (train.py)
     save_packed / load_packed                        the small on-disk form (pack.py)
-    export_onnx_int8                                 the fast int8 CPU form (onnx_int8.py; run it with export.onnx.OnnxClassifier)
+    export_onnx_int8                                 the fast int8 CPU form (onnx_int8.py;
+                                                     run it with export.onnx.OnnxClassifier)
     ptq_dynamic_int8(model)                          the post-training baseline (train.py)
 """
 

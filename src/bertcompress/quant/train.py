@@ -11,6 +11,7 @@ fine-tuned teacher. The output is the packed low-bit folder (quant/pack.py).
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 
@@ -18,16 +19,17 @@ import torch
 from torch import nn
 
 from ..config import save_config, to_dict
-from ..data import Collator, encode_examples, load_examples
+from ..data import Collator, load_task_splits
 from ..distillation.objective import DistillationObjective
 from ..errors import UserError
 from ..evaluation.predict import score
-from ..finetuning import SupervisedObjective, label_task_head
-from ..io import atomic_dir, atomic_write_json
+from ..finetuning import label_task_head
+from ..io import atomic_dir, atomic_write_json, writes_output
 from ..models.loading import check_same_vocab, load_model, load_tokenizer, resolve_model_path
 from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from ..train.distributed import is_main_process, wait_for_main
 from ..train.loop import seed_run, train_loop
+from ..train.objectives import SupervisedObjective
 from .config import QuantizeTrainConfig
 from .modules import calibrate_, quantize_
 from .pack import WEIGHTS_FILE, save_packed
@@ -42,13 +44,6 @@ def _weights_bytes(name: str) -> int | None:
     return sum(p.stat().st_size for p in files) or None
 
 
-def _load_task(cfg: QuantizeTrainConfig, tokenizer):
-    task, train_examples = load_examples(cfg.data, cfg.data.train_split)
-    _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
-    return (task, encode_examples(tokenizer, train_examples, cfg.data.max_seq_len),
-            encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len))
-
-
 def _load_classifier(name: str, task, role: str) -> nn.Module:
     model = load_model(name, "classifier")
     if model.config.num_labels != task.num_labels:
@@ -57,13 +52,17 @@ def _load_classifier(name: str, task, role: str) -> nn.Module:
     return model
 
 
+@writes_output
 def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
     """Fake-quantize `cfg.student`, train it (KDLSQ, or LSQ on labels when kd is false), write the
-    packed folder to `cfg.output`."""
+    packed folder to `cfg.output`; with `cfg.ptq`, the dynamic-int8 baseline instead."""
+    if cfg.ptq:
+        return ptq_baseline(cfg)
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.student)
     collate = Collator(tokenizer.pad_token_id or 0)
-    task, features, dev_features = _load_task(cfg, tokenizer)
+    splits = load_task_splits(cfg.data, tokenizer)
+    task, features, dev_features = splits.task, splits.train_features, splits.eval_features
     fp_student = _load_classifier(cfg.student, task, "student")
     fp_dev = score(fp_student, task, dev_features, collate)
     student = quantize_(copy.deepcopy(fp_student), cfg.quant)
@@ -89,7 +88,7 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
                      evaluate=lambda _: score(student, task, dev_features, collate))
     student.eval()
     result = {"method": "kdlsq" if cfg.kd else "lsq", "bits": cfg.quant.spec(), "task": task.name,
-              "teacher": cfg.teacher or cfg.student,
+              "eval_split": splits.eval_split, "teacher": cfg.teacher or cfg.student,
               "dev": run.final_eval or score(student, task, dev_features, collate),  # the loop's last eval
               "fp_dev": fp_dev, "fp_bytes_on_disk": _weights_bytes(cfg.student), "history": run.history,
               "train_seconds": run.seconds}
@@ -99,6 +98,17 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
         drop_checkpoints(cfg.output)
     wait_for_main()
     return Path(cfg.output)
+
+
+def show_result(cfg: QuantizeTrainConfig, folder: Path) -> None:
+    """The CLI's summary line: the scores, and what they were computed on, and the size."""
+    path = Path(folder) / RESULT_FILENAME
+    if path.is_file():  # absent on non-zero ranks under torchrun
+        r = json.loads(path.read_text(encoding="utf-8"))
+        ratio = r["fp_bytes_on_disk"] / r["bytes_on_disk"] if r.get("fp_bytes_on_disk") else None
+        print(f"[bertcompress] {r['method']}: {r.get('eval_split', 'dev')} {r['dev']} (full precision {r['fp_dev']}); "
+              f"{r['bytes_on_disk']:,} bytes" + (f", {ratio:.1f}x smaller" if ratio else ""))
+    print(f"[bertcompress] wrote {folder}")
 
 
 def ptq_dynamic_int8(model: nn.Module) -> nn.Module:
@@ -115,10 +125,12 @@ def ptq_baseline(cfg: QuantizeTrainConfig) -> Path:
     dict: `load_ptq` reads it back), the model config, tokenizer and result to `cfg.output`."""
     tokenizer = load_tokenizer(cfg.student)
     collate = Collator(tokenizer.pad_token_id or 0)
-    task, _, dev_features = _load_task(cfg, tokenizer)
+    splits = load_task_splits(cfg.data, tokenizer)
+    task, dev_features = splits.task, splits.eval_features  # the training split is never encoded
     fp_student = _load_classifier(cfg.student, task, "student").cpu()
     model = ptq_dynamic_int8(fp_student)
-    result = {"method": "ptq_dynamic_int8", "task": task.name, "dev": score(model, task, dev_features, collate),
+    result = {"method": "ptq_dynamic_int8", "task": task.name, "eval_split": splits.eval_split,
+              "dev": score(model, task, dev_features, collate),
               "fp_dev": score(fp_student, task, dev_features, collate),
               "fp_bytes_on_disk": _weights_bytes(cfg.student)}
     if is_main_process():
@@ -144,4 +156,4 @@ def load_ptq(folder: str | Path) -> nn.Module:
     return model.eval()
 
 
-__all__ = ["quantize", "ptq_baseline", "ptq_dynamic_int8", "load_ptq", "WEIGHTS_FILE"]
+__all__ = ["quantize", "show_result", "ptq_baseline", "ptq_dynamic_int8", "load_ptq", "WEIGHTS_FILE"]

@@ -22,18 +22,19 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data import Collator, encode_examples, load_examples
+from ..data import Collator, load_task_splits
 from ..errors import UserError
 from ..evaluation.predict import score
-from ..finetuning import SupervisedObjective, label_task_head
+from ..finetuning import label_task_head
+from ..io import writes_output
 from ..models.architecture import base_model, describe, size_fields
 from ..models.intermediates import model_inputs
 from ..models.loading import load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
 from ..train.loop import seed_run, train_loop
+from ..train.objectives import SupervisedObjective, task_loss
 from .config import TheseusConfig
 
 
@@ -105,12 +106,6 @@ def build_successor(teacher: nn.Module, m: int, init: str = "first") -> tuple[nn
     return successor, predecessor
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    if regression:
-        return F.mse_loss(logits.float().squeeze(-1), labels.float())
-    return F.cross_entropy(logits.float(), labels)
-
-
 class TheseusObjective(nn.Module):
     """Module replacing for the shared loop: `forward(batch) -> (task loss, logs)`.
 
@@ -165,12 +160,13 @@ def _freeze(module: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
+@writes_output
 def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     """Compress `cfg.teacher` into a `cfg.successor_layers`-layer model; write it to `cfg.output`."""
     seed_run(cfg.replacing.seed)
-    task, train_examples = load_examples(cfg.data, cfg.data.train_split)
-    _, dev_examples = load_examples(cfg.data, cfg.data.eval_split)
     tokenizer = load_tokenizer(cfg.teacher)
+    splits = load_task_splits(cfg.data, tokenizer)
+    task = splits.task
     teacher = load_model(cfg.teacher, "classifier")
     # Phase 1 keeps the teacher's head frozen: a fresh random head would be trained against by
     # the successor layers alone, so insist on a fine-tuned classifier with the task's labels.
@@ -186,11 +182,10 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     successor_layers = describe(successor).layers
 
     collate = Collator(tokenizer.pad_token_id or 0)
-    features = encode_examples(tokenizer, train_examples, cfg.data.max_seq_len)
-    dev_features = encode_examples(tokenizer, dev_examples, cfg.data.max_seq_len)
+    features, dev_features = splits.train_features, splits.eval_features
     evaluate = lambda _: score(successor, task, dev_features, collate)  # noqa: E731
     n = len(predecessor)
-    result: dict = {"task": task.name, "teacher": cfg.teacher, "teacher_layers": n,
+    result: dict = {"task": task.name, "eval_split": splits.eval_split, "teacher": cfg.teacher, "teacher_layers": n,
                     "successor_layers": cfg.successor_layers, "layers_per_group": n // cfg.successor_layers,
                     "init_layers": [i + 1 for i in successor_init_layers(n, cfg.successor_layers,
                                                                           cfg.successor_init)]}

@@ -25,7 +25,7 @@ from ..distillation.mapping import resolve_mapping
 from ..distillation.stages import distill
 from ..errors import UserError
 from ..finetuning import finetune
-from ..io import atomic_write_json
+from ..io import atomic_write_json, writes_output
 from ..models.loading import resolve_model_path
 from .config import MappingSearchConfig
 from .genetic import Genome, genetic_search
@@ -79,6 +79,7 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
     return {tuple(c["mapping"]): c for c in saved.get("candidates", [])}
 
 
+@writes_output
 def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     """Run the search; write search.json (and with final_general the distilled student) to cfg.output."""
     out = Path(cfg.output)
