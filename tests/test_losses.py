@@ -105,3 +105,17 @@ def test_soft_cross_entropy_hand_value():
 def test_merge_heads_means_groups():
     x = torch.arange(4.0).view(1, 4, 1, 1)
     assert merge_heads(x, 2).flatten().tolist() == [0.5, 2.5]
+
+
+def test_projection_kind_is_a_setting():
+    from bertcompress.config import LossConfig
+    from bertcompress.distillation.projections import Projections
+    from bertcompress.errors import UserError
+
+    assert isinstance(Projections(8, 8, 2).embedding_proj, torch.nn.Identity)  # auto, equal widths
+    assert isinstance(Projections(8, 8, 2, kind="linear").embedding_proj, torch.nn.Linear)
+    with pytest.raises(UserError, match="identity projection needs equal widths"):
+        Projections(8, 16, 2, kind="identity")
+    with pytest.raises(UserError, match="unknown projection"):
+        Projections(8, 16, 2, kind="conv")
+    assert LossConfig().projection == "auto"

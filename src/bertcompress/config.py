@@ -87,6 +87,9 @@ class LossConfig:
         "uniform", "uniform, last, or a list of 1-based teacher layers, one per student layer")
     hidden_projection: str = setting("shared", "W_h: one projection for every mapped layer (as the reference "
                                      "code) or per_layer", choices=("shared", "per_layer"))
+    projection: str = setting("auto", "W_e and W_h: linear (learnable), identity (equal widths), or auto: "
+                              "identity when the widths are equal, else linear",
+                              choices=("auto", "linear", "identity"))
     head_rule: str = setting("strict", "strict: head counts must match; mean: compare head-averaged "
                              "attention maps", choices=("strict", "mean"))
 
@@ -97,6 +100,7 @@ class LossConfig:
         _check(self.temperature > 0, f"losses.temperature must be > 0, got {self.temperature}")
         _check_choice(self.hidden_projection, ("shared", "per_layer"), "losses.hidden_projection")
         _check_choice(self.head_rule, ("strict", "mean"), "losses.head_rule")
+        _check_choice(self.projection, ("auto", "linear", "identity"), "losses.projection")
         if isinstance(self.layer_mapping, str):
             _check(self.layer_mapping in ("uniform", "last"),
                    f"losses.layer_mapping must be 'uniform', 'last' or a list of layers, got {self.layer_mapping!r}")

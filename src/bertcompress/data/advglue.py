@@ -23,10 +23,6 @@ _LAYOUT = {
 }
 
 
-def advglue_tasks() -> list[str]:
-    return list(_LAYOUT)
-
-
 def load_advglue(path: str | Path, task: TaskSpec, *, mismatched: bool = False) -> list[Example]:
     """The AdvGLUE examples of `task` (MNLI: matched, or mismatched with `mismatched`)."""
     name = "mnli-mm" if task.name == "mnli" and mismatched else task.name

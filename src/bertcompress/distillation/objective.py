@@ -45,7 +45,8 @@ class DistillationObjective(nn.Module):
                                              or not hasattr(student, "classifier")):
             raise UserError("the prediction loss needs a student with a task head")
         self.projections = Projections(s_view.hidden_size, t_view.hidden_size, len(self.mapping),
-                                       shared=losses.hidden_projection == "shared")
+                                       shared=losses.hidden_projection == "shared",
+                                       kind=None if losses.projection == "auto" else losses.projection)
         self.temperature = losses.temperature
         self.regression = regression
         self.head_rule = losses.head_rule

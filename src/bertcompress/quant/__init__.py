@@ -17,7 +17,7 @@ from .config import QuantConfig, QuantizeTrainConfig
 _LAZY = {
     "lsq": ("LSQQuantizer", "lsq_quantize"),
     "modules": ("QuantEmbedding", "QuantLinear", "calibrate_", "quantize_"),
-    "pack": ("is_packed", "load_packed", "pack_bits", "packed_bytes", "save_packed", "unpack_bits"),
+    "pack": ("is_packed", "load_packed", "pack_bits", "save_packed", "unpack_bits"),
     "train": ("load_ptq", "ptq_baseline", "ptq_dynamic_int8", "quantize"),
     "onnx_int8": ("export_onnx_int8", "qdq_copy"),
 }

@@ -112,10 +112,6 @@ def quantize_(model: nn.Module, cfg: QuantConfig) -> nn.Module:
     return model
 
 
-def quantizers(model: nn.Module) -> dict[str, LSQQuantizer]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, LSQQuantizer)}
-
-
 @torch.no_grad()
 def calibrate_(model: nn.Module, batch: dict[str, torch.Tensor]) -> None:
     """Initialise every activation step from one batch (eval mode: no dropout in the statistics)."""

@@ -139,10 +139,6 @@ def is_packed(folder: str | Path) -> bool:
     return (Path(folder) / DESCRIPTION_FILE).is_file()
 
 
-def packed_bytes(folder: str | Path) -> int:
-    return (Path(folder) / WEIGHTS_FILE).stat().st_size
-
-
 def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> nn.Module:
     """Rebuild a working `transformers` model from a packed folder.
 
