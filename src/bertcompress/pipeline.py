@@ -85,8 +85,8 @@ def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
 
 def report_markdown(report: dict[str, Any]) -> str:
     r = report["ratios"]
-    lines = [f"# bertcompress report: {report['task']} ({report['split']} split, "
-             f"{report['teacher']['examples']} examples)", "",
+    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, "
+             f"{report['teacher']['examples']} examples", "",
              records_markdown([report["teacher"], report["student"]]), "",
              f"- retention (student score / teacher score): {r['retention']:.3f}",
              _loyalty_line(report["student"]),
