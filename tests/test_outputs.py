@@ -154,26 +154,30 @@ def test_finetune_on_a_really_full_disk(capsys, tiny_disk, tiny_bert_dir, sentim
 # ---------------------------------------------------------------- Ctrl-C
 
 def test_ctrl_c_says_where_it_stopped_and_how_to_continue(tmp_path, tiny_bert_dir, sentiment_tsv):
+    import re
+
     out = tmp_path / "teacher"
     argv = [sys.executable, "-m", "bertcompress", "finetune", "--model", str(tiny_bert_dir), "--task", "sst2",
             "--data", str(sentiment_tsv), "--set", "train.max_steps=100000", "--set", "train.batch_size=2",
             "--set", "train.save_every=5", "-o", str(out)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    seen = ""
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until training is past its first checkpoint
-        chunk = proc.stderr.read(1)
-        if not chunk:
-            break
-        seen += chunk
-        if "| 12/" in seen or "| 13/" in seen:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest = proc.communicate(timeout=60)[1]
-    lines = [ln for ln in (seen + rest).replace("\r", "\n").splitlines() if ln.startswith("bertcompress:")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, stderr=err, env=env, cwd=REPO)
+        checkpoint = tmp_path / ".teacher.checkpoints" / "finetune" / CHECKPOINT_NAME
+        deadline = time.time() + 120
+        while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)  # training is past its first checkpoint
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.startswith("bertcompress:")]
     assert proc.returncode == 130
-    assert len(lines) == 1 and "Traceback" not in rest, seen + rest
-    assert "interrupted in finetune at step" in lines[0] and "--resume continues from its checkpoint at step 10" \
-        in lines[0], lines[0]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    m = re.search(r"interrupted in finetune at step (\d+) of 100000; --resume continues from its checkpoint "
+                  r"at step (\d+) \(", lines[0])
+    assert m, lines[0]
+    stopped, saved = int(m[1]), int(m[2])
+    assert saved % 5 == 0 and 5 <= saved <= stopped
+    assert torch.load(checkpoint)["step"] == saved
     assert not out.exists()
