@@ -123,3 +123,12 @@ def test_yaml_file_then_flags_then_set(tmp_path, capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["teacher"] == "from-file" and cfg["data"]["task"] == "sst2"
     assert cfg["finetune"] == {**to_dict(PipelineConfig().finetune), "epochs": 3, "lr": 2e-5}
+
+
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_every_nested_set_through_the_cli_keeps_the_commands_defaults(command, capsys):
+    assert main([command, "--print-config"]) == 0
+    default = capsys.readouterr().out
+    for key, value in _leaf_keys(resolve(next(c for c in COMMANDS if c.name == command).config)()):
+        assert main([command, "--set", f"{key}={json.dumps(value)}", "--print-config"]) == 0
+        assert capsys.readouterr().out == default, key

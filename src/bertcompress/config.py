@@ -132,6 +132,7 @@ class TrainConfig:
                                   "lets transformers install its output hooks)")
 
     def __post_init__(self) -> None:
+        self.epochs = float(self.epochs)  # a default written as 2 saves as 2.0, as a loaded one does
         _check(self.epochs > 0 or (self.max_steps or 0) > 0, "train.epochs or train.max_steps must be > 0")
         _check(self.max_steps is None or self.max_steps > 0, f"train.max_steps must be > 0, got {self.max_steps}")
         _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
