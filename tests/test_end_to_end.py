@@ -82,7 +82,30 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
     assert saved["teacher"]["label_loyalty"] == 1.0 and 0.0 <= saved["student"]["probability_loyalty"] <= 1.0
     assert "<img" in (out / "report" / "report.html").read_text()
     assert report["task"] == "sst2"
+    # the trivial baseline on the 10 dev rows (5 of each class): majority class 0, accuracy 0.5
+    assert (saved["teacher"]["trivial_score"], saved["teacher"]["trivial_predictor"]) == (0.5, "majority class 0")
+    assert saved["teacher_learned"] == saved["teacher"]["learned"]
+    if not saved["teacher_learned"]:  # a 2-step tiny teacher: expected; the report must say so
+        assert "WARNING: the teacher did not learn the task" in summary and "not meaningful" in summary
+        assert saved["ratios"]["retention"] is None
     # resume reuses finished stages: nothing is retrained
     before = (out / "student" / "model.safetensors").stat().st_mtime_ns
     run(cfg, resume=True)
     assert (out / "student" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_report_says_loudly_when_the_teacher_learned_nothing():
+    from bertcompress.pipeline import report_markdown
+
+    base = {"split": "dev", "examples": 100, "metric": "mcc", "trivial_score": 0.0, "parameters": 10,
+            "bytes_on_disk": 40, "trivial_predictor": "majority class 0", "label_loyalty": 1.0,
+            "probability_loyalty": 1.0}
+    teacher, student = {**base, "model": "teacher", "score": 0.0}, {**base, "model": "student", "score": 0.0}
+    report = {"task": "cola", "split": "dev", "teacher_learned": False, "teacher": teacher, "student": student,
+              "ratios": {"retention": None, "size_ratio": 1.0, "disk_ratio": 1.0}, "stage_seconds": {}}
+    text = report_markdown(report)
+    assert text.splitlines()[2].startswith("> **WARNING: the teacher did not learn the task: mcc 0.000")
+    assert "retention (student score / teacher score): not meaningful" in text
+    assert "trivial baseline (majority class 0): 0.000" in text
+    assert "WARNING" not in report_markdown({**report, "teacher_learned": True,
+                                             "ratios": {**report["ratios"], "retention": 1.0}})

@@ -66,3 +66,28 @@ def test_predictions_from_logits():
     assert mnli.tolist() == [2] and mnli.dtype == np.int64
     reg = predictions_from_logits(get_task("stsb"), torch.tensor([[1.5], [0.25]], dtype=torch.bfloat16))
     assert reg.tolist() == [1.5, 0.25] and reg.dtype == np.float64
+
+
+def test_trivial_baseline_is_the_best_constant_predictor():
+    from bertcompress.evaluation.metrics import learned, trivial_baseline
+
+    sst2 = trivial_baseline(get_task("sst2"), [0, 1, 1, 1, 0])  # majority class 1 ("positive"): 3/5 right
+    assert sst2 == {"trivial_score": 0.6, "trivial_predictor": "majority class 1"}
+    mrpc = trivial_baseline(get_task("mrpc"), [0, 0, 0, 1])  # predicts 0 everywhere: F1 of class 1 is 0
+    assert mrpc["trivial_score"] == 0.0 and mrpc["trivial_predictor"] == "majority class 0"
+    assert trivial_baseline(get_task("cola"), [1, 1, 0])["trivial_score"] == 0.0  # MCC of a constant
+    assert trivial_baseline(get_task("stsb"), [0.5, 4.0, 2.0]) == {"trivial_score": 0.0,
+                                                                     "trivial_predictor": "the mean"}
+    # learned: at least a tenth of the way from the trivial score to 1.0 (0.527 -> 0.5743)
+    assert learned(0.575, 0.527) and not learned(0.574, 0.527) and not learned(0.498, 0.527)
+    assert learned(0.1, 0.0) and not learned(0.09, 0.0) and not learned(None, 0.0)
+
+
+def test_retention_is_not_reported_against_a_teacher_that_learned_nothing():
+    from bertcompress.evaluation.profile import ratios_against
+
+    teacher = {"score": 0.52, "learned": False, "parameters": 10, "non_embedding_parameters": 5, "bytes_on_disk": 40}
+    student = {**teacher, "score": 0.55, "parameters": 5}
+    assert ratios_against(teacher, student)["retention"] is None
+    assert ratios_against({**teacher, "learned": True}, student)["retention"] == pytest.approx(0.55 / 0.52)
+    assert ratios_against({**teacher, "score": 0.0, "learned": True}, student)["retention"] is None  # no nan

@@ -112,6 +112,8 @@ class TrainConfig:
 
     epochs: float = setting(1.0, "passes over the training data")
     max_steps: int | None = setting(None, "optimizer steps; overrides epochs when set")
+    min_steps: int = setting(0, "at least this many optimizer steps: a small data set gets more epochs "
+                             "(0: epochs alone decide)")
     batch_size: int = setting(32, "examples per step and process")
     grad_accum: int = setting(1, "micro-batches accumulated per optimizer step")
     lr: float = setting(5e-5, "peak learning rate (AdamW)")
@@ -120,6 +122,8 @@ class TrainConfig:
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0: off)")
     group_by_length: bool = setting(True, "batch texts of similar length together: less padding, same data")
     eval_every: int = setting(0, "evaluate every N optimizer steps (0: only at the end)")
+    keep_best: bool = setting(False, "evaluate on the eval_every schedule (0: about 5 times a run) and end with "
+                              "the weights of the best eval score (the metric named `score`), not the last")
     save_every: int = setting(0, "checkpoint every N optimizer steps for --resume (0: only at the end)")
     log_every: int = setting(10, "log every N optimizer steps")
     seed: int = setting(42, "seed of data order, dropout and new weights")
@@ -135,6 +139,7 @@ class TrainConfig:
         self.epochs = float(self.epochs)  # a default written as 2 saves as 2.0, as a loaded one does
         _check(self.epochs > 0 or (self.max_steps or 0) > 0, "train.epochs or train.max_steps must be > 0")
         _check(self.max_steps is None or self.max_steps > 0, f"train.max_steps must be > 0, got {self.max_steps}")
+        _check(self.min_steps >= 0, f"train.min_steps must be >= 0, got {self.min_steps}")
         _check(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
         _check(self.grad_accum >= 1, f"train.grad_accum must be >= 1, got {self.grad_accum}")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")

@@ -42,4 +42,5 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
                         evaluate=lambda m: score(m.model, task, splits.eval_features, collate), desc="finetune")
     return publish_model_folder(cfg.output, model, tokenizer, cfg,
                                 {"task": task.name, "eval_split": splits.eval_split, "dev": result.final_eval,
-                                 "history": result.history, "train_seconds": result.seconds})
+                                 "history": result.history, "train_seconds": result.seconds,
+                                 **({"best_step": result.best_step} if cfg.train.keep_best else {})})

@@ -14,6 +14,7 @@ interrupted stage continues from its last checkpoint.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,10 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     teacher_rec["model"], student_rec["model"] = "teacher", "student"
     html_report(records, out / "report")
     seconds["evaluate"] = round(time.perf_counter() - t0, 1)
-    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "teacher": teacher_rec,
-              "student": student_rec, "ratios": compare(teacher_rec, student_rec),
+    if not teacher_rec["learned"]:
+        print(f"[bertcompress] WARNING: {_not_learned(teacher_rec)}", file=sys.stderr)
+    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "teacher_learned": teacher_rec["learned"],
+              "teacher": teacher_rec, "student": student_rec, "ratios": compare(teacher_rec, student_rec),
               "stage_seconds": seconds, "config": to_dict(cfg)}
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
@@ -84,19 +87,30 @@ def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    r = report["ratios"]
-    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, "
-             f"{report['teacher']['examples']} examples", "",
-             records_markdown([report["teacher"], report["student"]]), "",
-             f"- retention (student score / teacher score): {r['retention']:.3f}",
-             _loyalty_line(report["student"]),
-             f"- parameters: {r['size_ratio']:.2f}× fewer; bytes on disk: {r['disk_ratio']:.2f}× smaller"]
+    r, teacher = report["ratios"], report["teacher"]
+    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, {teacher['examples']} examples", ""]
+    if not report["teacher_learned"]:
+        lines += [f"> **WARNING: {_not_learned(teacher)}**", ""]
+    retention = (f"{r['retention']:.3f}" if r["retention"] is not None
+                 else "not meaningful (the teacher did not learn the task)")
+    lines += [records_markdown([teacher, report["student"]]), "",
+              f"- trivial baseline ({teacher['trivial_predictor']}): {teacher['trivial_score']:.3f}",
+              f"- retention (student score / teacher score): {retention}",
+              _loyalty_line(report["student"]),
+              f"- parameters: {r['size_ratio']:.2f}× fewer; bytes on disk: {r['disk_ratio']:.2f}× smaller"]
     for k, v in r.items():
         if k.startswith("latency_ratio_"):
             lines.append(f"- CPU latency, {k.removeprefix('latency_ratio_')} × 128 tokens: {v:.2f}× faster")
     if report["stage_seconds"]:
         lines.append("- stage wall time (s): " + ", ".join(f"{k} {v}" for k, v in report["stage_seconds"].items()))
     return "\n".join(lines) + "\n"
+
+
+def _not_learned(teacher: dict[str, Any]) -> str:
+    return (f"the teacher did not learn the task: {teacher['metric']} {teacher['score']:.3f} is not clearly above "
+            f"the trivial baseline ({teacher['trivial_predictor']}: {teacher['trivial_score']:.3f}); the student's "
+            "scores and retention say nothing. Train the teacher longer or at another learning rate "
+            "(--set finetune.epochs=..., finetune.lr=...)")
 
 
 def _loyalty_line(student: dict[str, Any]) -> str:

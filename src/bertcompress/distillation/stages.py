@@ -117,7 +117,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                              desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
                              evaluate=evaluate if phase == "prediction" else None,
                              settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
-            result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
+            result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
+                             **({"best_step": run.best_step} if train_cfg.keep_best else {})}
             result["mapping"] = objective.mapping
         result.update(task=task.name, eval_split=splits.eval_split, train_examples=len(splits.train_examples))
         student.eval()

@@ -22,7 +22,7 @@ from ..models.loading import load_model, load_tokenizer, resolve_model_path
 from .attack import AttackConfig
 from .attack import attack as run_attack
 from .loyalty import loyalty
-from .metrics import compute_metrics, predictions_from_logits
+from .metrics import compute_metrics, learned, predictions_from_logits, trivial_baseline
 from .predict import predict_logits
 from .profile import bytes_on_disk, onnx_latency, parameter_counts, profile_latency, ratios_against
 
@@ -64,6 +64,8 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
         scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
     records = [record for record, _ in scored]
+    for r in records:
+        r["learned"] = learned(r["score"], r["trivial_score"])
     ref = records[models.index(baseline) if baseline is not None else 0]
     for r in records:
         r["baseline"] = ref["model"]
@@ -90,6 +92,7 @@ def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example]
     record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
                               "metric": task.metrics[0],
                               **compute_metrics(task, predictions_from_logits(task, logits), labels),
+                              **trivial_baseline(task, labels),
                               **parameter_counts(model), "bytes_on_disk": bytes_on_disk(resolve_model_path(name)),
                               "versions": _versions()}
     timing = dict(batch_sizes=batch_sizes, seq_len=seq_len, repeats=repeats, warmup=warmup)
@@ -156,11 +159,12 @@ def records_markdown(records: list[dict[str, Any]]) -> str:
     """A table of records, one row per model: split, score, size, median latency per runtime and batch."""
     columns = [(key, batch) for key, label in _RUNTIMES for batch in
                sorted({b for r in records for b in r.get(key, {})}, key=lambda b: int(b[5:]))]
-    head = ["model", "split", "score", "parameters", "MB on disk"]
+    head = ["model", "split", "score", "trivial", "parameters", "MB on disk"]
     head += [f"{b} {dict(_RUNTIMES)[k]} ms" for k, b in columns]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
-        cells = [Path(r["model"]).name or r["model"], r.get("split", "-"), f"{r['score']:.4f}",
+        trivial = f"{r['trivial_score']:.4f}" if "trivial_score" in r else "-"
+        cells = [Path(r["model"]).name or r["model"], r.get("split", "-"), f"{r['score']:.4f}", trivial,
                  f"{r['parameters']:,}", f"{r['bytes_on_disk'] / 1e6:.1f}"]
         cells += [f"{r[k][b]['median_ms']:.1f}" if b in r.get(k, {}) else "-" for k, b in columns]
         rows.append("| " + " | ".join(cells) + " |")

@@ -60,6 +60,31 @@ def compute_metrics(task: TaskSpec, predictions: Any, labels: Any) -> dict[str, 
     return out
 
 
+# A model "learned" a task when its score closes at least this share of the gap between the trivial
+# predictor's score and a perfect 1.0 (accuracy 0.527 -> 0.574; MCC or Pearson 0 -> 0.1).
+LEARNED_SHARE = 0.1
+
+
+def trivial_baseline(task: TaskSpec, labels: Any) -> dict[str, Any]:
+    """The best constant predictor on these labels, scored with the task's metrics: the majority
+    class (accuracy = its share, MCC 0, F1 of class 1 is 0 unless class 1 is the majority), or the
+    mean for regression (correlations are 0). What a model that learned nothing scores."""
+    gold = _as_array(labels)
+    if task.is_regression:
+        constant, what = float(gold.astype(float).mean()), "the mean"
+    else:
+        values, counts = np.unique(gold.astype(np.int64), return_counts=True)
+        constant = int(values[counts.argmax()])
+        what = f"majority class {task.labels[constant] if task.labels else constant}"
+    scores = compute_metrics(task, np.full(len(gold), constant), gold)
+    return {"trivial_score": scores["score"], "trivial_predictor": what}
+
+
+def learned(score: float | None, trivial_score: float) -> bool:
+    """Whether `score` is clearly above the trivial predictor's (see LEARNED_SHARE)."""
+    return score is not None and score >= trivial_score + LEARNED_SHARE * (1.0 - trivial_score)
+
+
 def predictions_from_logits(task: TaskSpec, logits: Any) -> np.ndarray:
     """Class indices (argmax) for classification, the single output for regression."""
     if hasattr(logits, "detach"):

@@ -167,7 +167,9 @@ def ratios_against(baseline: dict, record: dict) -> dict[str, float]:
     """How much smaller and faster `record` is than `baseline` (> 1: smaller or faster), and the
     share of the baseline's score it keeps."""
     b_score, score = baseline.get("score"), record.get("score")
-    out = {"retention": score / b_score if b_score else float("nan"),
+    # a share of a score that is no better than a constant predictor's means nothing
+    meaningful = b_score and score is not None and baseline.get("learned", True)
+    out = {"retention": score / b_score if meaningful else None,
            "size_ratio": baseline["parameters"] / record["parameters"],
            "non_embedding_size_ratio": (baseline["non_embedding_parameters"]
                                         / max(1, record["non_embedding_parameters"])),

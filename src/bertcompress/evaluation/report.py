@@ -226,7 +226,7 @@ def tables(records: list[dict[str, Any]], names: list[str]) -> tuple[Table, Tabl
         return any(_num(value(r, key)) is not None for r in records)
 
     metrics = [k for k in METRICS if have(k)] + (["score"] if not any(have(k) for k in METRICS) else [])
-    quality_keys = metrics + [k for k in ("retention", *LOYALTY, *ROBUSTNESS) if have(k)]
+    quality_keys = metrics + [k for k in ("trivial_score", "retention", *LOYALTY, *ROBUSTNESS) if have(k)]
     series = latency_series(records)
     agreement = have("prediction_agreement")
     quality_head = ["model", "task", "split"] + [_label(k) for k in quality_keys]

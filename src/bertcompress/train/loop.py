@@ -4,7 +4,8 @@ A method hands in a module whose `forward(batch)` returns `(loss, logs)`: a dist
 objective, a task model with a cross-entropy, a quantized student... The loop owns everything
 else: AdamW with warm-up and linear decay, gradient accumulation, bf16 autocast on CUDA, DDP,
 evaluation and checkpoints on a schedule, exact resume, NaN detection and a progress bar, and
-(opt-in) `torch.compile` or whole steps replayed from CUDA graphs (train/cuda_graph.py).
+(opt-in) `torch.compile` or whole steps replayed from CUDA graphs (train/cuda_graph.py), and
+(opt-in, `keep_best`) ending with the weights of the best evaluation instead of the last.
 
 Data order is a pure function of (seed, epoch): resuming at step s replays the same batches an
 uninterrupted run would have seen, and the saved RNG state makes dropout identical too.
@@ -47,6 +48,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     final_eval: dict[str, float] | None = None
     seconds: float = 0.0
+    best_step: int | None = None  # keep_best: the step whose weights the module ends with
 
 
 def seed_run(seed: int) -> None:
@@ -110,6 +112,21 @@ def _to_floats(logs: dict[str, torch.Tensor | float]) -> dict[str, float]:
     return {k: float(v) for k, v in logs.items()} | dict(zip(names, values))
 
 
+def _cpu_copy(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _improves(scores: dict[str, float], best: dict[str, Any] | None, desc: str) -> bool:
+    if "score" not in scores:
+        raise UserError(f"{desc}: train.keep_best needs an evaluation with a 'score', got {sorted(scores)}")
+    return best is None or _score(scores) > best["score"]
+
+
+def _score(scores: dict[str, float]) -> float:
+    s = float(scores["score"])
+    return -math.inf if math.isnan(s) else s  # a NaN score (constant predictions) is the worst
+
+
 def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
                cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
                evaluate: EvalFn | None = None, desc: str = "train",
@@ -123,6 +140,10 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     work_dir = Path(work_dir)
     device = pick_device(cfg.device)
     ctx = init_distributed(device)
+    if cfg.keep_best and ctx.world_size > 1:  # only rank 0 evaluates: the ranks would end on different weights
+        raise UserError("train.keep_best is not supported under DDP yet")
+    if cfg.keep_best and evaluate is None:
+        raise UserError(f"{desc}: train.keep_best needs an evaluation, and this phase has none")
     torch.manual_seed(cfg.seed + ctx.rank)
     module.to(device)
     model: nn.Module = module
@@ -148,7 +169,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     if micro_per_epoch == 0:
         raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
     steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch), cfg.min_steps)
+    eval_every = cfg.eval_every or (max(1, total_steps // 5) if cfg.keep_best else 0)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     compiled = torch.compile(model) if cfg.torch_compile else None  # compiles at its first call
     graphed = None
@@ -160,6 +182,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                               max_len=longest, pad_token_id=pad_id)
 
     step, history = 0, []
+    best: dict[str, Any] | None = None  # keep_best: {"score", "step", "eval", "module" (a CPU copy)}
     fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size,
                               "method": settings or {}}, sort_keys=True, default=str)
     if resume and (state := load_checkpoint(work_dir)) is not None:
@@ -172,6 +195,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, history = int(state["step"]), json.loads(state["history"])
+        best = state.get("best")
     saved_step = step if resume and step else None
 
     def checkpoint() -> None:
@@ -181,6 +205,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state(),
                      "fingerprint": fingerprint, "history": json.dumps(history)}
+            if best is not None:
+                state["best"] = best
             if device.type == "cuda":
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
             save_checkpoint(work_dir, state)
@@ -246,11 +272,15 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 history.append({"step": step, "lr": float(scheduler.get_last_lr()[0]), **logged})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
             if evaluate is not None and ctx.is_main and (
-                    (cfg.eval_every and step % cfg.eval_every == 0) or step == total_steps):
+                    (eval_every and step % eval_every == 0) or step == total_steps):
                 module.eval()
                 final_eval = evaluate(module)
                 module.train()
                 history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
+                if cfg.keep_best and _improves(final_eval, best, desc):
+                    # plain types and tensors only: checkpoints load with weights_only=True
+                    best = {"score": _score(final_eval), "step": step, "eval": json.dumps(final_eval),
+                            "module": _cpu_copy(module)}
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 checkpoint()
     except KeyboardInterrupt:
@@ -259,6 +289,10 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     bar.close()
     if step > start:
         checkpoint()  # a finished run resumes as finished: later phases can restart alone
+    if best is not None:
+        # copy_ into the existing tensors: the optimizer's and a CUDA graph's references stay valid
+        module.load_state_dict(best["module"])
+        final_eval = json.loads(best["eval"])
     module.eval()
     return TrainResult(steps=step - start, history=history, final_eval=final_eval,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, best_step=best["step"] if best else None)
