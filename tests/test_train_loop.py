@@ -190,3 +190,32 @@ def test_more_processes_than_gpus_is_a_one_line_error(monkeypatch):
             pick_device(name)
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert pick_device("auto") == torch.device("cuda:0")
+
+
+def test_min_steps_runs_more_epochs_of_a_small_data_set(tmp_path):
+    from bertcompress.train.loop import epoch_batches
+
+    seen = []
+
+    class Recording(Regressor):
+        def forward(self, batch):
+            seen.append(batch["x"])
+            return super().forward(batch)
+
+    feats = features()
+    res = train_loop(Recording(), feats, collate, TrainConfig(**{**CFG, "epochs": 1, "min_steps": 12}),
+                     work_dir=tmp_path / "a")
+    assert res.steps == 12 and res.history[-1]["step"] == 12
+    assert res.history[-1]["lr"] == 0.0  # the schedule spans all 12 steps
+    # 5 steps an epoch: epochs 0 and 1 whole, then 2 batches of epoch 2, in the seeded order
+    expected = [b for e in range(3) for b in epoch_batches(len(feats), TrainConfig().seed, e, 5)][:12]
+    assert len(seen) == 12
+    for x, b in zip(seen, expected):
+        assert torch.equal(x, torch.stack([feats[i]["x"] for i in b]))
+    assert train_loop(Regressor(), feats, collate, TrainConfig(**{**CFG, "min_steps": 12}),
+                      work_dir=tmp_path / "b").steps == 15  # 3 epochs are more already
+    assert train_loop(Regressor(), feats, collate, TrainConfig(**{**CFG, "max_steps": 4, "min_steps": 12}),
+                      work_dir=tmp_path / "c").steps == 4  # max_steps decides alone
+    with pytest.raises(UserError, match="min_steps must be >= 0"):
+        TrainConfig(min_steps=-1)
+
