@@ -91,3 +91,28 @@ def test_retention_is_not_reported_against_a_teacher_that_learned_nothing():
     assert ratios_against(teacher, student)["retention"] is None
     assert ratios_against({**teacher, "learned": True}, student)["retention"] == pytest.approx(0.55 / 0.52)
     assert ratios_against({**teacher, "score": 0.0, "learned": True}, student)["retention"] is None  # no nan
+
+
+def test_data_metric_chooses_the_score(tmp_path):
+    from bertcompress.config import DataConfig
+    from bertcompress.data import load_examples
+    from bertcompress.data.tasks import with_metric
+    from bertcompress.evaluation.metrics import trivial_baseline
+
+    assert with_metric(get_task("sst2"), "f1").metrics == ("f1", "accuracy")
+    assert with_metric(get_task("mrpc"), "accuracy").metrics == ("accuracy", "f1")
+    assert with_metric(get_task("stsb"), None).metrics == ("pearson", "spearman")
+    with pytest.raises(UserError, match="data.metric 'f1' does not fit task stsb"):
+        with_metric(get_task("stsb"), "f1")
+    spam = tmp_path / "sms.csv"
+    spam.write_text("text,label\n" + "".join(f"hello {i},ham\n" for i in range(18)) + "win cash,spam\nwin,spam\n")
+    task, dev = load_examples(DataConfig(task="classification", path=str(spam), metric="f1", holdout_fraction=0.5),
+                              "dev")
+    assert task.labels == ("ham", "spam") and task.metrics == ("f1", "accuracy")
+    labels = [e.label for e in dev]
+    out = compute_metrics(task, labels, labels)
+    assert out["score"] == out["f1"] == 1.0
+    # the majority (ham) predictor finds no spam: F1 of the spam class 0, though its accuracy is high
+    assert trivial_baseline(task, [0] * 9 + [1])["trivial_score"] == 0.0
+    with pytest.raises(UserError, match="data.metric"):
+        DataConfig(metric="bleu")

@@ -178,8 +178,13 @@ class DataConfig:
     holdout_fraction: float = setting(0.1, "a single data file has no held-out split: this seeded share of "
                                       "it becomes the eval split and leaves training (0: refuse)")
     holdout_seed: int = setting(0, "seed of the held-out share of a single data file")
+    metric: str | None = setting(None, "the metric that is the score (retention and the trivial baseline "
+                                 "compare it): accuracy, f1 (of class 1 with two classes, e.g. the minority "
+                                 "class of an imbalanced set), mcc; pearson or spearman; null: the task's first")
 
     def __post_init__(self) -> None:
+        _check(self.metric is None or self.metric in ("accuracy", "f1", "mcc", "pearson", "spearman"),
+               f"data.metric must be accuracy, f1, mcc, pearson or spearman, got {self.metric!r}")
         _check(0 <= self.holdout_fraction < 1,
                f"data.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         _check(8 <= self.max_seq_len <= 4096, f"data.max_seq_len must be in [8, 4096], got {self.max_seq_len}")

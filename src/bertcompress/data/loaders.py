@@ -34,7 +34,7 @@ from ..config import DEFAULT_TASK, DataConfig
 from ..errors import UserError
 from .builtin import rt_sentiment_examples
 from .examples import Example, TaskSpec
-from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, get_task, needs_inferred_labels
+from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, get_task, needs_inferred_labels, with_metric
 
 GLUE_DIRS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
              "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
@@ -82,7 +82,7 @@ def load_examples(cfg: DataConfig, split: str) -> tuple[TaskSpec, list[Example]]
         if task.name != DEFAULT_TASK:
             raise UserError(f"task {task.name} needs data.path (a GLUE folder, a CSV/TSV/JSONL file or a "
                             f"`datasets` name); only {DEFAULT_TASK} has embedded data")
-        return task, _subset(rt_sentiment_examples(split), limit)
+        return with_metric(task, cfg.metric), _subset(rt_sentiment_examples(split), limit)
 
     single = _single_file(cfg)
     if single is not None:
@@ -98,7 +98,7 @@ def load_examples(cfg: DataConfig, split: str) -> tuple[TaskSpec, list[Example]]
     if single is not None and cfg.holdout_fraction > 0:
         held = _held_out_rows(cfg, single, len(examples))
         examples = [e for i, e in enumerate(examples) if (i in held) == (split != cfg.train_split)]
-    return task, _subset(examples, limit)
+    return with_metric(task, cfg.metric), _subset(examples, limit)
 
 
 def split_description(cfg: DataConfig, split: str) -> str:

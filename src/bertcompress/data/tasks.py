@@ -6,6 +6,8 @@ distilled from that teacher agree on what class index 1 means and on how they ar
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..config import DEFAULT_TASK
 from ..errors import UserError
 from .examples import TaskSpec
@@ -33,6 +35,22 @@ GLUE_TASKS: dict[str, TaskSpec] = {
 # decided by the data (whether a second text column exists).
 CLASSIFICATION = TaskSpec("classification", (), False, ("accuracy",))
 REGRESSION = TaskSpec("regression", None, False, ("pearson", "spearman"))
+
+# What `data.metric` may choose as the score (metrics.py computes them all).
+CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
+REGRESSION_METRICS = ("pearson", "spearman")
+
+
+def with_metric(task: TaskSpec, metric: str | None) -> TaskSpec:
+    """`task` scored by `metric` first (its score, what retention and the trivial baseline compare);
+    None keeps the task's own order."""
+    if metric is None or task.metrics[:1] == (metric,):
+        return task
+    allowed = REGRESSION_METRICS if task.is_regression else CLASSIFICATION_METRICS
+    if metric not in allowed:
+        raise UserError(f"data.metric {metric!r} does not fit task {task.name} (choose {', '.join(allowed)})")
+    return replace(task, metrics=(metric, *(m for m in task.metrics if m != metric)))
+
 
 TASKS: dict[str, TaskSpec] = {
     **GLUE_TASKS,
