@@ -17,6 +17,7 @@ import bisect
 import functools
 import os
 import re
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -102,14 +103,14 @@ class WordVocab:
 
 # ------------------------------------------------------------------ candidate sources
 
-class CandidateSource:
+class CandidateSource(ABC):
     """Proposes replacement words for words of a sentence, best first."""
 
     kind = "base"
 
+    @abstractmethod
     def candidates_at(self, words: list[str], positions: Sequence[int], top_k: int) -> list[list[str]]:
         """Up to top_k candidates for each of `positions` in `words` (sources batch over them)."""
-        raise NotImplementedError
 
     def candidates(self, words: list[str], position: int, top_k: int) -> list[str]:
         return self.candidates_at(words, [position], top_k)[0]
