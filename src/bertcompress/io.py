@@ -102,13 +102,18 @@ def _json_default(o: Any) -> Any:
 
 # ---------------------------------------------------------------- output folders
 
+def is_output(folder: str | Path) -> bool:
+    """A finished output of ours: it holds the config it ran with."""
+    return (Path(folder) / CONFIG_FILENAME).is_file()
+
+
 def check_output(path: str | Path) -> Path:
     """Refuse an output path that holds something bertcompress did not write: a file, or a folder
     that is neither empty nor one of our outputs (it would be replaced, and its contents lost)."""
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise UserError(f"output {path} exists and is not a folder; choose another output path")
-    if path.is_dir() and not (path / CONFIG_FILENAME).is_file() and any(path.iterdir()):
+    if path.is_dir() and not is_output(path) and any(path.iterdir()):
         raise UserError(f"output {path} is a folder bertcompress did not write (no {CONFIG_FILENAME} in it); "
                         "choose another output path")
     return path
@@ -149,7 +154,9 @@ def claim_output(output: str | Path) -> Iterator[Path]:
     """Hold `output` for this run: refuse a path that is not ours, and a second run on the same
     path while this one writes it (an advisory lock beside it, released when the process ends)."""
     output = check_output(output)
-    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 holds the claim for all ranks
+    from .train.distributed import is_main_process  # here: it imports torch, which --help avoids
+
+    if not is_main_process():  # under torchrun rank 0 holds the claim for all ranks
         yield output
         return
     lock = _lock_path(output)

@@ -19,18 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
+from .config import DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
 from .distillation.stages import distill
 from .evaluation.evaluator import compare, evaluate, records_markdown
 from .evaluation.report import report as html_report
 from .finetuning import finetune
-from .io import atomic_write_json, atomic_write_text, writes_output
+from .io import atomic_write_json, atomic_write_text, is_output, writes_output
 from .models.loading import resolve_model_path
 from .train.distributed import is_main_process
-
-
-def _done(folder: Path) -> bool:
-    return (folder / CONFIG_FILENAME).is_file()
 
 
 @writes_output
@@ -43,7 +39,7 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
 
     def stage(name: str, fn, stage_cfg) -> Path:
         folder = out / name
-        if resume and _done(folder):
+        if resume and is_output(folder):
             print(f"[bertcompress] {name}: reusing {folder}")
             return folder
         t0 = time.perf_counter()

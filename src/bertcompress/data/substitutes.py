@@ -251,8 +251,9 @@ class CombinedCandidates(CandidateSource):
         return self.mlm is not None and self.mlm.is_single_piece(word)
 
     def candidates_at(self, words: list[str], positions: Sequence[int], top_k: int) -> list[list[str]]:
-        by_mlm = [p for p in positions if self._uses_mlm(words[p])]
-        rest = [p for p in positions if not self._uses_mlm(words[p])]
+        by_mlm, rest = [], []
+        for p in positions:
+            (by_mlm if self._uses_mlm(words[p]) else rest).append(p)
         found = dict(zip(rest, self.neighbours.candidates_at(words, rest, top_k)))
         if by_mlm:  # one batched MLM pass for all single-piece words
             found.update(zip(by_mlm, self.mlm.candidates_at(words, by_mlm, top_k)))

@@ -54,13 +54,13 @@ def build_candidate_source(teacher: str, tokenizer: Any, *, use_mlm: bool,
                            device: str | torch.device | None = None) -> CombinedCandidates:
     """Neighbours from the teacher's input embeddings always; the MLM too when `use_mlm`."""
     vocab = WordVocab(tokenizer)
-    base = load_model(teacher, "base")
-    neighbours = EmbeddingNeighbourCandidates(base.get_input_embeddings().weight, tokenizer, vocab)
-    del base
+    mlm_model = load_model(teacher, "masked_lm") if use_mlm else None  # its embeddings serve both
+    embeddings = (mlm_model or load_model(teacher, "base")).get_input_embeddings().weight
+    neighbours = EmbeddingNeighbourCandidates(embeddings, tokenizer, vocab)  # takes a CPU copy
     mlm = None
-    if use_mlm:
+    if mlm_model is not None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        mlm = MaskedLMCandidates(load_model(teacher, "masked_lm").to(device), tokenizer, vocab)
+        mlm = MaskedLMCandidates(mlm_model.to(device), tokenizer, vocab)
     return CombinedCandidates(neighbours, mlm)
 
 

@@ -46,7 +46,7 @@ class DistillationObjective(nn.Module):
             raise UserError("the prediction loss needs a student with a task head")
         self.projections = Projections(s_view.hidden_size, t_view.hidden_size, len(self.mapping),
                                        shared=losses.hidden_projection == "shared",
-                                       kind=None if losses.projection == "auto" else losses.projection)
+                                       kind=losses.projection)
         self.temperature = losses.temperature
         self.regression = regression
         self.head_rule = losses.head_rule

@@ -24,7 +24,8 @@ class Projections(nn.Module):
     def __init__(self, d_student: int, d_teacher: int, num_layers: int, shared: bool = True,
                  kind: str | None = None):
         super().__init__()
-        kind = kind or ("identity" if d_student == d_teacher else "linear")
+        if kind in (None, "auto"):
+            kind = "identity" if d_student == d_teacher else "linear"
         if kind not in PROJECTIONS:
             raise UserError(f"unknown projection {kind!r} (known: {', '.join(PROJECTIONS)})")
         if kind == "identity" and d_student != d_teacher:

@@ -64,8 +64,9 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
         scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
     records = [record for record, _ in scored]
+    trivial = trivial_baseline(task, [e.label for e in examples])  # the same split for every model
     for r in records:
-        r["learned"] = learned(r["score"], r["trivial_score"])
+        r.update(trivial, learned=learned(r["score"], trivial["trivial_score"]))
     ref = records[models.index(baseline) if baseline is not None else 0]
     for r in records:
         r["baseline"] = ref["model"]
@@ -92,7 +93,6 @@ def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example]
     record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
                               "metric": task.metrics[0],
                               **compute_metrics(task, predictions_from_logits(task, logits), labels),
-                              **trivial_baseline(task, labels),
                               **parameter_counts(model), "bytes_on_disk": bytes_on_disk(resolve_model_path(name)),
                               "versions": _versions()}
     timing = dict(batch_sizes=batch_sizes, seq_len=seq_len, repeats=repeats, warmup=warmup)

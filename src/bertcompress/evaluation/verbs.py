@@ -17,8 +17,6 @@ def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     from .evaluator import evaluate
     from .report import report
 
-    if not cfg.models:
-        raise UserError("evaluate needs at least one model")
     records = evaluate(cfg.models, cfg.data, split=cfg.split, latency=cfg.latency, onnx=cfg.onnx,
                        onnx_dir=cfg.onnx_dir, threads=cfg.threads, batch_sizes=tuple(cfg.batch_sizes),
                        seq_len=cfg.seq_len, repeats=cfg.repeats, baseline=cfg.baseline, loyalty_to=cfg.loyalty_to,

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..evaluation.profile import synthetic_batch
 from ..io import atomic_write
-from ..models.intermediates import model_inputs
 
 OPSET = 17
 EXPORTER = f"torch.onnx TorchScript exporter (dynamo=False), opset {OPSET}"
@@ -28,10 +28,9 @@ EXPORTER = f"torch.onnx TorchScript exporter (dynamo=False), opset {OPSET}"
 
 def _trace_batch(model: nn.Module) -> dict[str, torch.Tensor]:
     """Two rows of 8 tokens, the second padded, with exactly the inputs this model takes."""
-    ids = torch.randint(5, model.config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0  # a padded row: keep the mask in the traced graph
-    return model_inputs({"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}, model)
+    batch = synthetic_batch(model, 2, 8)
+    batch["attention_mask"][1, 5:] = 0  # a padded row: keep the mask in the traced graph
+    return batch
 
 
 def onnx_input_names(model: nn.Module) -> list[str]:

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import CONFIG_FILENAME, DistillConfig, FinetuneConfig, read_saved_config, save_config, to_dict
+from ..config import DistillConfig, FinetuneConfig, read_saved_config, save_config, to_dict
 from ..distillation.mapping import resolve_mapping
 from ..distillation.stages import distill
 from ..errors import UserError
 from ..finetuning import finetune
-from ..io import atomic_write_json, writes_output
+from ..io import atomic_write_json, is_output, writes_output
 from ..models.loading import resolve_model_path
 from .config import MappingSearchConfig
 from .genetic import Genome, genetic_search
@@ -70,7 +70,7 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
     """Scored candidates of an interrupted search with the same settings (else a clear error)."""
     if not (out / RESULT_FILE).is_file():
         return {}
-    if (out / CONFIG_FILENAME).is_file():
+    if is_output(out):
         free = ("final_general", "keep_candidates", "output")  # settings that change no score
         earlier = {k: v for k, v in to_dict(read_saved_config(MappingSearchConfig, out)).items() if k not in free}
         if earlier != {k: v for k, v in to_dict(cfg).items() if k not in free}:

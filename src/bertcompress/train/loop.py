@@ -196,7 +196,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, history = int(state["step"]), json.loads(state["history"])
         best = state.get("best")
-    saved_step = step if resume and step else None
+    saved_step = step or None  # step is 0 unless a checkpoint was resumed
 
     def checkpoint() -> None:
         nonlocal saved_step
