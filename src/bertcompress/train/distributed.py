@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -50,8 +51,16 @@ def init_distributed(device: torch.device) -> DistContext:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend)
+        # Left to interpreter teardown, gloo's threads can abort the process ("terminate called
+        # without an active exception") after a clean stop such as a diverged loss.
+        atexit.register(_leave_process_group)
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(),
                        local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(ctx: DistContext) -> None:
