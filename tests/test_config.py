@@ -83,7 +83,9 @@ def test_setting_one_nested_key_keeps_the_rest_of_its_section(cls, tmp_path):
 @pytest.mark.parametrize("argv, key, expected", [
     (["run", "--set", "general.epochs=2"], "general.lr", 3e-4),
     (["run", "--set", "general.epochs=2"], "general.epochs", 2.0),
-    (["run", "--task", "sst2"], "data.max_seq_len", 64),
+    (["run", "--set", "finetune.epochs=2"], "finetune.min_steps", 300),
+    (["run", "--set", "task_prediction.lr=5e-5"], "task_prediction.keep_best", True),
+    (["run", "--quick"], "task_prediction.min_steps", 0),
     (["run", "--quick"], "finetune.lr", 1e-4),
     (["run", "--quick"], "data.max_train_examples", 1200),
     (["distill", "--set", "train.epochs=1"], "train.lr", 1e-4),

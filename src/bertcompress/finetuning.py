@@ -15,6 +15,7 @@ from .models.loading import load_model, load_tokenizer
 from .models.saving import checkpoint_dir, publish_model_folder
 from .train.loop import seed_run, train_loop
 from .train.objectives import SupervisedObjective
+from .train.search import search_train
 
 
 def label_task_head(model: nn.Module, task: TaskSpec) -> None:
@@ -34,13 +35,28 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     tokenizer = load_tokenizer(cfg.model)
     splits = load_task_splits(cfg.data, tokenizer)
     task = splits.task
-    model = load_model(cfg.model, "classifier", num_labels=task.num_labels)
-    label_task_head(model, task)
+
+    def new_objective() -> SupervisedObjective:
+        model = load_model(cfg.model, "classifier", num_labels=task.num_labels)
+        label_task_head(model, task)
+        return SupervisedObjective(model, task.is_regression)
+
     collate = Collator(tokenizer.pad_token_id or 0)
-    result = train_loop(SupervisedObjective(model, task.is_regression), splits.train_features, collate, cfg.train,
-                        work_dir=checkpoint_dir(cfg.output, "finetune"), resume=resume,
-                        evaluate=lambda m: score(m.model, task, splits.eval_features, collate), desc="finetune")
-    return publish_model_folder(cfg.output, model, tokenizer, cfg,
+    evaluate = lambda m: score(m.model, task, splits.eval_features, collate)  # noqa: E731
+    work_dir = checkpoint_dir(cfg.output, "finetune")
+    extra = {}
+    if cfg.train.search is not None:  # trials are not checkpointed: --resume starts the search again
+        found = search_train(new_objective, splits.train_features, collate, cfg.train, evaluate=evaluate,
+                             work_dir=work_dir, desc="finetune search")
+        objective, result = found.module, found.result
+        extra["search"] = {"chosen": {"lr": found.train.lr, "epochs": found.train.epochs},
+                           "trials": found.trials, "seconds": found.seconds}
+    else:
+        objective = new_objective()
+        result = train_loop(objective, splits.train_features, collate, cfg.train, work_dir=work_dir, resume=resume,
+                            evaluate=evaluate, desc="finetune")
+    if result.best_step is not None:
+        extra["best_step"] = result.best_step
+    return publish_model_folder(cfg.output, objective.model, tokenizer, cfg,
                                 {"task": task.name, "eval_split": splits.eval_split, "dev": result.final_eval,
-                                 "history": result.history, "train_seconds": result.seconds,
-                                 **({"best_step": result.best_step} if cfg.train.keep_best else {})})
+                                 "history": result.history, "train_seconds": result.seconds, **extra})

@@ -137,6 +137,9 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     and the data size they must match for `resume` to continue a checkpoint."""
     if not features:
         raise UserError(f"{desc}: no training examples")
+    if cfg.search is not None:  # train/search.py runs this loop once per trial, with search unset
+        raise UserError(f"{desc}: train.search (choosing lr and epochs) is only for fine-tuning: the finetune "
+                        "command and run's finetune stage")
     work_dir = Path(work_dir)
     device = pick_device(cfg.device)
     ctx = init_distributed(device)
