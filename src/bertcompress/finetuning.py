@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from torch import nn
@@ -9,6 +10,7 @@ from torch import nn
 from .config import FinetuneConfig
 from .data import Collator, load_task_splits
 from .data.examples import TaskSpec
+from .evaluation.metrics import learned, trivial_baseline
 from .evaluation.predict import score
 from .io import writes_output
 from .models.loading import load_model, load_tokenizer
@@ -57,6 +59,15 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
                             evaluate=evaluate, desc="finetune")
     if result.best_step is not None:
         extra["best_step"] = result.best_step
+    # said now, not only in a later report: a teacher that learned nothing teaches nothing
+    trivial = trivial_baseline(task, [f["labels"] for f in splits.eval_features])
+    dev = result.final_eval or evaluate(objective)  # a resumed, already finished run evaluated nothing
+    extra.update(trivial, learned=learned(dev["score"], trivial["trivial_score"]))
+    if not extra["learned"]:
+        print(f"[bertcompress] WARNING: finetune: {task.metrics[0]} {dev['score']:.3f} on "
+              f"{splits.eval_split} is not clearly above the trivial baseline ({trivial['trivial_predictor']}: "
+              f"{trivial['trivial_score']:.3f}); try more steps or another learning rate "
+              "(train.min_steps, train.lr, or train.search)", file=sys.stderr)
     return publish_model_folder(cfg.output, objective.model, tokenizer, cfg,
-                                {"task": task.name, "eval_split": splits.eval_split, "dev": result.final_eval,
+                                {"task": task.name, "eval_split": splits.eval_split, "dev": dev,
                                  "history": result.history, "train_seconds": result.seconds, **extra})
