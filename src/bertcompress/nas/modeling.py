@@ -2,12 +2,19 @@
 
     embeddings (at the arch's embedding size) -> embedding_proj (only when that differs from
     block 1's width) -> blocks in order (each with `input_proj` when its width differs from the
-    previous block's) -> pooler (dense + tanh on position 0)
+    previous block's) -> output_proj (only with `output_size`) -> pooler (dense + tanh on position 0)
+
+A model assembled from a supernet (assemble.py) sets `project_every_block`, so the embeddings have
+an `embedding_proj` and every later block an `input_proj` even where widths match (they hold
+composed supernet projections, not the identity), and `output_size` = the teacher's width, so the final
+`output_proj` maps the last block back into the teacher's space where pooler and heads work. Both
+are off by default.
 
 Module names are what a supernet copies weights into: `embeddings.*` (BERT's names),
 `embedding_proj`, `blocks.{b}.input_proj`, `blocks.{b}.slots.{s}` (an ops.py module of the
-slot's op). `hidden_states` are the embedding output (after the projection) and then each
-BLOCK's output, the points block-wise distillation compares with the teacher's.
+slot's op), `output_proj`. `hidden_states` are the embedding output (after the projection) and then
+each BLOCK's output at its own width; `output_proj` only changes `last_hidden_state` (and what the
+pooler and heads see), so with it `hidden_states[-1]` is not `last_hidden_state`.
 
 Written for transformers 4.45+ and 5.x: a classic `__init__` config (5.x keeps it working for
 custom code), `post_init()`, no tied weights, and init through `torch.nn.init`, which 5.x guards
@@ -22,6 +29,7 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, init
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput, TokenClassifierOutput
 
+from ..errors import UserError
 from .arch import BlockArch, NasArch
 from .ops import make_op
 
@@ -31,7 +39,7 @@ DEFAULT_ARCH = "|".join(["768:" + ",".join(["mha", "ffn"] * 3)] * 4)
 
 class NasBertConfig(PretrainedConfig):
     """`arch` is kept as NasArch.to_dict() (any of its forms is accepted); `hidden_size` is derived:
-    the last block's width, which the pooler and heads see."""
+    what the pooler and heads see, `output_size` when set, else the last block's width."""
 
     model_type = "nasbert"
 
@@ -39,10 +47,16 @@ class NasBertConfig(PretrainedConfig):
                  max_position_embeddings: int = 512, type_vocab_size: int = 2, head_size: int = 64,
                  hidden_dropout_prob: float = 0.1, attention_probs_dropout_prob: float = 0.1,
                  layer_norm_eps: float = 1e-12, initializer_range: float = 0.02, pad_token_id: int | None = 0,
-                 classifier_dropout: float | None = None, hidden_size: int | None = None, **kwargs):
+                 classifier_dropout: float | None = None, hidden_size: int | None = None,
+                 project_every_block: bool = False, output_size: int | None = None, **kwargs):
         nas = NasArch.coerce(DEFAULT_ARCH if arch is None else arch).validate(head_size)
+        if output_size is not None and (isinstance(output_size, bool) or not isinstance(output_size, int)
+                                        or output_size < 1):
+            raise UserError(f"NAS-BERT output_size must be a positive integer or None, got {output_size!r}")
         self.arch = nas.to_dict()
-        self.hidden_size = nas.output_width  # a saved value is ignored: the arch decides
+        self.project_every_block = bool(project_every_block)
+        self.output_size = output_size
+        self.hidden_size = output_size or nas.output_width  # a saved value is ignored: arch and output_size decide
         self.vocab_size = vocab_size
         self.max_position_embeddings = max_position_embeddings
         self.type_vocab_size = type_vocab_size
@@ -62,13 +76,19 @@ class NasBertConfig(PretrainedConfig):
 class NasBertEmbeddings(nn.Module):
     """Word + position + token type (none when type_vocab_size is 0), LayerNorm, dropout."""
 
-    def __init__(self, config: NasBertConfig, width: int):
+    def __init__(self, width: int, vocab_size: int, max_positions: int, type_vocab_size: int,
+                 pad_token_id: int | None, layer_norm_eps: float, dropout: float):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
-        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.word_embeddings = nn.Embedding(vocab_size, width, padding_idx=pad_token_id)
+        self.position_embeddings = nn.Embedding(max_positions, width)
+        self.token_type_embeddings = nn.Embedding(type_vocab_size, width) if type_vocab_size else None
+        self.LayerNorm = nn.LayerNorm(width, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    @classmethod
+    def from_config(cls, config: NasBertConfig, width: int) -> NasBertEmbeddings:
+        return cls(width, config.vocab_size, config.max_position_embeddings, config.type_vocab_size,
+                   config.pad_token_id, config.layer_norm_eps, config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,11 +104,11 @@ class NasBertEmbeddings(nn.Module):
 
 
 class NasBlock(nn.Module):
-    """An optional input projection to the block's width, then its slots in order."""
+    """An optional input projection to the block's width (always with `project`), then its slots in order."""
 
-    def __init__(self, config: NasBertConfig, arch: BlockArch, input_width: int):
+    def __init__(self, config: NasBertConfig, arch: BlockArch, input_width: int, project: bool = False):
         super().__init__()
-        self.input_proj = nn.Linear(input_width, arch.hidden) if input_width != arch.hidden else None
+        self.input_proj = nn.Linear(input_width, arch.hidden) if project or input_width != arch.hidden else None
         self.slots = nn.ModuleList(
             make_op(op, arch.hidden, config.head_size, config.hidden_dropout_prob, config.layer_norm_eps,
                     attention_dropout=config.attention_probs_dropout_prob) for op in arch.ops)
@@ -111,26 +131,31 @@ class NasBertPooler(nn.Module):
         return self.activation(self.dense(hidden[:, 0]))
 
 
+def init_weights(module: nn.Module, std: float) -> None:
+    """BERT's initialisation of one module (not its children): normal(0, std) weights, zero biases
+    and padding row, LayerNorm (1, 0). The supernet initialises its modules the same way."""
+    if isinstance(module, (nn.Linear, nn.Conv1d)):
+        init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        init.normal_(module.weight, mean=0.0, std=std)
+        # a row slice loses 5.x's "loaded" flag, so ask the table itself
+        if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+
+
 class NasBertPreTrainedModel(PreTrainedModel):
     config_class = NasBertConfig
     base_model_prefix = "nasbert"
     _no_split_modules = ["NasBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv1d)):
-            init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
-            # a row slice loses 5.x's "loaded" flag, so ask the table itself
-            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        init_weights(module, self.config.initializer_range)
 
     def _return(self, output, return_dict: bool | None):
         return_dict = return_dict if return_dict is not None else getattr(self.config, "return_dict", True)
@@ -142,11 +167,16 @@ class NasBertModel(NasBertPreTrainedModel):
         super().__init__(config)
         arch = config.nas_arch
         first = arch.blocks[0].hidden
-        self.embeddings = NasBertEmbeddings(config, arch.embedding_width)
-        self.embedding_proj = nn.Linear(arch.embedding_width, first) if arch.embedding_width != first else None
+        project = config.project_every_block
+        self.embeddings = NasBertEmbeddings.from_config(config, arch.embedding_width)
+        self.embedding_proj = nn.Linear(arch.embedding_width, first) \
+            if project or arch.embedding_width != first else None
         inputs = [first] + [b.hidden for b in arch.blocks[:-1]]
-        self.blocks = nn.ModuleList(NasBlock(config, b, width) for b, width in zip(arch.blocks, inputs))
-        self.pooler = NasBertPooler(arch.output_width) if add_pooling_layer else None
+        # block 1 reads the embedding projection's output: its own input_proj would only repeat it
+        self.blocks = nn.ModuleList(NasBlock(config, b, width, project=project and i > 0)
+                                    for i, (b, width) in enumerate(zip(arch.blocks, inputs)))
+        self.output_proj = nn.Linear(arch.output_width, config.output_size) if config.output_size else None
+        self.pooler = NasBertPooler(config.hidden_size) if add_pooling_layer else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -171,6 +201,8 @@ class NasBertModel(NasBertPreTrainedModel):
         for block in self.blocks:
             x = block(x, attention_mask)
             states.append(x)
+        if self.output_proj is not None:
+            x = self.output_proj(x)
         output = BaseModelOutputWithPooling(
             last_hidden_state=x, pooler_output=None if self.pooler is None else self.pooler(x),
             hidden_states=tuple(states) if output_hidden_states else None)

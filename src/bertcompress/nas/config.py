@@ -1,0 +1,97 @@
+"""Settings of `bertcompress nas`: NAS-BERT's block-wise supernet, search-space pruning and selection of
+one compressed model per budget (METHODS.md section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import DEFAULT_TEACHER, CorpusConfig, TrainConfig, _check, _check_choice, setting
+from ..errors import UserError
+from .arch import OPS
+from .selection import parse_budget
+from .space import check_ops
+
+
+@dataclass
+class PruneConfig:
+    """Progressive search-space pruning (nas/pruning.py): at each point, every bin of every block loses the
+    worse half of its alive candidates by held-out loss, down to keep_per_bin."""
+
+    warmup_steps: int = setting(40, "supernet steps before the first pruning point")
+    every: int = setting(10, "supernet steps between pruning points")
+    param_bins: int = setting(5, "quantile bins by parameters of a block's candidates")
+    latency_bins: int = setting(4, "quantile bins by latency within each parameter bin")
+    keep_per_bin: int = setting(2, "pruning stops at this many candidates per bin")
+    heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
+
+    def __post_init__(self) -> None:
+        _check(self.warmup_steps >= 0, f"nas prune.warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in ("every", "param_bins", "latency_bins", "keep_per_bin", "heldout_batches"):
+            v = getattr(self, name)
+            _check(v >= 1, f"nas prune.{name} must be >= 1, got {v}")
+
+
+@dataclass
+class LatencyConfig:
+    """How the latency lookup table (nas/latency.py) and the teacher's latency are measured."""
+
+    device: str = setting("cpu", "where latency is measured: cpu or cuda", choices=("cpu", "cuda"))
+    # One thread: the steadiest CPU timings, and the usual setting of a served small model.
+    threads: int = setting(1, "CPU threads while measuring (1: steadiest timings)")
+    batch_size: int = setting(1, "sequences per measured forward pass")
+    seq_len: int = setting(128, "tokens per measured sequence")
+    repeats: int = setting(20, "timed runs per measurement (the median counts)")
+    warmup: int = setting(5, "untimed runs before each measurement")
+
+    def __post_init__(self) -> None:
+        _check_choice(self.device, ("cpu", "cuda"), "nas latency.device")
+        for name in ("threads", "batch_size", "seq_len", "repeats"):
+            v = getattr(self, name)
+            _check(v >= 1, f"nas latency.{name} must be >= 1, got {v}")
+        _check(self.warmup >= 0, f"nas latency.warmup must be >= 0, got {self.warmup}")
+
+
+@dataclass
+class NasConfig:
+    """NAS-BERT: train a block-wise supernet that reproduces the teacher block by block, prune its search
+    space as it trains, then pick the best architectures for each budget by their summed block losses."""
+
+    teacher: str = setting(DEFAULT_TEACHER, "pre-trained teacher folder or hub id")
+    corpus: CorpusConfig = setting(factory=lambda: CorpusConfig(max_seq_len=128, max_sequences=4000))
+    num_blocks: int | None = setting(None, "blocks of the supernet; must divide the teacher's layers "
+                                     "(null: 3 for 6 layers, 4 for 12; nas/space.py)")
+    hiddens: list[int] | None = setting(None, "hidden sizes a block may take (null: 4 multiples of the head "
+                                        "size from a third of the teacher's width up to it)")
+    embedding_sizes: list[int] | None = setting(None, "embedding sizes searched (null: the smallest hidden size "
+                                                "and the teacher's width)")
+    ops: list[str] = setting(factory=lambda: list(OPS), help="ops a slot may take: " + ", ".join(OPS))
+    train: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=5e-4, batch_size=32))
+    prune: PruneConfig = setting(factory=PruneConfig)
+    latency: LatencyConfig = setting(factory=LatencyConfig)
+    budgets: list[str] = setting(factory=lambda: ["2x", "3x", "4x", "6x", "8x", "10x"],
+                                 help="one model per budget: a speed-up over the teacher (4x), a latency (12ms) "
+                                 "or parameters (10M)")
+    rerank_top: int = setting(5, "architectures per budget ranked by summed block losses, then compared whole")
+    final_general: TrainConfig | None = setting(
+        None, "continue each chosen model with whole-model general distillation (set any key to turn it on)",
+        template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    output: str = setting("outputs/nas", "output folder")
+
+    def __post_init__(self) -> None:
+        try:
+            check_ops(self.ops)
+            budgets = [parse_budget(text) for text in self.budgets]
+        except UserError as e:
+            raise UserError(f"bad config: {e}") from None
+        _check(self.num_blocks is None or self.num_blocks >= 1, f"nas num_blocks must be >= 1, got {self.num_blocks}")
+        for name in ("hiddens", "embedding_sizes"):
+            sizes = getattr(self, name)
+            if sizes is None:
+                continue
+            _check(len(sizes) >= 1, f"nas {name} must list at least one size (or be null for the default)")
+            _check(all(s >= 1 for s in sizes), f"nas {name} must be positive, got {sizes}")
+            _check(len(set(sizes)) == len(sizes), f"nas {name} must not repeat, got {sizes}")
+        _check(len(self.budgets) >= 1, "nas budgets must name at least one budget")
+        same = [(b.kind, b.value) for b in budgets]
+        _check(len(set(same)) == len(same), f"nas budgets must not repeat, got {', '.join(self.budgets)}")
+        _check(self.rerank_top >= 1, f"nas rerank_top must be >= 1, got {self.rerank_top}")

@@ -1,0 +1,297 @@
+"""NAS-BERT search space, pruning and selection on plain numbers (no models): candidate enumeration,
+bins, pruning steps and schedule, budgets, selection against brute force, and NasConfig."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from bertcompress.config import from_dict, load_config, to_dict
+from bertcompress.errors import UserError
+from bertcompress.nas import OPS, BlockArch, NasArch, op_parameters
+from bertcompress.nas.config import NasConfig
+from bertcompress.nas.pruning import (
+    PruningSchedule,
+    PruningState,
+    alive_per_bin,
+    bin_candidates,
+    is_finished,
+    prune_step,
+)
+from bertcompress.nas.selection import parse_budget, select
+from bertcompress.nas.space import (
+    block_candidates,
+    block_parameters,
+    block_slots,
+    default_hiddens,
+    default_num_blocks,
+)
+
+# --- the space -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ops", [["mha", "ffn", "conv3", "identity"], ["identity", "conv5", "ffn"], ["mha", "ffn"]])
+def test_block_candidates_count_and_identity_tail(ops):
+    hiddens, slots = [16, 24], 3
+    found = block_candidates(hiddens, slots, ops)
+    real = len([op for op in ops if op != "identity"])
+    per_width = sum(real ** d for d in range(slots + 1)) if "identity" in ops else real ** slots
+    assert len(found) == len(hiddens) * per_width
+    assert len({f"{c.hidden}:{','.join(c.ops)}" for c in found}) == len(found)  # each architecture once
+    for i, c in enumerate(found):
+        assert len(c.ops) == slots and set(c.ops) <= set(ops)
+        c.check(i)  # identity only in the tail
+        assert "identity" not in c.ops or all(op == "identity" for op in c.ops[c.ops.index("identity"):])
+    assert (BlockArch(16, ["identity"] * 3) in found) == ("identity" in ops)
+    assert [c.hidden for c in found] == sorted(c.hidden for c in found)
+    assert block_candidates(hiddens, slots, ops) == found  # deterministic
+
+
+def test_block_candidates_errors():
+    with pytest.raises(UserError, match="unknown NAS op 'gru'"):
+        block_candidates([16], 2, ["mha", "gru"])
+    with pytest.raises(UserError, match="besides identity"):
+        block_candidates([16], 2, ["identity"])
+    with pytest.raises(UserError, match="not a multiple of the head size 8"):
+        block_candidates([20], 2, ["mha", "ffn"], head_size=8)
+    with pytest.raises(UserError, match="positive integers"):
+        block_candidates([0], 2, ["ffn"])
+    assert len(block_candidates([20], 2, ["ffn", "conv3"], head_size=8)) == 4  # no attention: any width
+
+
+def test_block_parameters_are_the_ops():
+    block = BlockArch(32, ["mha", "ffn", "conv7", "identity"])
+    assert block_parameters(block) == sum(op_parameters(op, 32) for op in block.ops)
+    arch = NasArch([BlockArch(32, ["ffn"]), block])
+    bare = NasArch([BlockArch(32, ["ffn"]), BlockArch(32, ["identity"])])
+    assert arch.num_parameters(50, 16) - bare.num_parameters(50, 16) == block_parameters(block)
+
+
+def test_default_hiddens_and_blocks():
+    assert default_hiddens(384, 32) == [128, 192, 256, 384]
+    assert default_hiddens(768, 64) == [256, 384, 512, 768]
+    assert default_hiddens(128, 64) == [64, 128]  # at least one head; repeats dropped
+    assert default_hiddens(384, 32, count=1) == [384]
+    with pytest.raises(UserError, match="not a multiple of its head size"):
+        default_hiddens(100, 32)
+    assert [default_num_blocks(n) for n in (6, 12, 24, 4, 1)] == [3, 4, 8, 2, 1]
+    assert block_slots(6, 3) == 4 and block_slots(12, 4) == 6
+    with pytest.raises(UserError, match="must divide the teacher's 6 layers, got 4"):
+        block_slots(6, 4)
+
+
+# --- pruning ---------------------------------------------------------------------------------------------
+
+
+def test_bins_cover_every_candidate_evenly():
+    rng = np.random.default_rng(0)
+    params = rng.permutation(200).astype(float)
+    latency = params * 0.1 + rng.normal(size=200)  # correlated, as they are in a real space
+    bins = bin_candidates(params, latency, 4, 5)
+    assert bins.shape == (200,) and bins.min() >= 0 and bins.max() < 20
+    assert np.bincount(bins, minlength=20).tolist() == [10] * 20  # quantiles within each parameter bin
+    assert (bins // 5 == np.searchsorted(np.quantile(params, [.25, .5, .75]), params, side="right")).all()
+    tied = bin_candidates(np.ones(7), np.arange(7.0), 3, 1)
+    assert len(set(tied.tolist())) == 1  # equal parameters share a bin; the other bins stay empty
+
+
+def test_prune_step_keeps_the_best_of_each_bin():
+    bins = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2])
+    losses = np.array([6, 1, 5, 2, 4, 3, 9, 7, 8, 100.0])
+    alive = np.ones(10, dtype=bool)
+    kept = prune_step(alive, bins, losses, keep_per_bin=1)
+    assert np.flatnonzero(kept).tolist() == [1, 3, 5, 7, 8, 9]  # bin 0: best 3 of 6; bin 1: best 2 of 3
+    kept = prune_step(kept, bins, np.where(kept, losses, np.nan), keep_per_bin=1)  # dead losses unread
+    assert np.flatnonzero(kept).tolist() == [1, 3, 7, 9]
+    assert np.flatnonzero(prune_step(alive, bins, losses, keep_per_bin=5)).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert not is_finished(kept, bins, 1)
+    kept = prune_step(kept, bins, losses, keep_per_bin=1)
+    assert np.flatnonzero(kept).tolist() == [1, 7, 9] and is_finished(kept, bins, 1)
+    assert (prune_step(kept, bins, losses, keep_per_bin=1) == kept).all()
+    nan_loses = prune_step(np.ones(2, bool), np.zeros(2, int), np.array([np.nan, 5.0]), 1)
+    assert nan_loses.tolist() == [False, True]
+
+
+def test_pruning_schedule():
+    s = PruningSchedule(warmup_steps=40, every=10, total_steps=100)
+    assert s.points() == [40, 50, 60, 70, 80, 90, 100]
+    assert [t for t in range(0, 120) if s.is_point(t)] == s.points()
+    s = PruningSchedule(warmup_steps=0, every=25, total_steps=60)
+    assert s.points() == [25, 50] == [t for t in range(0, 120) if s.is_point(t)]
+    with pytest.raises(UserError, match="every >= 1"):
+        PruningSchedule(10, 0, 100)
+
+
+def test_pruning_state_history_and_resume():
+    rng = np.random.default_rng(1)
+    bins = [rng.integers(0, 4, 30), rng.integers(0, 4, 12)]
+    state = PruningState.start(bins, num_bins=4, keep_per_bin=2)
+    step = 0
+    while not state.finished:
+        step += 10
+        record = state.prune(step, [rng.random(30), rng.random(12)])
+        assert record["step"] == step and len(record["blocks"]) == 2
+        for block, b, alive in zip(record["blocks"], bins, state.alive):
+            assert block["after"] == alive_per_bin(alive, b, 4)
+            assert all(min(x, 2) <= y <= x for x, y in zip(block["before"], block["after"]))
+    assert all(max(alive_per_bin(a, b, 4)) <= 2 for a, b in zip(state.alive, bins))
+    assert state.history[0]["blocks"][0]["before"] == np.bincount(bins[0], minlength=4).tolist()
+    again = PruningState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert all((a == b).all() for a, b in zip(again.alive, state.alive)) and again.history == state.history
+    assert again.finished and again.keep_per_bin == 2 and all((a == b).all() for a, b in zip(again.bins, bins))
+
+
+# --- budgets and selection -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("4x", "speedup", 4.0), (" 2.5 X", "speedup", 2.5), ("12ms", "latency", 12.0), ("0.8ms", "latency", 0.8),
+    ("10M", "params", 10_000_000), ("2.5M", "params", 2_500_000), ("500K", "params", 500_000),
+    ("64k", "params", 64_000)])
+def test_parse_budget(text, kind, value):
+    budget = parse_budget(text)
+    assert (budget.kind, budget.value) == (kind, value)
+    assert budget.metric == ("params" if kind == "params" else "latency")
+    assert budget.limit(teacher_latency_ms=100.0) == (100.0 / value if kind == "speedup" else value)
+
+
+@pytest.mark.parametrize("text", ["", "4", "x4", "-2x", "0x", "10m", "4xx", "1e6", "12 s", "fast"])
+def test_parse_budget_rejects(text):
+    with pytest.raises(UserError, match=r"bad NAS budget .*'4x'.*'12ms'.*'10M'"):
+        parse_budget(text)
+
+
+def test_speedup_budget_needs_the_teacher():
+    with pytest.raises(ValueError, match="teacher's latency"):
+        parse_budget("4x").limit(None)
+
+
+def _arch(e, blocks):
+    return NasArch(list(blocks), embedding_size=None if e == blocks[0].hidden else e)
+
+
+def _brute_force(per_block, embeddings, cost_of, metric, limit, top_k):
+    options = [[c for c, loss, ok in zip(*space) if ok] for space in per_block]
+    losses = [{id(c): loss for c, loss in zip(space[0], space[1])} for space in per_block]
+    scored = []
+    for (e, e_loss), combo in itertools.product(zip(*embeddings), itertools.product(*options)):
+        arch = _arch(e, combo)
+        if cost_of(arch)[metric] <= limit:
+            scored.append((e_loss + sum(loss[id(c)] for loss, c in zip(losses, combo)), str(arch)))
+    return sorted(scored)[:top_k]
+
+
+def _random_space(seed, blocks=3, hiddens=(8, 16, 24), ops=("mha", "ffn", "identity"), alive_share=0.6):
+    rng = np.random.default_rng(seed)
+    per_block = []
+    for _ in range(blocks):
+        candidates = block_candidates(list(hiddens), 2, list(ops))
+        alive = rng.random(len(candidates)) < alive_share
+        alive[rng.integers(len(candidates))] = True
+        per_block.append((candidates, rng.random(len(candidates)), alive))
+    embeddings = ([8, 24], rng.random(2))
+    return per_block, embeddings, rng
+
+
+def _table_latency(rng):
+    """A lookup-table latency: per-op terms, plus projections that depend on neighbouring widths."""
+    op_ms = {(op, h): rng.random() for op in OPS for h in (8, 16, 24)}
+    op_ms.update({("identity", h): 0.0 for h in (8, 16, 24)})
+    proj_ms = {(a, b): 0.0 if a == b else rng.random() for a in (8, 16, 24) for b in (8, 16, 24)}
+    emb_ms = {8: 0.1, 16: 0.2, 24: 0.3}
+
+    def latency(arch: NasArch) -> float:
+        total, width = emb_ms[arch.embedding_width], arch.embedding_width
+        for block in arch.blocks:
+            total += proj_ms[width, block.hidden] + sum(op_ms[op, block.hidden] for op in block.ops)
+            width = block.hidden
+        return total + 0.05 * width  # a pooler-like term of the last width
+    return latency
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("top_k", [1, 5])
+def test_select_equals_brute_force(seed, top_k):
+    per_block, embeddings, rng = _random_space(seed)
+    latency = _table_latency(rng)
+
+    def cost_of(arch):
+        return latency(arch), arch.num_parameters(vocab_size=50, max_positions=16)
+
+    every = [cost_of(_arch(e, c)) for e in embeddings[0]
+             for c in itertools.product(*[[c for c, ok in zip(s[0], s[2]) if ok] for s in per_block])]
+    for metric, quantile in itertools.product((0, 1), (0.02, 0.3, 0.7, 1.0)):
+        limit = float(np.quantile([c[metric] for c in every], quantile))
+        budget = parse_budget(f"{limit:.6f}ms" if metric == 0 else f"{limit / 1000:.3f}K")
+        expected = _brute_force(per_block, embeddings, cost_of, metric, budget.limit(), top_k)
+        found = select(per_block, embeddings, cost_of, budget, top_k)
+        assert [str(a) for a, _ in found] == [name for _, name in expected]
+        assert [s for _, s in found] == pytest.approx([s for s, _ in expected])
+        assert all(cost_of(a)[metric] <= budget.limit() for a, _ in found)
+
+
+def test_select_speedup_budget_and_nothing_fits():
+    per_block, embeddings, rng = _random_space(7, blocks=2)
+    latency = _table_latency(rng)
+
+    def cost_of(arch):
+        return latency(arch), arch.num_parameters(vocab_size=50, max_positions=16)
+
+    teacher_ms = 6.0
+    expected = _brute_force(per_block, embeddings, cost_of, 0, teacher_ms / 3, 3)
+    found = select(per_block, embeddings, cost_of, parse_budget("3x"), 3, teacher_latency_ms=teacher_ms)
+    assert [str(a) for a, _ in found] == [name for _, name in expected] and expected
+    assert select(per_block, embeddings, cost_of, parse_budget("1000x"), 3, teacher_latency_ms=teacher_ms) == []
+
+
+def test_select_refuses_a_cost_that_is_not_additive():
+    ffn, mha = BlockArch(8, ["ffn"]), BlockArch(8, ["mha"])
+    per_block = [([ffn, mha], np.array([1.0, 0.0]), np.array([True, True]))] * 2
+
+    def cost_of(arch):  # attention blocks cost more together than apart
+        return 0.0, sum(b.ops == ["mha"] for b in arch.blocks) ** 2
+
+    with pytest.raises(ValueError, match="not additive"):
+        select(per_block, ([8], np.zeros(1)), cost_of, parse_budget("1K"), 1)
+
+
+# --- NasConfig -------------------------------------------------------------------------------------------
+
+
+def test_nas_config_defaults_and_round_trip():
+    cfg = NasConfig()
+    assert cfg.ops == list(OPS) and cfg.budgets == ["2x", "3x", "4x", "6x", "8x", "10x"]
+    assert cfg.final_general is None and cfg.latency.threads == 1 and cfg.corpus.max_seq_len == 128
+    assert from_dict(NasConfig, to_dict(cfg)) == cfg
+    changed = load_config(NasConfig, overrides=["hiddens=[64,128]", "ops=[ffn,conv3,identity]", "budgets=[2x,5M]",
+                                                "prune.every=5", "latency.device=cuda", "final_general.lr=1e-4"])
+    assert changed.hiddens == [64, 128] and changed.prune.every == 5 and changed.latency.device == "cuda"
+    assert changed.final_general is not None and changed.final_general.lr == 1e-4
+    assert changed.final_general.batch_size == 32  # the template's, not TrainConfig's bare defaults
+    assert from_dict(NasConfig, json.loads(json.dumps(to_dict(changed)))) == changed
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ops=[mha,gru]", "unknown NAS op 'gru'"),
+    ("ops=[identity]", "at least one op besides identity"),
+    ("ops=[ffn,ffn]", "NAS ops must not repeat"),
+    ("budgets=[4x,fast]", "bad NAS budget 'fast'"),
+    ("budgets=[4x,4X]", "nas budgets must not repeat"),
+    ("budgets=[]", "at least one budget"),
+    ("hiddens=[0,128]", "nas hiddens must be positive"),
+    ("hiddens=[128,128]", "nas hiddens must not repeat"),
+    ("embedding_sizes=[]", "nas embedding_sizes must list at least one size"),
+    ("num_blocks=0", "nas num_blocks must be >= 1"),
+    ("rerank_top=0", "nas rerank_top must be >= 1"),
+    ("prune.keep_per_bin=0", "nas prune.keep_per_bin must be >= 1"),
+    ("prune.warmup_steps=-1", "nas prune.warmup_steps must be >= 0"),
+    ("latency.device=tpu", "nas latency.device must be one of cpu, cuda"),
+    ("latency.threads=0", "nas latency.threads must be >= 1"),
+])
+def test_nas_config_errors(override, message):
+    with pytest.raises(UserError, match=message) as raised:
+        load_config(NasConfig, overrides=[override])
+    assert str(raised.value).startswith("bad config: ") and "\n" not in str(raised.value)
