@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from bertcompress.errors import UserError
-from bertcompress.nas import (
+from bertcompress.nasbert import (
     OPS,
     NasArch,
     NasBertConfig,

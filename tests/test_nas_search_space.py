@@ -11,9 +11,9 @@ import pytest
 
 from bertcompress.config import from_dict, load_config, to_dict
 from bertcompress.errors import UserError
-from bertcompress.nas import OPS, BlockArch, NasArch, op_parameters
-from bertcompress.nas.config import NasConfig
-from bertcompress.nas.pruning import (
+from bertcompress.nasbert import OPS, BlockArch, NasArch, op_parameters
+from bertcompress.nasbert.config import NasConfig
+from bertcompress.nasbert.pruning import (
     PruningSchedule,
     PruningState,
     alive_per_bin,
@@ -21,8 +21,8 @@ from bertcompress.nas.pruning import (
     is_finished,
     prune_step,
 )
-from bertcompress.nas.selection import parse_budget, select
-from bertcompress.nas.space import (
+from bertcompress.nasbert.selection import parse_budget, select
+from bertcompress.nasbert.space import (
     block_candidates,
     block_parameters,
     block_slots,

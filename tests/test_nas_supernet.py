@@ -13,10 +13,10 @@ import torch
 from bertcompress.config import TrainConfig
 from bertcompress.errors import UserError
 from bertcompress.evaluation.profile import torch_threads
-from bertcompress.nas import NasArch, NasBertConfig, NasBertForSequenceClassification, NasBertModel
-from bertcompress.nas.arch import BlockArch
-from bertcompress.nas.assemble import assemble, assembled_parameters
-from bertcompress.nas.latency import (
+from bertcompress.nasbert import NasArch, NasBertConfig, NasBertForSequenceClassification, NasBertModel
+from bertcompress.nasbert.arch import BlockArch
+from bertcompress.nasbert.assemble import assemble, assembled_parameters
+from bertcompress.nasbert.latency import (
     LatencyTable,
     arch_keys,
     block_ms,
@@ -24,7 +24,7 @@ from bertcompress.nas.latency import (
     measure_table,
     predict_ms,
 )
-from bertcompress.nas.supernet import (
+from bertcompress.nasbert.supernet import (
     BlockwiseObjective,
     Supernet,
     heldout_block_losses,
@@ -338,7 +338,7 @@ def test_assemble_refuses_archs_outside_the_supernet():
 def test_assembled_model_saves_and_loads(tmp_path):
     from transformers import AutoModel
 
-    import bertcompress.nas  # noqa: F401 - registers "nasbert" with the Auto classes
+    import bertcompress.nasbert  # noqa: F401 - registers "nasbert" with the Auto classes
 
     model = assemble(supernet(), "e16/24:mha,conv5|16:ffn,identity")
     model.save_pretrained(tmp_path)

@@ -139,6 +139,15 @@ COMMANDS: tuple[Command, ...] = (
                         "whole corpus.",
             flags={"teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
                    "generations": "search.generations"}),
+    Command("nas", "nasbert.config:NasConfig", "nasbert.verbs:nas",
+            help="NAS-BERT: one supernet, one task-agnostic model per latency or size budget",
+            description="Train a block-wise supernet that reproduces the teacher block by block (each block "
+                        "of slots holds attention, FFN, separable convolution or identity, at one of several "
+                        "widths), prune its search space as it trains, and pick the best architecture for each "
+                        "budget: a speed-up over the teacher (4x), a latency (12ms) or parameters (10M), with "
+                        "latency predicted from a per-op table measured on the target device. Writes "
+                        "models/<budget>/ (load with `import bertcompress.nasbert`), nas.json and report/.",
+            flags={"teacher": "teacher", "corpus": "corpus.path", "budgets": "budgets"}),
 )
 
 BY_NAME = {c.name: c for c in COMMANDS}

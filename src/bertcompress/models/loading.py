@@ -81,6 +81,8 @@ def _first_line(e: BaseException) -> str:
 
 def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
                 quiet_new_head: bool) -> nn.Module:
+    from .. import nasbert  # noqa: F401 - registers "nasbert" with the Auto classes, for `nas` outputs
+
     kwargs = {"trust_remote_code": trust_remote_code}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels

@@ -247,6 +247,8 @@ class BlockwiseObjective(nn.Module):
         # changed in place (set_alive, load_state_dict): sampling never reads a device buffer, which
         # would be a host sync per step
         self._alive_cache: dict[int, tuple[torch.Tensor, int, list[int]]] = {}
+        # training forwards so far, in the state: pruning points follow the step across a resume
+        self.register_buffer("forwards", torch.zeros((), dtype=torch.long))
 
     @property
     def teacher(self) -> nn.Module:
@@ -286,6 +288,8 @@ class BlockwiseObjective(nn.Module):
         return [out.hidden_states[0]] + [out.hidden_states[end] for end in self.block_ends]
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.training:
+            self.forwards += 1
         states = self.teacher_states(batch)
         mask = batch["attention_mask"]
         sizes = self.supernet.embedding_sizes

@@ -1,0 +1,288 @@
+"""`nas`: NAS-BERT end to end. Train one block-wise supernet against the teacher (pruning its
+search space as it trains), then pick one model per budget and save each as a model folder.
+
+    1. latency table: every module alone on the target device (cached for --resume)
+    2. supernet: block-wise distillation with the shared loop; at every `prune.every` steps after
+       `prune.warmup_steps`, each bin of each block loses the worse half of its candidates by
+       held-out loss (the loop's evaluation hook; the alive masks live in the checkpoint)
+    3. selection: per budget, the best `rerank_top` architectures by summed held-out block losses
+       under the budget's predicted latency or parameters, re-ranked by the whole model's held-out
+       loss (each block reading its predecessor's output, not the teacher's); the best is kept
+    4. optionally (`final_general`), each chosen model continues with whole-model distillation
+
+Output folder: models/<budget>/ (NAS-BERT encoders with the teacher's tokenizer; load them after
+`import bertcompress.nasbert`), nas.json, report/family.png, bertcompress_config.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import save_config, to_dict
+from ..data import Collator, chunk_corpus, load_corpus
+from ..errors import UserError
+from ..io import atomic_dir, atomic_write_json, writes_output
+from ..models.architecture import describe
+from ..models.loading import load_model, load_tokenizer
+from ..models.saving import checkpoint_dir, drop_checkpoints
+from ..train.loop import seed_run, train_loop
+from .arch import NasArch
+from .assemble import assemble, assembled_parameters
+from .config import NasConfig
+from .latency import LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
+from .pruning import bin_candidates, prune_step
+from .selection import parse_budget, select
+from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
+from .supernet import BlockwiseObjective, Supernet, heldout_block_losses, heldout_embedding_losses, masked_mse
+
+
+class WholeModelObjective(nn.Module):
+    """An assembled model against the teacher's last layer (both at the teacher's width)."""
+
+    def __init__(self, student: nn.Module, objective: BlockwiseObjective):
+        super().__init__()
+        self.student, self._blockwise = student, [objective]  # a list: the teacher is not trained or saved
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        target = self._blockwise[0].teacher_states(batch)[-1]
+        out = self.student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           token_type_ids=batch.get("token_type_ids")).last_hidden_state
+        loss = masked_mse(out, target, batch["attention_mask"])
+        return loss, {"whole": loss.detach()}
+
+
+@writes_output
+def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
+    """Run NAS-BERT for `cfg.budgets`; write the model family to `cfg.output`."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise UserError("nas is not supported under torchrun (DDP) yet: its pruning runs on one process")
+    seed_run(cfg.train.seed)
+    tokenizer = load_tokenizer(cfg.teacher)
+    teacher = load_model(cfg.teacher, "base").eval()
+    view = describe(teacher)
+    width, layers = teacher.config.hidden_size, view.num_layers
+    head_size = width // teacher.config.num_attention_heads
+    num_blocks = cfg.num_blocks or default_num_blocks(layers)
+    slots = block_slots(layers, num_blocks)
+    hiddens = cfg.hiddens or default_hiddens(width, head_size)
+    embedding_sizes = cfg.embedding_sizes or sorted({min(hiddens), width})
+    candidates = block_candidates(hiddens, slots, cfg.ops, head_size)
+    space = {"num_blocks": num_blocks, "slots": slots, "hiddens": hiddens, "embedding_sizes": embedding_sizes,
+             "ops": cfg.ops, "candidates_per_block": len(candidates), "teacher_layers": layers,
+             "teacher_width": width, "head_size": head_size}
+    print(f"[bertcompress] nas: {num_blocks} blocks x {slots} slots, widths {hiddens}, embeddings "
+          f"{embedding_sizes}: {len(candidates):,} candidates per block")
+
+    train_features, heldout = _corpus_split(cfg, tokenizer)
+    work = checkpoint_dir(cfg.output, "nas")
+    table, teacher_ms = _latency(cfg, work, hiddens, embedding_sizes, width, head_size, teacher)
+
+    supernet = Supernet.from_teacher(teacher, num_blocks=num_blocks, slots=slots, hidden_sizes=hiddens,
+                                     embedding_sizes=embedding_sizes, ops=cfg.ops)
+    objective = BlockwiseObjective(supernet, teacher, [candidates] * num_blocks)
+    bins = bin_candidates(np.array([block_parameters(c) for c in candidates], dtype=float),
+                          np.array([block_ms(table, c) for c in candidates]),
+                          cfg.prune.param_bins, cfg.prune.latency_bins)
+    train_cfg = replace(cfg.train, eval_every=cfg.prune.every, keep_best=False)
+
+    def prune_point(module: BlockwiseObjective) -> dict[str, float]:
+        step = int(module.forwards) // train_cfg.grad_accum
+        if step >= cfg.prune.warmup_steps:
+            for b in range(num_blocks):
+                alive = np.zeros(len(candidates), dtype=bool)
+                alive[module.alive(b)] = True
+                losses = _block_losses(module, heldout, b, alive)
+                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin))
+        return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
+
+    t0 = time.perf_counter()
+    result = train_loop(objective, train_features, Collator(tokenizer.pad_token_id or 0), train_cfg,
+                        work_dir=work / "supernet", resume=resume, evaluate=prune_point, desc="nas supernet",
+                        settings={"space": space, "prune": to_dict(cfg.prune)})
+    supernet_seconds = round(time.perf_counter() - t0, 1)
+
+    per_block = []
+    for b in range(num_blocks):
+        alive = np.zeros(len(candidates), dtype=bool)
+        alive[objective.alive(b)] = True
+        per_block.append((candidates, _block_losses(objective, heldout, b, alive), alive))
+    embedding_losses = heldout_embedding_losses(objective, heldout, embedding_sizes)
+    vocab, positions = teacher.config.vocab_size, teacher.config.max_position_embeddings
+    types = getattr(teacher.config, "type_vocab_size", 0) or 0
+
+    def cost_of(arch: NasArch) -> tuple[float, int]:
+        return predict_ms(table, arch), assembled_parameters(arch, width, vocab, positions, types)
+
+    chosen, checked = {}, {}
+    for text in cfg.budgets:
+        budget = parse_budget(text)
+        top = select(per_block, (embedding_sizes, embedding_losses), cost_of, budget, cfg.rerank_top,
+                     teacher_latency_ms=teacher_ms)
+        if not top:
+            chosen[text] = None
+            print(f"[bertcompress] nas: no architecture of the search space fits budget {text}")
+            continue
+        ranked = []
+        for arch, approx in top:
+            key = arch.to_string()
+            if key not in checked:
+                model = assemble(supernet, arch)
+                checked[key] = {"arch": key, "approx_loss": float(approx),
+                                "whole_loss": _whole_loss(objective, model, heldout),
+                                "params": cost_of(arch)[1], "predicted_latency_ms": cost_of(arch)[0],
+                                "latency_ms": _measure(cfg, model)}
+            ranked.append(checked[key])
+        chosen[text] = min(ranked, key=lambda r: r["whole_loss"])
+    return _publish(cfg, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table, teacher_ms,
+                    space, result.history, supernet_seconds, embedding_losses)
+
+
+def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
+    """Training sequences, and the held-out batches (a seeded sample, never trained on) that score
+    candidates."""
+    sequences = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len, cfg.corpus.max_sequences)
+    size = cfg.prune.heldout_batches * cfg.train.batch_size
+    if len(sequences) < 2 * size:
+        raise UserError(f"nas: the corpus gives {len(sequences)} sequences; it needs at least {2 * size} "
+                        f"(prune.heldout_batches x train.batch_size held out, as many to train)")
+    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(cfg.train.seed)).tolist()
+    held = set(order[:size])
+    collate = Collator(tokenizer.pad_token_id or 0)
+    heldout = [sequences[i] for i in order[:size]]
+    batches = [collate(heldout[i:i + cfg.train.batch_size]) for i in range(0, size, cfg.train.batch_size)]
+    return [s for i, s in enumerate(sequences) if i not in held], batches
+
+
+def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, head_size: int,
+             teacher: nn.Module) -> tuple[LatencyTable, float]:
+    """The lookup table and the teacher's measured latency, measured once (kept for --resume)."""
+    path = work / "latency.json"
+    settings = {"latency": to_dict(cfg.latency), "hiddens": hiddens, "embedding_sizes": embedding_sizes,
+                "ops": cfg.ops}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved["settings"] == settings:
+            return LatencyTable.from_dict(saved["table"]), saved["teacher_ms"]
+    lat = cfg.latency
+    print("[bertcompress] nas: measuring the latency table")
+    table = measure_table(hiddens, embedding_sizes, width, cfg.ops, head_size=head_size,
+                          vocab_size=teacher.config.vocab_size,
+                          type_vocab_size=getattr(teacher.config, "type_vocab_size", 0) or 0,
+                          device=lat.device, threads=lat.threads, batch_size=lat.batch_size, seq_len=lat.seq_len,
+                          repeats=lat.repeats, warmup=lat.warmup)
+    teacher_ms = _measure(cfg, teacher)
+    atomic_write_json(path, {"settings": settings, "table": table.to_dict(), "teacher_ms": teacher_ms})
+    return table, teacher_ms
+
+
+def _measure(cfg: NasConfig, model: nn.Module) -> float:
+    lat = cfg.latency
+    return measure_model_ms(model, device=lat.device, threads=lat.threads, batch_size=lat.batch_size,
+                            seq_len=lat.seq_len, repeats=lat.repeats, warmup=lat.warmup)
+
+
+def _block_losses(objective: BlockwiseObjective, heldout, block: int, alive: np.ndarray) -> np.ndarray:
+    """Held-out loss of every alive candidate of `block`; NaN for the pruned ones."""
+    losses = np.full(len(alive), np.nan)
+    indices = np.flatnonzero(alive).tolist()
+    losses[indices] = heldout_block_losses(objective, heldout, block, indices)
+    return losses
+
+
+@torch.no_grad()
+def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> float:
+    """Token-weighted held-out MSE of the assembled model's output against the teacher's last layer."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0.0
+    for batch in heldout:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = float(batch["attention_mask"].sum())
+        total += float(WholeModelObjective(model, objective)(batch)[0]) * n
+        tokens += n
+    return total / tokens
+
+
+def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table,
+             teacher_ms, space, history, supernet_seconds, embedding_losses) -> Path:
+    collate = Collator(tokenizer.pad_token_id or 0)
+    budgets = []
+    with atomic_dir(cfg.output) as tmp:
+        for text, pick in chosen.items():
+            if pick is None:
+                budgets.append({"name": text, "arch": None, "fits": False})
+                continue
+            model = assemble(supernet, pick["arch"])
+            entry = {"name": text, **pick}
+            if cfg.final_general is not None:
+                entry.update(_continue(cfg, model, objective, train_features, collate, text))
+                entry["whole_loss_after_final_general"] = _whole_loss(objective, model, heldout)
+            folder = tmp / "models" / _folder_name(text)
+            model.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+            save_config(cfg, folder)
+            budgets.append(entry)
+        measured = [(c["predicted_latency_ms"], c["latency_ms"]) for c in checked.values()]
+        mape = float(np.mean([abs(p - m) / m for p, m in measured])) if measured else None
+        report = {"budgets": budgets, "teacher_latency_ms": teacher_ms, "latency_mape": mape,
+                  "latency_checked_models": len(measured), "candidates": list(checked.values()),
+                  "space": space, "supernet_seconds": supernet_seconds,
+                  "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), embedding_losses.tolist())),
+                  "pruning_history": [h for h in history if any(k.startswith("eval_alive") for k in h)],
+                  "latency_table": table.to_dict()}
+        atomic_write_json(tmp / "nas.json", report)
+        _plot(list(checked.values()), budgets, teacher_ms, tmp / "report")
+        save_config(cfg, tmp)
+    drop_checkpoints(cfg.output)
+    written = len([b for b in budgets if b.get("arch")])
+    print(f"[bertcompress] nas: wrote {written} models to {cfg.output}/models"
+          + (f"; latency table error {mape:.1%} over {len(measured)} measured models" if measured else ""))
+    return Path(cfg.output)
+
+
+def _continue(cfg: NasConfig, model: nn.Module, objective: BlockwiseObjective, features, collate,
+              name: str) -> dict[str, Any]:
+    """Whole-model distillation of a chosen model (the `final_general` stage)."""
+    model.train()
+    run = train_loop(WholeModelObjective(model, objective), features, collate, cfg.final_general,
+                     work_dir=checkpoint_dir(cfg.output, "nas") / f"final_{_folder_name(name)}",
+                     desc=f"nas final {name}")
+    model.eval()
+    return {"final_general_seconds": round(run.seconds, 1)}
+
+
+def _folder_name(budget: str) -> str:
+    return budget.replace(".", "_").replace(" ", "")
+
+
+def _plot(candidates: list[dict], budgets: list[dict], teacher_ms: float, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "latency_ms", "measured latency (ms)"), (axes[1], "params", "parameters")):
+        ax.scatter([c[key] for c in candidates], [c["whole_loss"] for c in candidates], s=12, c="0.6",
+                   label="re-ranked candidates")
+        picked = [b for b in budgets if b.get("arch")]
+        ax.scatter([b[key] for b in picked], [b["whole_loss"] for b in picked], s=30, c="C0", label="chosen")
+        for b in picked:
+            ax.annotate(b["name"], (b[key], b["whole_loss"]), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("held-out loss against the teacher")
+    axes[0].axvline(teacher_ms, ls="--", c="C3", label="teacher")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "family.png", dpi=120)
+    plt.close(fig)

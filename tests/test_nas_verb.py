@@ -1,0 +1,95 @@
+"""`nas` end to end on a tiny teacher: a family of NAS-BERT encoders, one per budget, that load
+through transformers' Auto classes and score as the selection says."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModel
+
+import bertcompress.nasbert  # noqa: F401 - registers the Auto classes
+from bertcompress.cli import main
+from bertcompress.config import CorpusConfig, TrainConfig, from_dict, to_dict
+from bertcompress.errors import UserError
+from bertcompress.nasbert import verbs as nas_verbs
+from bertcompress.nasbert.arch import NasArch
+from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    words = ["good", "bad", "fine", "dull", "long", "short", "odd", "calm"]
+    text = "\n\n".join(f"the {a} film was {b} and the {c} plot was {d}" for a in words for b in words
+                       for c in words[:2] for d in words[2:4])
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _config(teacher, corpus, out, **changes):
+    settings = dict(teacher=str(teacher), corpus=CorpusConfig(path=str(corpus), max_seq_len=16, max_sequences=64),
+                    num_blocks=2, hiddens=[16, 32], embedding_sizes=[16, 32], ops=["mha", "ffn", "conv3", "identity"],
+                    train=TrainConfig(max_steps=6, batch_size=4, lr=1e-3, device="cpu"),
+                    prune=PruneConfig(warmup_steps=2, every=2, param_bins=2, latency_bins=2, keep_per_bin=2,
+                                      heldout_batches=2),
+                    latency=LatencyConfig(repeats=2, warmup=0, seq_len=16), budgets=["1.2x", "3x"], rerank_top=2,
+                    output=str(out))
+    return NasConfig(**{**settings, **changes})
+
+
+def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpus, monkeypatch):
+    torch.set_num_threads(1)
+    out = nas_verbs.nas(_config(tiny_bert_dir, corpus, tmp_path / "nas"))
+    report = json.loads((out / "nas.json").read_text())
+    assert [b["name"] for b in report["budgets"]] == ["1.2x", "3x"]
+    space = report["space"]
+    assert (space["num_blocks"], space["slots"], space["candidates_per_block"]) == (2, 4, 2 * (81 + 27 + 9 + 3 + 1))
+    # pruning ran at steps 2, 4 and 6 and only ever removed candidates
+    alive = [[h[f"eval_alive_block{b}"] for h in report["pruning_history"]] for b in (1, 2)]
+    assert all(len(a) == 3 and a == sorted(a, reverse=True) and a[-1] < space["candidates_per_block"] for a in alive)
+    assert report["latency_checked_models"] >= 1 and report["latency_mape"] >= 0
+    assert report["budgets"][0]["arch"] is not None  # 1.2x the teacher's speed fits in this space
+    for budget in report["budgets"]:
+        if budget["arch"] is None:  # nothing in the space is that fast: said, not faked
+            assert budget["fits"] is False
+            continue
+        arch = NasArch.parse(budget["arch"])
+        limit = report["teacher_latency_ms"] / float(budget["name"][:-1])
+        assert budget["predicted_latency_ms"] <= limit + 1e-9  # the budget holds for the predicted latency
+        folder = out / "models" / budget["name"].replace(".", "_")
+        model = AutoModel.from_pretrained(folder).eval()
+        assert model.config.nas_arch.to_string() == arch.to_string()
+        assert sum(p.numel() for p in model.parameters()) == budget["params"]
+        assert (folder / "tokenizer_config.json").is_file() and (folder / "bertcompress_config.yaml").is_file()
+    assert (out / "report" / "family.png").is_file() and not (tmp_path / ".nas.checkpoints").exists()
+
+
+def test_nas_resume_reuses_the_latency_table(tmp_path, tiny_bert_dir, corpus, monkeypatch):
+    calls = []
+    real = nas_verbs.measure_table
+    monkeypatch.setattr(nas_verbs, "measure_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = _config(tiny_bert_dir, corpus, tmp_path / "nas", budgets=["2x"])
+
+    def killed(*a, **k):
+        raise RuntimeError("killed")
+    monkeypatch.setattr(nas_verbs, "select", killed)  # the process dies after the supernet finished
+    with pytest.raises(RuntimeError, match="killed"):
+        nas_verbs.nas(cfg)
+    monkeypatch.undo()
+    monkeypatch.setattr(nas_verbs, "measure_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    trained = []
+    real_loop = nas_verbs.train_loop
+    monkeypatch.setattr(nas_verbs, "train_loop", lambda *a, **k: trained.append(real_loop(*a, **k)) or trained[-1])
+    nas_verbs.nas(cfg, resume=True)
+    assert calls == [1]  # measured once, reused by the resumed run
+    assert trained[0].steps == 0  # the finished supernet is reused: no step is trained again
+    assert json.loads((tmp_path / "nas" / "nas.json").read_text())["budgets"][0]["name"] == "2x"
+
+
+def test_nas_config_round_trips_and_refuses_bad_budgets(capsys, tmp_path):
+    cfg = NasConfig(budgets=["2x", "12ms", "5M"])
+    assert from_dict(NasConfig, to_dict(cfg)) == cfg
+    with pytest.raises(UserError, match="bad NAS budget"):
+        NasConfig(budgets=["fast"])
+    assert main(["nas", "--set", "budgets=[fast]", "-o", str(tmp_path / "n")]) == 2
+    assert "bad NAS budget" in capsys.readouterr().err
