@@ -9,7 +9,8 @@ from transformers import AutoModel
 
 import bertcompress.nasbert  # noqa: F401 - registers the Auto classes
 from bertcompress.cli import main
-from bertcompress.config import CorpusConfig, TrainConfig, from_dict, to_dict
+from bertcompress.config import CorpusConfig, DataConfig, TrainConfig, from_dict, to_dict
+from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.errors import UserError
 from bertcompress.nasbert import verbs as nas_verbs
 from bertcompress.nasbert.arch import NasArch
@@ -37,7 +38,7 @@ def _config(teacher, corpus, out, **changes):
     return NasConfig(**{**settings, **changes})
 
 
-def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpus, monkeypatch):
+def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpus, sentiment_tsv):
     torch.set_num_threads(1)
     out = nas_verbs.nas(_config(tiny_bert_dir, corpus, tmp_path / "nas"))
     report = json.loads((out / "nas.json").read_text())
@@ -62,6 +63,12 @@ def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpu
         assert sum(p.numel() for p in model.parameters()) == budget["params"]
         assert (folder / "tokenizer_config.json").is_file() and (folder / "bertcompress_config.yaml").is_file()
     assert (out / "report" / "family.png").is_file() and not (tmp_path / ".nas.checkpoints").exists()
+    # a NAS model goes on like any student: fine-tuned on a task, then evaluated (ONNX included)
+    first = out / "models" / "1_2x"
+    assert main(["finetune", "--model", str(first), "--task", "sst2", "--data", str(sentiment_tsv),
+                 "--set", "train.max_steps=2", "--set", "train.batch_size=4", "-o", str(tmp_path / "ft")]) == 0
+    (record,) = evaluate([str(tmp_path / "ft")], DataConfig(task="sst2", path=str(sentiment_tsv)), latency=False)
+    assert record["examples"] == 10 and record["onnx"]["prediction_agreement"] == 1.0
 
 
 def test_nas_resume_reuses_the_latency_table(tmp_path, tiny_bert_dir, corpus, monkeypatch):
