@@ -295,3 +295,19 @@ def test_nas_config_errors(override, message):
     with pytest.raises(UserError, match=message) as raised:
         load_config(NasConfig, overrides=[override])
     assert str(raised.value).startswith("bad config: ") and "\n" not in str(raised.value)
+
+
+def test_a_scored_sample_loses_its_worse_half_and_nothing_unscored_goes():
+    from bertcompress.nasbert.pruning import sample_per_bin
+
+    bins = np.array([0] * 10 + [1] * 3)
+    alive = np.ones(13, dtype=bool)
+    losses = np.arange(13, dtype=float)  # lower index = better
+    scored = sample_per_bin(alive, bins, 4, np.random.default_rng(0))
+    assert scored[:10].sum() == 4 and scored[10:].all()  # a sample of the big bin, all of the small one
+    kept = prune_step(alive, bins, np.where(scored, losses, np.nan), keep_per_bin=1, scored=scored)
+    dropped = np.flatnonzero(~kept)
+    sampled = np.flatnonzero(scored[:10])
+    assert set(dropped[dropped < 10]) == set(sampled[2:])  # the worse 2 of the 4 scored, no unscored one
+    assert list(dropped[dropped >= 10]) == [12]  # bin 1: all 3 scored, the worst floor(3 / 2) = 1 goes
+    assert sample_per_bin(alive, bins, None, np.random.default_rng(0)).all()

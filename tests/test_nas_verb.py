@@ -10,8 +10,8 @@ from transformers import AutoModel
 import bertcompress.nasbert  # noqa: F401 - registers the Auto classes
 from bertcompress.cli import main
 from bertcompress.config import CorpusConfig, DataConfig, TrainConfig, from_dict, to_dict
-from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.errors import UserError
+from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.nasbert import verbs as nas_verbs
 from bertcompress.nasbert.arch import NasArch
 from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig

@@ -23,12 +23,16 @@ class PruneConfig:
     latency_bins: int = setting(4, "quantile bins by latency within each parameter bin")
     keep_per_bin: int = setting(2, "pruning stops at this many candidates per bin")
     heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
+    scored_per_bin: int | None = setting(16, "candidates of a bin scored at a pruning point (a random sample "
+                                         "when it holds more; it loses the worse half of them); null: all")
 
     def __post_init__(self) -> None:
         _check(self.warmup_steps >= 0, f"nas prune.warmup_steps must be >= 0, got {self.warmup_steps}")
         for name in ("every", "param_bins", "latency_bins", "keep_per_bin", "heldout_batches"):
             v = getattr(self, name)
             _check(v >= 1, f"nas prune.{name} must be >= 1, got {v}")
+        _check(self.scored_per_bin is None or self.scored_per_bin >= 2,
+               f"nas prune.scored_per_bin must be >= 2 or null, got {self.scored_per_bin}")
 
 
 @dataclass

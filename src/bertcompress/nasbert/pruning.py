@@ -46,10 +46,12 @@ def bin_candidates(params: np.ndarray, latency: np.ndarray, param_bins: int, lat
     return bins
 
 
-def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per_bin: int) -> np.ndarray:
-    """A new alive mask: each bin's alive candidates less the worse floor(n / 2), never below keep_per_bin.
-    Only the losses of alive candidates are read."""
+def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per_bin: int,
+               scored: np.ndarray | None = None) -> np.ndarray:
+    """A new alive mask: each bin loses the worse floor(m / 2) of its m scored candidates (default:
+    all alive ones), never going below keep_per_bin alive. Only the scored candidates' losses are read."""
     alive, bins, losses = np.asarray(alive, dtype=bool), np.asarray(bins), np.asarray(losses, dtype=float)
+    scored = alive if scored is None else np.asarray(scored, dtype=bool) & alive
     if not alive.shape == bins.shape == losses.shape:
         raise ValueError(f"alive, bins and losses differ in shape: {alive.shape}, {bins.shape}, {losses.shape}")
     if keep_per_bin < 1:
@@ -57,13 +59,28 @@ def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per
     ranking_loss = np.where(np.isnan(losses), np.inf, losses)
     kept = alive.copy()
     for b in np.unique(bins[alive]):
-        members = np.flatnonzero(alive & (bins == b))
-        n = len(members)
-        if n <= keep_per_bin:
+        members = np.flatnonzero(scored & (bins == b))
+        n_alive = int((alive & (bins == b)).sum())
+        drop = min(len(members) // 2, n_alive - keep_per_bin)
+        if drop <= 0:
             continue
         worst_first = members[np.argsort(ranking_loss[members], kind="stable")][::-1]
-        kept[worst_first[:min(n // 2, n - keep_per_bin)]] = False
+        kept[worst_first[:drop]] = False
     return kept
+
+
+def sample_per_bin(alive: np.ndarray, bins: np.ndarray, count: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Which alive candidates to score at a pruning point: all of a bin's when it holds at most
+    `count` (or `count` is None), else a random `count` of them. Scoring thousands of candidates per
+    point is what makes the full method slow on a CPU; a sample per bin bounds it."""
+    alive, bins = np.asarray(alive, dtype=bool), np.asarray(bins)
+    if count is None:
+        return alive.copy()
+    scored = np.zeros_like(alive)
+    for b in np.unique(bins[alive]):
+        members = np.flatnonzero(alive & (bins == b))
+        scored[members if len(members) <= count else rng.choice(members, count, replace=False)] = True
+    return scored
 
 
 def alive_per_bin(alive: np.ndarray, bins: np.ndarray, num_bins: int) -> list[int]:

@@ -39,7 +39,7 @@ from .arch import NasArch
 from .assemble import assemble, assembled_parameters
 from .config import NasConfig
 from .latency import LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
-from .pruning import bin_candidates, prune_step
+from .pruning import bin_candidates, is_finished, prune_step, sample_per_bin
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
 from .supernet import BlockwiseObjective, Supernet, heldout_block_losses, heldout_embedding_losses, masked_mse
@@ -97,11 +97,13 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     def prune_point(module: BlockwiseObjective) -> dict[str, float]:
         step = int(module.forwards) // train_cfg.grad_accum
         if step >= cfg.prune.warmup_steps:
+            rng = np.random.default_rng([cfg.train.seed, step])  # the same sample after a resume
             for b in range(num_blocks):
                 alive = np.zeros(len(candidates), dtype=bool)
                 alive[module.alive(b)] = True
-                losses = _block_losses(module, heldout, b, alive)
-                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin))
+                scored = sample_per_bin(alive, bins, cfg.prune.scored_per_bin, rng)
+                losses = _block_losses(module, heldout, b, scored)
+                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin, scored))
         return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
 
     t0 = time.perf_counter()
@@ -114,6 +116,9 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     for b in range(num_blocks):
         alive = np.zeros(len(candidates), dtype=bool)
         alive[objective.alive(b)] = True
+        if not is_finished(alive, bins, cfg.prune.keep_per_bin):
+            print(f"[bertcompress] nas: WARNING: block {b + 1} still has {int(alive.sum())} candidates (pruning "
+                  "did not finish: more steps, or a shorter prune.every); all of them are scored now")
         per_block.append((candidates, _block_losses(objective, heldout, b, alive), alive))
     embedding_losses = heldout_embedding_losses(objective, heldout, embedding_sizes)
     vocab, positions = teacher.config.vocab_size, teacher.config.max_position_embeddings
