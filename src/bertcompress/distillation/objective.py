@@ -14,12 +14,13 @@ from ..config import LossConfig
 from ..errors import UserError
 from ..models.architecture import describe
 from ..models.intermediates import ScoreRecorder, run_with_intermediates
+from ..train.objectives import WithFrozenTeacher
 from .losses import LOSSES, LossContext
 from .mapping import resolve_mapping
 from .projections import Projections
 
 
-class DistillationObjective(nn.Module):
+class DistillationObjective(WithFrozenTeacher):
     def __init__(self, student: nn.Module, teacher: nn.Module, losses: LossConfig,
                  weights: dict[str, float], *, regression: bool = False):
         super().__init__()
@@ -30,7 +31,7 @@ class DistillationObjective(nn.Module):
         if not self.weights:
             raise UserError("every loss weight is zero: nothing to distil")
         self.student = student
-        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, not trained, not saved
+        self.hold_teacher(teacher)
         s_view, t_view = describe(student), describe(teacher)
         self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
         if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
@@ -56,19 +57,6 @@ class DistillationObjective(nn.Module):
         self._s_rec = ScoreRecorder(student, list(range(1, s_view.num_layers + 1)), mode="attention") \
             if need_scores else None
         self._t_rec = ScoreRecorder(teacher, self.mapping, mode="hooks") if need_scores else None
-
-    @property
-    def teacher(self) -> nn.Module:
-        return self._teacher[0]
-
-    def _apply(self, fn, *args, **kwargs):
-        self.teacher._apply(fn, *args, **kwargs)  # .to(device) moves the teacher along
-        return super()._apply(fn, *args, **kwargs)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()  # the teacher never uses dropout
-        return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         device = batch["input_ids"].device.type

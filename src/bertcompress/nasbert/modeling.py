@@ -228,16 +228,22 @@ def _classification_loss(config: NasBertConfig, logits: torch.Tensor, labels: to
     return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
 
 
-class NasBertForSequenceClassification(NasBertPreTrainedModel):
+class _NasBertWithHead(NasBertPreTrainedModel):
+    """The encoder, dropout and a linear classifier: what both task heads share."""
+
+    pooling = True  # the sequence head reads the pooler; the token head reads every position
+
     def __init__(self, config: NasBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.nasbert = NasBertModel(config)
+        self.nasbert = NasBertModel(config, add_pooling_layer=self.pooling)
         drop = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(drop)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+
+class NasBertForSequenceClassification(_NasBertWithHead):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.Tensor | None = None,
@@ -251,17 +257,9 @@ class NasBertForSequenceClassification(NasBertPreTrainedModel):
                             return_dict)
 
 
-class NasBertForTokenClassification(NasBertPreTrainedModel):
+class NasBertForTokenClassification(_NasBertWithHead):
     _keys_to_ignore_on_load_unexpected = [r"pooler"]
-
-    def __init__(self, config: NasBertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.nasbert = NasBertModel(config, add_pooling_layer=False)
-        drop = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(drop)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    pooling = False
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,

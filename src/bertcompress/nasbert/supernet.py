@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..models.architecture import base_model, describe
 from ..models.family import family_of
 from ..models.intermediates import model_inputs
+from ..train.objectives import WithFrozenTeacher
 from .arch import OPS, BlockArch, NasArch
 from .modeling import NasBertEmbeddings, init_weights
 from .ops import make_op
@@ -213,7 +214,7 @@ def copy_embeddings(target: NasBertEmbeddings, source: nn.Module | None, positio
     return True
 
 
-class BlockwiseObjective(nn.Module):
+class BlockwiseObjective(WithFrozenTeacher):
     """The supernet (trained) against a frozen teacher, for train/loop.py: one teacher forward per
     step, one alive candidate per block and one embedding size sampled uniformly (torch's global
     generator, which checkpoints restore), loss = embedding loss + every block's loss.
@@ -225,7 +226,7 @@ class BlockwiseObjective(nn.Module):
                  block_ends: Sequence[int] | None = None) -> None:
         super().__init__()
         self.supernet = supernet
-        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, not trained, not saved
+        self.hold_teacher(teacher)
         layers = describe(teacher).num_layers
         self.block_ends = list(teacher_block_ends(layers, supernet.num_blocks) if block_ends is None else block_ends)
         ends = [0] + self.block_ends
@@ -249,19 +250,6 @@ class BlockwiseObjective(nn.Module):
         self._alive_cache: dict[int, tuple[torch.Tensor, int, list[int]]] = {}
         # training forwards so far, in the state: pruning points follow the step across a resume
         self.register_buffer("forwards", torch.zeros((), dtype=torch.long))
-
-    @property
-    def teacher(self) -> nn.Module:
-        return self._teacher[0]
-
-    def _apply(self, fn, *args, **kwargs):
-        self.teacher._apply(fn, *args, **kwargs)  # .to(device) moves the teacher along
-        return super()._apply(fn, *args, **kwargs)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()  # the teacher never uses dropout
-        return self
 
     def alive(self, block: int) -> list[int]:
         """Indices into `candidates[block]` of the candidates not pruned."""

@@ -1,5 +1,5 @@
-"""The supervised objective on a task's labels, shared by finetune, LSQ without distillation
-(quantize, kd false) and BERT-of-Theseus."""
+"""Objectives for the shared loop: the supervised one on a task's labels (finetune, LSQ without
+distillation, BERT-of-Theseus), and the frozen teacher every distillation objective holds."""
 
 from __future__ import annotations
 
@@ -29,3 +29,24 @@ class SupervisedObjective(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         logits = self.model(**model_inputs(batch, self.model)).logits
         return task_loss(logits, batch["labels"], self.regression), {}
+
+
+class WithFrozenTeacher(nn.Module):
+    """Holds a teacher that is never trained, never in train mode and never saved with the
+    objective, but moves with it (`.to(device)`)."""
+
+    def hold_teacher(self, teacher: nn.Module) -> None:
+        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # the teacher never uses dropout
+        return self
