@@ -19,6 +19,28 @@ from .losses import LOSSES, LossContext
 from .mapping import resolve_mapping
 from .projections import Projections
 
+LAYER_LOSSES = ("embedding", "hidden", "attention")
+
+
+def reads_layers(model: nn.Module) -> bool:
+    """Whether the layer losses can read this model's Transformer layers (a NAS-BERT model's
+    blocks of mixed ops are not such layers)."""
+    try:
+        describe(model)
+    except UserError:
+        return False
+    return True
+
+
+def without_unreadable_layer_losses(student: nn.Module, weights: dict[str, float], desc: str) -> dict[str, float]:
+    """`weights` less the layer losses when the student's layers cannot be read, said once on the
+    console: such a student learns from the teacher's predictions only."""
+    if not any(weights.get(name, 0) > 0 for name in LAYER_LOSSES) or reads_layers(student):
+        return weights
+    print(f"[bertcompress] {desc}: the student's layers ({student.config.model_type}) are not Transformer layers "
+          "the layer losses can read; it learns from the teacher's predictions only")
+    return {k: v for k, v in weights.items() if k not in LAYER_LOSSES}
+
 
 class DistillationObjective(WithFrozenTeacher):
     def __init__(self, student: nn.Module, teacher: nn.Module, losses: LossConfig,
@@ -32,6 +54,20 @@ class DistillationObjective(WithFrozenTeacher):
             raise UserError("every loss weight is zero: nothing to distil")
         self.student = student
         self.hold_teacher(teacher)
+        self.temperature = losses.temperature
+        self.regression = regression
+        self.head_rule = losses.head_rule
+        if "prediction" in self.weights and (getattr(student, "num_labels", None) is None
+                                             or not hasattr(student, "classifier")):
+            raise UserError("the prediction loss needs a student with a task head")
+        self.mapping: list[int] = []
+        self.projections: nn.Module | None = None
+        self._s_rec = self._t_rec = None
+        if any(name in self.weights for name in LAYER_LOSSES):
+            self._init_layer_losses(student, teacher, losses)
+
+    def _init_layer_losses(self, student: nn.Module, teacher: nn.Module, losses: LossConfig) -> None:
+        """The layer mapping, projections and score recorders the layer losses need."""
         s_view, t_view = describe(student), describe(teacher)
         self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
         if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
@@ -42,21 +78,14 @@ class DistillationObjective(WithFrozenTeacher):
             if big % small:
                 raise UserError(f"losses.head_rule mean needs one head count to divide the other "
                                 f"(student {s_view.num_heads}, teacher {t_view.num_heads})")
-        if "prediction" in self.weights and (getattr(student, "num_labels", None) is None
-                                             or not hasattr(student, "classifier")):
-            raise UserError("the prediction loss needs a student with a task head")
         self.projections = Projections(s_view.hidden_size, t_view.hidden_size, len(self.mapping),
                                        shared=losses.hidden_projection == "shared",
                                        kind=losses.projection)
-        self.temperature = losses.temperature
-        self.regression = regression
-        self.head_rule = losses.head_rule
-        need_scores = "attention" in self.weights
-        # the student's scores come from its own attention (one product, trained through); the
-        # teacher's are rebuilt for the mapped layers only, so every layer keeps its fast kernel
-        self._s_rec = ScoreRecorder(student, list(range(1, s_view.num_layers + 1)), mode="attention") \
-            if need_scores else None
-        self._t_rec = ScoreRecorder(teacher, self.mapping, mode="hooks") if need_scores else None
+        if "attention" in self.weights:
+            # the student's scores come from its own attention (one product, trained through); the
+            # teacher's are rebuilt for the mapped layers only, so every layer keeps its fast kernel
+            self._s_rec = ScoreRecorder(student, list(range(1, s_view.num_layers + 1)), mode="attention")
+            self._t_rec = ScoreRecorder(teacher, self.mapping, mode="hooks")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         device = batch["input_ids"].device.type

@@ -29,7 +29,7 @@ from ..models.student import build_student
 from ..train.distributed import pick_device
 from ..train.loop import seed_run, train_loop
 from .mapping import resolve_mapping
-from .objective import DistillationObjective
+from .objective import DistillationObjective, without_unreadable_layer_losses
 
 INTERMEDIATE = ("embedding", "hidden", "attention")
 
@@ -108,7 +108,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         evaluate = lambda m: score(m.student, task, dev_features, collate)  # noqa: E731
         phases = [("intermediate", cfg.train), ("prediction", cfg.prediction_train)]
         for phase, train_cfg in phases:
-            weights = phase_weights(cfg.losses, phase)
+            weights = without_unreadable_layer_losses(student, phase_weights(cfg.losses, phase),
+                                                      f"task distill ({phase})")
             if not any(w > 0 for w in weights.values()):
                 continue  # all of this phase's weights are zero: skip it
             objective = DistillationObjective(student, teacher, cfg.losses, weights,
@@ -119,7 +120,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                              settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
             result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
                              **({"best_step": run.best_step} if train_cfg.keep_best else {})}
-            result["mapping"] = objective.mapping
+            if objective.mapping:  # the prediction phase maps no layers
+                result["mapping"] = objective.mapping
         result.update(task=task.name, eval_split=splits.eval_split, train_examples=len(splits.train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)

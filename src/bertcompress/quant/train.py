@@ -20,7 +20,7 @@ from torch import nn
 
 from ..config import save_config, to_dict
 from ..data import Collator, load_task_splits
-from ..distillation.objective import DistillationObjective
+from ..distillation.objective import DistillationObjective, without_unreadable_layer_losses
 from ..errors import UserError
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
@@ -76,7 +76,8 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
         else:
             check_same_vocab(load_tokenizer(cfg.teacher), tokenizer, cfg.teacher, cfg.student)
             teacher = _load_classifier(cfg.teacher, task, "teacher")
-        weights = {name: getattr(cfg.losses, name) for name in KD_LOSSES}
+        weights = without_unreadable_layer_losses(student, {name: getattr(cfg.losses, name) for name in KD_LOSSES},
+                                                  "quantize")
         objective = DistillationObjective(student, teacher, cfg.losses, weights, regression=task.is_regression)
     else:
         objective = SupervisedObjective(student, task.is_regression)
