@@ -1,0 +1,66 @@
+"""Sequence-tagging metrics over words (one tag per word, word pieces already folded away).
+
+Token accuracy always; for span tag sets (BIO, BIOES: every tag "O" or B-/I-/E-/S-<type>) also
+span precision, recall and F1 as seqeval computes them by default (conlleval's lenient chunking,
+micro-averaged over span types). "score" is span F1 for span tag sets, accuracy otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..errors import UserError
+
+SPAN_PREFIXES = ("B-", "I-", "E-", "S-")
+
+
+def is_span_tagset(tags) -> bool:
+    """Whether tags name spans: all "O" or B-/I-/E-/S- prefixed, and at least one prefixed."""
+    tags = set(tags)
+    return all(t == "O" or t.startswith(SPAN_PREFIXES) for t in tags) and any(t != "O" for t in tags)
+
+
+def _check(gold: list[list[str]], predicted: list[list[str]]) -> int:
+    if len(gold) != len(predicted):
+        raise UserError(f"{len(predicted)} predicted sentences for {len(gold)} gold sentences")
+    for i, (g, p) in enumerate(zip(gold, predicted)):
+        if len(g) != len(p):
+            raise UserError(f"sentence {i}: {len(p)} predicted tags for {len(g)} gold tags")
+    total = sum(len(g) for g in gold)
+    if total == 0:
+        raise UserError("no tagged words to score")
+    return total
+
+
+def tagging_metrics(gold: list[list[str]], predicted: list[list[str]], tag_names: list[str] | None = None,
+                    truncated_words: int = 0) -> dict[str, float]:
+    """accuracy (share of words tagged right), words (how many were scored), span_precision,
+    span_recall and span_f1 for span tag sets, and score. Whether the tags are a span set is
+    read from `tag_names` (the task's tag set) when given, else from the tags seen here.
+    `truncated_words` (words cut by max_seq_len, unscored) is passed through for the record."""
+    words = _check(gold, predicted)
+    correct = sum(g == p for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps))
+    out = {"accuracy": correct / words, "words": words, "truncated_words": truncated_words}
+    seen = tag_names if tag_names is not None else {t for rows in (gold, predicted) for row in rows for t in row}
+    if is_span_tagset(seen):
+        from seqeval.metrics import f1_score, precision_score, recall_score
+
+        # zero_division=0: no predicted (or no gold) spans scores 0 rather than warning.
+        out["span_precision"] = float(precision_score(gold, predicted, zero_division=0))
+        out["span_recall"] = float(recall_score(gold, predicted, zero_division=0))
+        out["span_f1"] = float(f1_score(gold, predicted, zero_division=0))
+    out["score"] = out.get("span_f1", out["accuracy"])
+    return out
+
+
+def tagging_trivial_baseline(gold: list[list[str]], tag_names: list[str] | None = None) -> dict[str, object]:
+    """The most frequent gold tag predicted for every word (ties: the first in sorted order),
+    scored like a model: its accuracy is that tag's share, and its span F1 is 0 whenever that tag
+    is "O", as in every real BIO set. What a tagger that learned nothing scores."""
+    counts = Counter(t for row in gold for t in row)
+    if not counts:
+        raise UserError("no tagged words to score")
+    majority = min(counts, key=lambda t: (-counts[t], t))
+    scores = tagging_metrics(gold, [[majority] * len(row) for row in gold], tag_names)
+    return {"trivial_score": scores["score"], "trivial_predictor": f"majority tag {majority}",
+            **{f"trivial_{k}": v for k, v in scores.items() if k in ("accuracy", "span_f1")}}
