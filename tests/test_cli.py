@@ -131,3 +131,8 @@ def test_help_shows_the_defaults_of_the_commands_own_config(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: task; config key stage)" in out
     assert "(default: outputs/student; config key output)" in out
+
+
+def test_a_list_flag_strips_the_spaces_around_its_items(capsys):
+    assert main(["nas", "--print-config", "--budgets", "[2x, 12ms]"]) == 0
+    assert "budgets:\n- 2x\n- 12ms\n" in capsys.readouterr().out

@@ -48,7 +48,7 @@ def _base_type(tp: Any) -> Any:
 def _list_value(item: type):
     def parse(text: str) -> list:
         try:
-            return [item(x) for x in text.replace("[", "").replace("]", "").split(",") if x.strip()]
+            return [item(x.strip()) for x in text.replace("[", "").replace("]", "").split(",") if x.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated {item.__name__} values, got {text!r}")
     return parse
