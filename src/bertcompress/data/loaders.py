@@ -246,7 +246,8 @@ def _find_split_file(folder: Path, task: TaskSpec, split: str) -> Path:
     raise UserError(f"no {split!r} split in {folder}: expected {names[0]}.tsv, .csv, .jsonl or .json")
 
 
-def _decode(path: Path) -> str:
+def decode_text(path: Path) -> str:
+    """A file's text (UTF-8, with or without BOM); bad bytes are a one-line error with their line."""
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
@@ -259,7 +260,7 @@ def _read_file(path: Path, cfg: DataConfig, task: TaskSpec, split: str) -> _Tabl
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
         raise UserError(f"unsupported data file {path}: use .tsv, .csv, .jsonl or .json (JSON lines)")
-    text = _decode(path)
+    text = decode_text(path)
     if suffix in (".jsonl", ".json"):
         records = _json_records(text, path)
         columns = list(records[0][1])

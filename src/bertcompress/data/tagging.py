@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from .loaders import decode_text
 
 IGNORE = -100  # the label cross-entropy and the metrics skip (transformers' convention)
 OUTSIDE = "O"
@@ -45,12 +46,7 @@ class TaggedSentence:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise UserError(f"tagged data file not found: {path}")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise UserError(f"{path}, line {line}: not valid UTF-8 text") from None
+    return decode_text(path)
 
 
 def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1, separator: str | None = None,
