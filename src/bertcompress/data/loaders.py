@@ -262,7 +262,7 @@ def _read_file(path: Path, cfg: DataConfig, task: TaskSpec, split: str) -> _Tabl
         raise UserError(f"unsupported data file {path}: use .tsv, .csv, .jsonl or .json (JSON lines)")
     text = decode_text(path)
     if suffix in (".jsonl", ".json"):
-        records = _json_records(text, path)
+        records = json_records(text, path)
         columns = list(records[0][1])
     else:
         lines = _tsv_lines(text) if suffix == ".tsv" else _csv_lines(text, path)
@@ -306,7 +306,7 @@ def _csv_lines(text: str, path: Path) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _json_records(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+def json_records(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     out = []
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():

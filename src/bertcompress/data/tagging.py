@@ -10,7 +10,6 @@ special tokens carry IGNORE (-100), so losses and metrics see one label per word
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
-from .loaders import decode_text
+from .loaders import decode_text, json_records
 
 IGNORE = -100  # the label cross-entropy and the metrics skip (transformers' convention)
 OUTSIDE = "O"
@@ -106,16 +105,8 @@ def read_tagged_jsonl(path: str | Path, tokens_key: str = "tokens", tags_key: st
     indices into `tag_names`."""
     path = Path(path)
     sentences = []
-    for n, line in enumerate(_read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+    for n, record in json_records(_read_text(path), path):
         where = f"{path}, line {n}"
-        if not isinstance(record, dict):
-            raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
         for key in (tokens_key, tags_key):
             if key not in record:
                 raise UserError(f"{where}: no {key!r} key (keys: {', '.join(record) or 'none'})")

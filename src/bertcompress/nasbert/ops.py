@@ -13,6 +13,8 @@ be copied from a BERT layer; arch.op_parameters counts them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -27,7 +29,7 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
-class Sublayer(nn.Module):
+class Sublayer(nn.Module, ABC):
     """The residual, dropout and LayerNorm every non-identity op shares."""
 
     def __init__(self, hidden: int, dropout: float, layer_norm_eps: float):
@@ -35,8 +37,9 @@ class Sublayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.LayerNorm = nn.LayerNorm(hidden, eps=layer_norm_eps)
 
+    @abstractmethod
     def transform(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The op itself, before the residual, dropout and LayerNorm."""
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.LayerNorm(x + self.dropout(self.transform(x, attention_mask)))

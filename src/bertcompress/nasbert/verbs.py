@@ -141,9 +141,10 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
             key = arch.to_string()
             if key not in checked:
                 model = assemble(supernet, arch)
+                predicted_ms, params = cost_of(arch)
                 checked[key] = {"arch": key, "approx_loss": float(approx),
                                 "whole_loss": _whole_loss(objective, model, heldout),
-                                "params": cost_of(arch)[1], "predicted_latency_ms": cost_of(arch)[0],
+                                "params": params, "predicted_latency_ms": predicted_ms,
                                 "latency_ms": _measure(cfg, model)}
             ranked.append(checked[key])
         chosen[text] = min(ranked, key=lambda r: r["whole_loss"])
@@ -208,11 +209,12 @@ def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> flo
     """Token-weighted held-out MSE of the assembled model's output against the teacher's last layer."""
     model.eval()
     device = next(model.parameters()).device
+    whole = WholeModelObjective(model, objective)
     total, tokens = 0.0, 0.0
     for batch in heldout:
         batch = {k: v.to(device) for k, v in batch.items()}
         n = float(batch["attention_mask"].sum())
-        total += float(WholeModelObjective(model, objective)(batch)[0]) * n
+        total += float(whole(batch)[0]) * n
         tokens += n
     return total / tokens
 
