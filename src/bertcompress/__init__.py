@@ -4,7 +4,7 @@ The Python verbs mirror the CLI's subcommands (the table in commands.py):
     run(PipelineConfig)        finetune(FinetuneConfig)     distill(DistillConfig)
     evaluate_models(EvaluateConfig)  write_report(ReportConfig)
     quantize(QuantizeTrainConfig)   extract(ExtractConfig)  prune(PruneConfig)   theseus(TheseusConfig)
-    search_mapping(MappingSearchConfig)   (CLI: search-mapping)   nas(NasConfig)
+    search_mapping(MappingSearchConfig)   (CLI: search-mapping)   nas(NasConfig)   cvt(CvtConfig)
 and evaluate([...], DataConfig, ...) / report(records, folder) are the functions under the
 `evaluate` and `report` commands, for records in memory.
 """
@@ -56,6 +56,8 @@ _LAZY = {
     "GeneticConfig": ("search.config", "GeneticConfig"),
     "nas": ("nasbert.verbs", "nas"),
     "NasConfig": ("nasbert.config", "NasConfig"),
+    "cvt": ("cvt.verbs", "cvt"),
+    "CvtConfig": ("cvt.config", "CvtConfig"),
 }
 
 

@@ -61,6 +61,9 @@ def _quick(_: Any) -> list[str]:
 
 
 DATA = {"task": "data.task", "data": "data.path"}
+# the commands that take tagging tasks too (tagging, brown-pos): the tag data's most used settings
+TAGGED = {**DATA, "token_column": "data.tagging.token_column", "tag_column": "data.tagging.tag_column",
+          "tagset": "data.tagging.brown_tagset"}
 SAMPLING = {"corpus": "corpus.path", "importance": "importance", "samples": "samples"}
 
 COMMANDS: tuple[Command, ...] = (
@@ -68,18 +71,20 @@ COMMANDS: tuple[Command, ...] = (
             help="the main job: fine-tune the teacher, general + task distillation, evaluate, report",
             description="Fine-tune the teacher on the task, run general then task-specific TinyBERT distillation, "
                         "evaluate teacher and student side by side, write a report. With no arguments: the "
-                        "offline default teacher (all-MiniLM-L6-v2) on Rotten Tomatoes sentiment.",
-            flags={**DATA, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency"},
+                        "offline default teacher (all-MiniLM-L6-v2) on Rotten Tomatoes sentiment. Tagging tasks "
+                        "too: --task brown-pos (NLTK's Brown corpus, universal tags) or --task tagging --data "
+                        "FILE (CoNLL columns or JSONL token and tag lists).",
+            flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency"},
             shortcuts=(Shortcut("quick", "small slices of every stage (about 3 minutes on 2 CPU cores)", _quick),),
             show="pipeline:show_report"),
     Command("finetune", "config:FinetuneConfig", "finetuning:finetune",
             help="fine-tune a model (usually the teacher) on a task",
-            flags={**DATA, "model": "model"}),
+            flags={**TAGGED, "model": "model"}),
     Command("distill", "config:DistillConfig", "distillation.stages:distill",
             help="one TinyBERT distillation stage (general or task)",
             description="general: pre-trained teacher + unlabelled corpus, intermediate losses. task: fine-tuned "
                         "teacher + task data, intermediate phase then prediction phase.",
-            flags={**DATA, "stage": "stage", "teacher": "teacher", "student": "student_path",
+            flags={**TAGGED, "stage": "stage", "teacher": "teacher", "student": "student_path",
                    "corpus": "corpus.path", "augment": "augment.enabled"}),
     Command("evaluate", "evaluation.config:EvaluateConfig", "evaluation.verbs:evaluate_models",
             help="score models on a task: metrics, size, latency (PyTorch, ONNX Runtime)",
@@ -87,7 +92,7 @@ COMMANDS: tuple[Command, ...] = (
                         "all of them in this run: PyTorch eager and ONNX Runtime on the CPU, CUDA when present. "
                         "Ratios are against the baseline (default: the first model, usually the teacher).",
             positional="models", resumable=False,
-            flags={**DATA, **{k: k for k in ("split", "baseline", "latency", "onnx", "onnx_dir", "threads",
+            flags={**TAGGED, **{k: k for k in ("split", "baseline", "latency", "onnx", "onnx_dir", "threads",
                                              "batch_sizes", "seq_len", "repeats", "loyalty_to", "attack",
                                              "advglue", "json", "report")}},
             show="evaluation.verbs:show_records"),
@@ -102,7 +107,7 @@ COMMANDS: tuple[Command, ...] = (
                         "train it with the TinyBERT losses against a full-precision teacher (default: the "
                         "student's own unquantized copy). Writes a packed low-bit folder (quantized.safetensors + "
                         "quantization.json); --onnx adds an int8 ONNX Runtime model.",
-            flags={**DATA, "student": "student", "teacher": "teacher", "kd": "kd", "ptq": "ptq", "onnx": "onnx"},
+            flags={**TAGGED, "student": "student", "teacher": "teacher", "kd": "kd", "ptq": "ptq", "onnx": "onnx"},
             shortcuts=(Shortcut("bits", "bit widths: w4a8, w2a8, w8a8, w2a8e4 (4-bit embeddings), w4a32 (float "
                                 "activations); default w4a8", _quant_bits, takes=str, metavar="wWaA"),),
             show="quant.train:show_result"),
@@ -148,6 +153,14 @@ COMMANDS: tuple[Command, ...] = (
                         "latency predicted from a per-op table measured on the target device. Writes "
                         "models/<budget>/ (load with `import bertcompress.nasbert`), nas.json and report/.",
             flags={"teacher": "teacher", "corpus": "corpus.path", "budgets": "budgets"}),
+    Command("cvt", "cvt.config:CvtConfig", "cvt.verbs:cvt",
+            help="Cross-View Training: a light CNN-BiLSTM tagger from a few labels and unlabelled text",
+            description="Semi-supervised sequence tagging (Clark et al. 2018), the low-cost alternative to a "
+                        "distilled BERT tagger: a primary module learns from the labelled budget, auxiliary "
+                        "modules with restricted views (forward, backward, future, past) learn to match it on "
+                        "unlabelled sentences. Writes model.safetensors, its vocabularies, model.onnx and "
+                        "bertcompress_result.json (dev and test accuracy, the majority-tag baseline).",
+            flags={"data": "data.path", "labelled": "data.labelled_limit", "unlabelled": "unlabelled.paths"}),
 )
 
 BY_NAME = {c.name: c for c in COMMANDS}

@@ -81,7 +81,8 @@ class LossConfig:
     embedding: float = setting(1.0, "weight of the embedding-layer loss")
     hidden: float = setting(1.0, "weight of the hidden-state loss")
     attention: float = setting(1.0, "weight of the attention-score loss")
-    prediction: float = setting(1.0, "weight of the prediction (soft cross-entropy) loss")
+    prediction: float = setting(1.0, "weight of the prediction (soft cross-entropy) loss; for tagging, over "
+                                "the words (first word pieces) of each sentence")
     temperature: float = setting(1.0, "softmax temperature of the prediction loss")
     layer_mapping: str | list[int] = setting(
         "uniform", "uniform, last, or a list of 1-based teacher layers, one per student layer")
@@ -184,14 +185,43 @@ class TrainConfig:
 
 
 @dataclass
+class TaggingConfig:
+    """How token-classification (tagging) data is read: tasks `tagging` (your files or a `datasets`
+    set) and `brown-pos` (data/tagged.py)."""
+
+    token_column: int = setting(0, "CoNLL files: column of the token (0-based; negative counts from the end)")
+    tag_column: int = setting(-1, "CoNLL files: column of the tag (-1: the last)")
+    separator: str | None = setting(None, "CoNLL files: column separator (null: any whitespace)")
+    tokens_key: str = setting("tokens", "JSONL files and datasets: key of the token list")
+    tags_key: str | None = setting(None, "JSONL files and datasets: key of the tag list (null: tags, then "
+                                   "ner_tags, pos_tags, chunk_tags)")
+    brown_tagset: str = setting("universal", "brown-pos: universal (the 12 tags of Petrov et al.) or brown "
+                                "(Brown's own tags, simplified: data/brown.py)", choices=("universal", "brown"))
+    brown_categories: list[str] | None = setting(None, "brown-pos: the Brown genres to read, e.g. [news, "
+                                                 "editorial] (null: all 15)")
+    split: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1], help="brown-pos: train/dev/test shares of the "
+                                 "sentences (a seeded shuffle, each part in corpus order)")
+    split_seed: int = setting(0, "brown-pos: seed of the train/dev/test split")
+
+    def __post_init__(self) -> None:
+        _check_choice(self.brown_tagset, ("universal", "brown"), "data.tagging.brown_tagset")
+        self.split = [float(x) for x in self.split]
+        _check(len(self.split) == 3 and all(x >= 0 for x in self.split) and abs(sum(self.split) - 1) < 1e-6
+               and self.split[0] > 0, f"data.tagging.split must be 3 shares summing to 1 (train > 0), got {self.split}")
+        _check(self.separator is None or self.separator != "", "data.tagging.separator must not be empty")
+
+
+@dataclass
 class DataConfig:
     """A labelled task. `path`: a GLUE-layout folder, a CSV/TSV/JSONL file, a folder written by
     `datasets.save_to_disk`, or a `datasets` hub name; None means the embedded default."""
 
     task: str = setting(DEFAULT_TASK, "a GLUE task (sst2, mrpc, stsb, mnli, ...), rt-sentiment (embedded "
-                        "default), classification or regression (your own files)")
-    path: str | None = setting(None, "GLUE folder, CSV/TSV/JSONL file, saved dataset or datasets name "
-                               "(null: the embedded default)")
+                        "default), classification or regression (your own files); tagging (your CoNLL/JSONL "
+                        "files or a datasets set) or brown-pos (NLTK's Brown corpus) for token classification")
+    path: str | None = setting(None, "GLUE folder, CSV/TSV/JSONL file, saved dataset or datasets name; for "
+                               "tagging a CoNLL/JSONL file or folder; for brown-pos NLTK's brown.zip "
+                               "(null: the embedded default; brown-pos: ../shared/data/corpus/nltk/brown.zip)")
     text_a: str | None = setting(None, "column of the first text (CSV/TSV/JSONL, datasets)")
     text_b: str | None = setting(None, "column of the second text of a pair")
     label: str | None = setting(None, "column of the label")
@@ -205,11 +235,13 @@ class DataConfig:
     holdout_seed: int = setting(0, "seed of the held-out share of a single data file")
     metric: str | None = setting(None, "the metric that is the score (retention and the trivial baseline "
                                  "compare it): accuracy, f1 (of class 1 with two classes, e.g. the minority "
-                                 "class of an imbalanced set), mcc; pearson or spearman; null: the task's first")
+                                 "class of an imbalanced set), mcc; pearson or spearman; tagging: accuracy "
+                                 "(of words) or span_f1 (BIO/BIOES tags); null: the task's first")
+    tagging: TaggingConfig = setting(factory=TaggingConfig)
 
     def __post_init__(self) -> None:
-        _check(self.metric is None or self.metric in ("accuracy", "f1", "mcc", "pearson", "spearman"),
-               f"data.metric must be accuracy, f1, mcc, pearson or spearman, got {self.metric!r}")
+        _check(self.metric is None or self.metric in ("accuracy", "f1", "mcc", "pearson", "spearman", "span_f1"),
+               f"data.metric must be accuracy, f1, mcc, pearson, spearman or span_f1, got {self.metric!r}")
         _check(0 <= self.holdout_fraction < 1,
                f"data.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         _check(8 <= self.max_seq_len <= 4096, f"data.max_seq_len must be in [8, 4096], got {self.max_seq_len}")

@@ -1,4 +1,5 @@
-"""`finetune`: train a model (usually the teacher) on a labelled task with the shared loop."""
+"""`finetune`: train a model (usually the teacher) on a labelled task with the shared loop: a
+sentence classifier or regressor, or for a tagging task a token classifier (data/kinds.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 from torch import nn
 
 from .config import FinetuneConfig
-from .data import Collator, load_task_splits
+from .data import kind_of, load_task_splits
 from .data.examples import TaskSpec
-from .evaluation.metrics import learned, trivial_baseline
+from .evaluation.metrics import learned
 from .evaluation.predict import score
 from .io import writes_output
 from .models.loading import load_model, load_tokenizer
@@ -21,7 +22,7 @@ from .train.search import search_train
 
 
 def label_task_head(model: nn.Module, task: TaskSpec) -> None:
-    """Record the task's label names in the model config, so pipelines outside us read them."""
+    """Record the task's label (or tag) names in the model config, so pipelines outside us read them."""
     if task.labels is not None:
         model.config.id2label = dict(enumerate(task.labels))
         model.config.label2id = {name: i for i, name in enumerate(task.labels)}
@@ -35,15 +36,15 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; write a `save_pretrained` folder to `cfg.output`."""
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model)
-    splits = load_task_splits(cfg.data, tokenizer)
-    task = splits.task
+    splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+    task, kind = splits.task, kind_of(splits.task)
 
     def new_objective() -> SupervisedObjective:
-        model = load_model(cfg.model, "classifier", num_labels=task.num_labels)
+        model = load_model(cfg.model, kind.model_kind, num_labels=task.num_labels, new_head=True)
         label_task_head(model, task)
         return SupervisedObjective(model, task.is_regression)
 
-    collate = Collator(tokenizer.pad_token_id or 0)
+    collate = splits.collate
     evaluate = lambda m: score(m.model, task, splits.eval_features, collate)  # noqa: E731
     work_dir = checkpoint_dir(cfg.output, "finetune")
     extra = {}
@@ -60,7 +61,7 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     if result.best_step is not None:
         extra["best_step"] = result.best_step
     # said now, not only in a later report: a teacher that learned nothing teaches nothing
-    trivial = trivial_baseline(task, [f["labels"] for f in splits.eval_features])
+    trivial = kind.trivial_baseline(task, splits.eval_examples)
     dev = result.final_eval or evaluate(objective)  # a resumed, already finished run evaluated nothing
     extra.update(trivial, learned=learned(dev["score"], trivial["trivial_score"]))
     if not extra["learned"]:

@@ -1,11 +1,12 @@
 """`run`: the main job. Fine-tune the teacher, general distillation, task distillation, then
 evaluate teacher and student side by side (accuracy, loyalty, size, PyTorch and ONNX Runtime
-latency) and write a report.
+latency) and write a report. Sentence and tagging tasks alike (`run --task brown-pos`): the
+stages ask the task's kind (data/kinds.py) for what differs.
 
 Layout of the output folder:
     teacher/          the fine-tuned teacher          (save_pretrained)
     general_student/  the task-agnostic student       (save_pretrained, bare encoder)
-    student/          the task student                (save_pretrained, sequence classifier)
+    student/          the task student                (save_pretrained, sequence or token classifier)
     report.md, report.json, bertcompress_config.yaml     the summary
     report/           report.html (+ report.md, plots): every metric, trade-off plots
 Each stage folder is written atomically; with `resume=True` finished stages are reused and an
@@ -84,7 +85,9 @@ def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
 
 def report_markdown(report: dict[str, Any]) -> str:
     r, teacher = report["ratios"], report["teacher"]
-    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, {teacher['examples']} examples", ""]
+    words = f", {teacher['words']} words" if "words" in teacher else ""  # a tagging task's scored words
+    size = f"{teacher['examples']} {teacher.get('unit', 'examples')}{words}"
+    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, {size}", ""]
     if not report["teacher_learned"]:
         lines += [f"> **WARNING: {_not_learned(teacher)}**", ""]
     retention = (f"{r['retention']:.3f}" if r["retention"] is not None

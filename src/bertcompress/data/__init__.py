@@ -4,7 +4,7 @@ from .builtin import default_corpus_documents, rt_sentiment_examples
 from .corpus import chunk_corpus, load_corpus
 from .encoding import Collator, collate, encode_examples
 from .examples import Example, TaskSpec
-from .loaders import load_examples, split_description
+from .kinds import TaskKind, kind_of, load_examples, split_description
 from .splits import TaskSplits, load_task_splits
 from .tasks import GLUE_TASKS, TASKS, get_task
 
@@ -13,6 +13,7 @@ __all__ = [
     "Example",
     "GLUE_TASKS",
     "TASKS",
+    "TaskKind",
     "TaskSpec",
     "TaskSplits",
     "chunk_corpus",
@@ -20,6 +21,7 @@ __all__ = [
     "default_corpus_documents",
     "encode_examples",
     "get_task",
+    "kind_of",
     "load_corpus",
     "load_examples",
     "load_task_splits",

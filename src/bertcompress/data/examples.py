@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -14,16 +14,27 @@ class Example:
     text_b: str | None = None
     label: int | float | None = None
 
+    def words(self) -> list[str]:
+        """The words augmentation may replace: those of the first text, split on whitespace."""
+        return self.text_a.split()
+
+    def with_words(self, words: list[str]) -> Example:
+        """This example with its first text made of `words` (text_b and label kept)."""
+        return replace(self, text_a=" ".join(words))
+
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task is: its labels (None for regression), whether it takes sentence pairs,
-    and its metrics (the first is the one reported as the task's score)."""
+    """What a task is: its labels (None for regression; the tags of a tagging task), whether it
+    takes sentence pairs, its metrics (the first is the one reported as the task's score), and its
+    kind: "sentence" (one label per text or pair) or "tagging" (one tag per word); everything
+    that differs between the two is in data/kinds.py."""
 
     name: str
     labels: tuple[str, ...] | None
     is_pair: bool
     metrics: tuple[str, ...]
+    kind: str = "sentence"
 
     @property
     def is_regression(self) -> bool:

@@ -34,7 +34,7 @@ from ..config import DEFAULT_TASK, DataConfig
 from ..errors import UserError
 from .builtin import rt_sentiment_examples
 from .examples import Example, TaskSpec
-from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, get_task, needs_inferred_labels, with_metric
+from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, needs_inferred_labels, with_metric
 
 GLUE_DIRS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
              "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
@@ -73,10 +73,10 @@ class _Table:
         return f"{self.source}, {self.unit} {n}"
 
 
-def load_examples(cfg: DataConfig, split: str) -> tuple[TaskSpec, list[Example]]:
-    """The examples of `split` ("train", "dev", "test", "dev_matched", ...) and the task they belong
-    to (for `classification`, with the label set found in the training split)."""
-    task = get_task(cfg.task)
+def load_sentence_examples(cfg: DataConfig, task: TaskSpec, split: str) -> tuple[TaskSpec, list[Example]]:
+    """The examples of `split` ("train", "dev", "test", "dev_matched", ...) of a sentence task and
+    the task they belong to (for `classification`, with the label set found in the training split).
+    `data.load_examples` (kinds.py) is the entry for every kind of task."""
     limit = cfg.max_train_examples if split == cfg.train_split else cfg.max_eval_examples
     if cfg.path is None:
         if task.name != DEFAULT_TASK:
@@ -101,7 +101,7 @@ def load_examples(cfg: DataConfig, split: str) -> tuple[TaskSpec, list[Example]]
     return with_metric(task, cfg.metric), _subset(examples, limit)
 
 
-def split_description(cfg: DataConfig, split: str) -> str:
+def file_split_description(cfg: DataConfig, split: str) -> str:
     """What `load_examples(cfg, split)` reads, for records: the split's name, and for a single
     file how it was cut, e.g. "dev (held out: 10% of train.tsv, seed 0)"."""
     single = _single_file(cfg)

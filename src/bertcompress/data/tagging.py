@@ -39,6 +39,15 @@ class TaggedSentence:
         if not self.tokens:
             raise UserError("a tagged sentence has no tokens")
 
+    def words(self) -> list[str]:
+        """The words augmentation may replace: the tokens."""
+        return list(self.tokens)
+
+    def with_words(self, words: list[str]) -> TaggedSentence:
+        """This sentence with other words in the same places and the same tags (augmentation swaps
+        a word for a word; the teacher, not the tags, says what a distilled student learns)."""
+        return TaggedSentence(list(words), list(self.tags))
+
 
 # ---------------------------------------------------------------- readers
 

@@ -1,4 +1,5 @@
-"""The tasks we know: the nine GLUE tasks, the embedded default, and two generic ones for user files.
+"""The tasks we know: the nine GLUE tasks, the embedded default, two generic ones for user files,
+and two token-classification (tagging) tasks: `tagging` for user files and `brown-pos`.
 
 A task fixes the label set and the metrics, so that a teacher fine-tuned on it and a student
 distilled from that teacher agree on what class index 1 means and on how they are scored.
@@ -36,9 +37,16 @@ GLUE_TASKS: dict[str, TaskSpec] = {
 CLASSIFICATION = TaskSpec("classification", (), False, ("accuracy",))
 REGRESSION = TaskSpec("regression", None, False, ("pearson", "spearman"))
 
+# Tagging: one tag per word; the tags are filled in by data/tagged.py (from the training split of
+# your files, or Brown's fixed tag sets), and so are the metrics: ("span_f1", "accuracy") for a
+# BIO/BIOES tag set, else ("accuracy",), word accuracy.
+TAGGING = TaskSpec("tagging", (), False, ("accuracy",), kind="tagging")
+BROWN_POS = TaskSpec("brown-pos", (), False, ("accuracy",), kind="tagging")
+
 # What `data.metric` may choose as the score (metrics.py computes them all).
 CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
+TAGGING_METRICS = ("span_f1", "accuracy")
 
 
 def with_metric(task: TaskSpec, metric: str | None) -> TaskSpec:
@@ -46,7 +54,10 @@ def with_metric(task: TaskSpec, metric: str | None) -> TaskSpec:
     None keeps the task's own order."""
     if metric is None or task.metrics[:1] == (metric,):
         return task
-    allowed = REGRESSION_METRICS if task.is_regression else CLASSIFICATION_METRICS
+    if task.kind == "tagging":
+        allowed = TAGGING_METRICS if "span_f1" in task.metrics else ("accuracy",)
+    else:
+        allowed = REGRESSION_METRICS if task.is_regression else CLASSIFICATION_METRICS
     if metric not in allowed:
         raise UserError(f"data.metric {metric!r} does not fit task {task.name} (choose {', '.join(allowed)})")
     return replace(task, metrics=(metric, *(m for m in task.metrics if m != metric)))
@@ -57,6 +68,8 @@ TASKS: dict[str, TaskSpec] = {
     DEFAULT_TASK: TaskSpec(DEFAULT_TASK, ("negative", "positive"), False, ("accuracy",)),
     CLASSIFICATION.name: CLASSIFICATION,
     REGRESSION.name: REGRESSION,
+    TAGGING.name: TAGGING,
+    BROWN_POS.name: BROWN_POS,
 }
 
 
@@ -76,5 +89,5 @@ def get_task(name: str) -> TaskSpec:
 
 
 def needs_inferred_labels(task: TaskSpec) -> bool:
-    """True for the generic classification task, whose labels come from the training data."""
+    """True for the generic classification and tagging tasks, whose labels come from the data."""
     return task.labels == ()

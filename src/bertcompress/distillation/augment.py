@@ -8,7 +8,8 @@ the teacher's own input embeddings instead, which needs no extra download. A tea
 trained MLM head (e.g. a fine-tuned classifier) uses the neighbours for every word.
 
 Differences from the reference code, chosen for speed and simplicity:
-- words are the whitespace-split text; only purely alphabetic words are replaced, so
+- words are the whitespace-split text (a tagged sentence's tokens: each word is swapped for one
+  word, so its tags stay in place); only purely alphabetic words are replaced, so
   punctuation, numbers and words glued to punctuation ("film,") stay as they are;
 - the MLM sees the masked sentence alone (the reference appends the unmasked sentence as a
   second segment);
@@ -23,6 +24,7 @@ determines it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,7 +36,6 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import AugmentConfig
-from ..data.examples import Example
 from ..data.substitutes import (
     CandidateSource,
     CombinedCandidates,
@@ -47,7 +48,7 @@ from ..models.loading import has_mlm_head, load_model, load_tokenizer, resolve_m
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "bertcompress-augment/1"
+CACHE_FORMAT = "bertcompress-augment/2"  # rows: the source example's index and its new words
 
 
 def build_candidate_source(teacher: str, tokenizer: Any, *, use_mlm: bool,
@@ -66,9 +67,9 @@ def build_candidate_source(teacher: str, tokenizer: Any, *, use_mlm: bool,
 
 # ------------------------------------------------------------------ augmentation
 
-def augment_sentence(words: list[str], source: CandidateSource, p: float, top_k: int, n_aug: int,
-                     rng: random.Random) -> list[str]:
-    """Exactly n_aug sentences, each word replaced with probability p by a uniform choice among
+def augment_words(words: list[str], source: CandidateSource, p: float, top_k: int, n_aug: int,
+                  rng: random.Random) -> list[list[str]]:
+    """Exactly n_aug word lists, each word replaced with probability p by a uniform choice among
     its top_k candidates (words without candidates are kept). An output may equal the input
     (always so at p = 0); `augment_examples` drops such duplicates. Deterministic given rng."""
     cands = source.sentence_candidates(words, top_k)
@@ -78,8 +79,14 @@ def augment_sentence(words: list[str], source: CandidateSource, p: float, top_k:
         for i, c in enumerate(cands):
             if c and rng.random() < p:
                 new[i] = rng.choice(c)
-        out.append(" ".join(new))
+        out.append(new)
     return out
+
+
+def augment_sentence(words: list[str], source: CandidateSource, p: float, top_k: int, n_aug: int,
+                     rng: random.Random) -> list[str]:
+    """`augment_words`, each output joined into a sentence."""
+    return [" ".join(new) for new in augment_words(words, source, p, top_k, n_aug, rng)]
 
 
 def _teacher_fingerprint(teacher: str) -> list[Any]:
@@ -98,16 +105,17 @@ def _plain(o: Any) -> Any:
     return o.item()
 
 
-def _cache_key(teacher: str, kind: str, cfg: AugmentConfig, subset: list[Example]) -> str:
-    rows = [[e.text_a, e.text_b, e.label] for e in subset]
+def _cache_key(teacher: str, kind: str, cfg: AugmentConfig, subset: list) -> str:
+    rows = [[type(e).__name__, *dataclasses.astuple(e)] for e in subset]
     texts = hashlib.sha256(json.dumps(rows, default=_plain).encode()).hexdigest()
     parts = [CACHE_FORMAT, _teacher_fingerprint(teacher), kind, cfg.p, cfg.top_k, cfg.n_aug, cfg.seed,
              cfg.max_examples, texts]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _read_cache(path: Path, key: str) -> list[Example] | None:
-    """The cached augmented examples, or None if absent, for another key, or incomplete."""
+def _read_cache(path: Path, key: str) -> list[tuple[int, list[str]]] | None:
+    """The cached augmentations (source index, new words), or None if absent, for another key, or
+    incomplete."""
     if not path.is_file():
         return None
     try:
@@ -120,13 +128,14 @@ def _read_cache(path: Path, key: str) -> list[Example] | None:
     if header.get("format") != CACHE_FORMAT or header.get("key") != key or header.get("count") != len(rows):
         log.warning("ignoring stale or incomplete augmentation cache %s", path)
         return None
-    return [Example(r["text_a"], r.get("text_b"), r.get("label")) for r in rows]
+    return [(r["source"], r["words"]) for r in rows]
 
 
-def augment_examples(examples: list[Example], teacher: str, cfg: AugmentConfig, cache_dir: str | Path,
-                     *, progress: bool = True, device: str | torch.device | None = None) -> list[Example]:
+def augment_examples(examples: list, teacher: str, cfg: AugmentConfig, cache_dir: str | Path,
+                     *, progress: bool = True, device: str | torch.device | None = None) -> list:
     """The original examples followed by the augmented ones (N_a per example, duplicates of the
-    original or of each other dropped), each with its source's label.
+    original or of each other dropped), each with its source's label. Examples are `Example`s or
+    tagged sentences: anything with `words()` and `with_words(words)`.
 
     Only the first cfg.max_examples examples are augmented (all if None). For sentence pairs
     only text_a changes and text_b is kept: the teacher relabels every augmented example during
@@ -141,25 +150,26 @@ def augment_examples(examples: list[Example], teacher: str, cfg: AugmentConfig, 
     cached = _read_cache(path, key)
     if cached is not None:
         log.info("augmentation: %d examples from cache %s", len(cached), path)
-        return list(examples) + cached
+        return list(examples) + [subset[i].with_words(words) for i, words in cached]
 
     tokenizer = load_tokenizer(teacher)
     source = build_candidate_source(teacher, tokenizer, use_mlm=use_mlm, device=device)
-    source.prefetch((w for ex in subset for w in ex.text_a.split()), cfg.top_k)
+    source.prefetch((w for ex in subset for w in ex.words()), cfg.top_k)
     rng = random.Random(cfg.seed)
-    augmented: list[Example] = []
-    for ex in tqdm(subset, desc=f"augment ({kind})", unit="ex", disable=not progress, dynamic_ncols=True):
-        words = ex.text_a.split()
-        seen = {" ".join(words)}
-        for sent in augment_sentence(words, source, cfg.p, cfg.top_k, cfg.n_aug, rng):
-            if sent not in seen:
-                seen.add(sent)
-                augmented.append(Example(sent, ex.text_b, ex.label))
+    augmented: list[tuple[int, list[str]]] = []
+    for i, ex in enumerate(tqdm(subset, desc=f"augment ({kind})", unit="ex", disable=not progress,
+                                dynamic_ncols=True)):
+        words = ex.words()
+        seen = {tuple(words)}
+        for new in augment_words(words, source, cfg.p, cfg.top_k, cfg.n_aug, rng):
+            if tuple(new) not in seen:
+                seen.add(tuple(new))
+                augmented.append((i, new))
 
     header = {"format": CACHE_FORMAT, "key": key, "teacher": str(teacher), "source": kind, "p": cfg.p,
               "top_k": cfg.top_k, "n_aug": cfg.n_aug, "seed": cfg.seed, "max_examples": cfg.max_examples,
               "count": len(augmented)}
-    rows = [json.dumps({"text_a": e.text_a, "text_b": e.text_b, "label": e.label}, default=_plain) for e in augmented]
+    rows = [json.dumps({"source": i, "words": words}) for i, words in augmented]
     atomic_write_text(path, "\n".join([json.dumps(header)] + rows) + "\n")
     log.info("augmentation: %d new examples from %d (%s), cached in %s", len(augmented), len(subset), kind, path)
-    return list(examples) + augmented
+    return list(examples) + [subset[i].with_words(words) for i, words in augmented]

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.tagging import IGNORE
+from ..errors import UserError
 from ..models.intermediates import Intermediates
 
 # ------------------------------------------------------------------ tensor-level losses
@@ -85,6 +87,18 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     return -(p_teacher * F.log_softmax(student_logits.float() / t, dim=-1)).sum(-1).mean()
 
 
+def masked_soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                              temperature: float = 1.0) -> torch.Tensor:
+    """`soft_cross_entropy` per position of (B, L, C) logits, averaged over the positions where
+    `mask` (B, L) is true. Weighted rather than indexed: no host sync, and a batch's shape alone
+    fixes the work (what CUDA graphs need)."""
+    t = temperature
+    p_teacher = F.softmax(teacher_logits.float() / t, dim=-1)
+    per_position = -(p_teacher * F.log_softmax(student_logits.float() / t, dim=-1)).sum(-1)
+    weight = mask.float()
+    return (per_position * weight).sum() / weight.sum().clamp_min(1)
+
+
 def merge_heads(scores: torch.Tensor, groups: int) -> torch.Tensor:
     """Average (B, H, L, L) scores over `groups` equal head groups -> (B, groups, L, L)."""
     b, h, q_len, k_len = scores.shape
@@ -101,6 +115,7 @@ class LossContext:
     temperature: float = 1.0
     regression: bool = False
     head_rule: str = "strict"
+    labels: torch.Tensor | None = None  # the batch's labels: (B, L) for a tagging task, IGNORE where unscored
 
 
 LossFn = Callable[[Intermediates, Intermediates, LossContext], torch.Tensor]
@@ -143,3 +158,13 @@ def prediction_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> tor
     if ctx.regression:
         return F.mse_loss(s.logits.float().squeeze(-1), t.logits.float().squeeze(-1))
     return soft_cross_entropy(s.logits, t.logits, ctx.temperature)
+
+
+@register_loss("token_prediction")
+def token_prediction_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.Tensor:
+    """Tagging: soft cross-entropy at every labelled position (each word's first piece); continuation
+    pieces, special tokens and padding carry IGNORE and are not scored."""
+    if ctx.labels is None or ctx.labels.dim() != 2:
+        raise UserError("the token prediction loss needs a tagging batch: (batch, tokens) labels, IGNORE where "
+                        "unscored")
+    return masked_soft_cross_entropy(s.logits, t.logits, ctx.labels != IGNORE, ctx.temperature)

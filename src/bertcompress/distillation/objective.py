@@ -20,6 +20,7 @@ from .mapping import resolve_mapping
 from .projections import Projections
 
 LAYER_LOSSES = ("embedding", "hidden", "attention")
+PREDICTION_LOSSES = ("prediction", "token_prediction")  # sentence and tagging tasks (data/kinds.py)
 
 
 def reads_layers(model: nn.Module) -> bool:
@@ -57,8 +58,8 @@ class DistillationObjective(WithFrozenTeacher):
         self.temperature = losses.temperature
         self.regression = regression
         self.head_rule = losses.head_rule
-        if "prediction" in self.weights and (getattr(student, "num_labels", None) is None
-                                             or not hasattr(student, "classifier")):
+        if set(self.weights) & set(PREDICTION_LOSSES) and (getattr(student, "num_labels", None) is None
+                                                          or not hasattr(student, "classifier")):
             raise UserError("the prediction loss needs a student with a task head")
         self.mapping: list[int] = []
         self.projections: nn.Module | None = None
@@ -97,7 +98,7 @@ class DistillationObjective(WithFrozenTeacher):
         s_out = run_with_intermediates(self.student, batch, self._s_rec)
         ctx = LossContext(mapping=self.mapping, projections=self.projections,
                           attention_mask=batch["attention_mask"], temperature=self.temperature,
-                          regression=self.regression, head_rule=self.head_rule)
+                          regression=self.regression, head_rule=self.head_rule, labels=batch.get("labels"))
         total = torch.zeros((), device=device)
         logs = {}
         for name, w in self.weights.items():

@@ -4,7 +4,8 @@ general: a pre-trained (not fine-tuned) teacher and unlabelled text; embedding +
 attention losses; gives a task-agnostic student (a bare encoder).
 task: a fine-tuned teacher and the task's data (optionally augmented); an intermediate-layer
 phase (embedding + hidden + attention) and then a prediction-layer phase (soft cross-entropy, or
-MSE for regression), each a run of the shared training loop.
+MSE for regression; for a tagging task soft cross-entropy per labelled word), each a run of the
+shared training loop. What depends on the task's kind comes from data/kinds.py.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import torch
 from torch import nn
 
 from ..config import DistillConfig, LossConfig, to_dict
-from ..data import Collator, chunk_corpus, load_corpus, load_task_splits
+from ..data import Collator, chunk_corpus, kind_of, load_corpus, load_task_splits
 from ..data.examples import TaskSpec
 from ..errors import UserError
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
 from ..io import writes_output
 from ..models.architecture import describe
-from ..models.loading import check_same_vocab, load_model, load_tokenizer
+from ..models.loading import check_same_vocab, check_task_model, load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, publish_model_folder
 from ..models.student import build_student
 from ..train.distributed import pick_device
@@ -34,19 +35,20 @@ from .objective import DistillationObjective, without_unreadable_layer_losses
 INTERMEDIATE = ("embedding", "hidden", "attention")
 
 
-def phase_weights(losses: LossConfig, phase: str) -> dict[str, float]:
+def phase_weights(losses: LossConfig, phase: str, prediction_loss: str = "prediction") -> dict[str, float]:
+    """The loss weights of a phase; `prediction_loss` is the task kind's prediction term."""
     if phase == "prediction":
-        return {"prediction": losses.prediction}
+        return {prediction_loss: losses.prediction}
     return {name: getattr(losses, name) for name in INTERMEDIATE}
 
 
-def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, classifier: bool,
+def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, kind: str,
              task: TaskSpec | None) -> nn.Module:
     num_labels = task.num_labels if task else None
     if cfg.student_path is None:
         t_layers = describe(teacher).num_layers
         mapping = resolve_mapping(cfg.losses.layer_mapping, cfg.student.num_layers, t_layers)
-        return build_student(teacher, cfg.student, classifier=classifier, num_labels=num_labels,
+        return build_student(teacher, cfg.student, kind=kind, num_labels=num_labels,
                              init_layers=mapping, seed=cfg.train.seed)
     student_tok = None
     try:
@@ -55,7 +57,7 @@ def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, classifier:
         pass  # a student saved without tokenizer is checked by vocabulary size below
     if student_tok is not None:
         check_same_vocab(teacher_tok, student_tok, cfg.teacher, cfg.student_path)
-    student = load_model(cfg.student_path, "classifier" if classifier else "base", num_labels=num_labels)
+    student = load_model(cfg.student_path, kind, num_labels=num_labels)
     if student.config.vocab_size != teacher.config.vocab_size:
         raise UserError(f"teacher {cfg.teacher} and student {cfg.student_path} have different vocabularies "
                         f"({teacher.config.vocab_size} vs {student.config.vocab_size} tokens)")
@@ -78,7 +80,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     result: dict = {"stage": cfg.stage, "teacher": cfg.teacher}
     if cfg.stage == "general":
         teacher = load_model(cfg.teacher, "base")
-        student = _student(cfg, teacher, tokenizer, classifier=False, task=None)
+        student = _student(cfg, teacher, tokenizer, kind="base", task=None)
         features = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len,
                                 cfg.corpus.max_sequences)
         _set_teacher_precision(cfg, teacher)
@@ -88,13 +90,13 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         result.update(mapping=objective.mapping, sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
     else:
-        splits = load_task_splits(cfg.data, tokenizer)
-        task = splits.task
-        teacher = load_model(cfg.teacher, "classifier")
-        if teacher.config.num_labels != task.num_labels:
-            raise UserError(f"teacher {cfg.teacher} predicts {teacher.config.num_labels} labels but task "
-                            f"{task.name} has {task.num_labels}; fine-tune the teacher on the task first")
-        student = _student(cfg, teacher, tokenizer, classifier=True, task=task)
+        splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+        task, kind = splits.task, kind_of(splits.task)
+        collate = splits.collate
+        teacher = load_model(cfg.teacher, kind.model_kind)
+        check_task_model(teacher, cfg.teacher, "teacher", kind.architecture, task.num_labels, task.name,
+                         "fine-tune the teacher on the task first")
+        student = _student(cfg, teacher, tokenizer, kind=kind.model_kind, task=task)
         label_task_head(student, task)
         _set_teacher_precision(cfg, teacher)
         if cfg.augment.enabled:
@@ -108,7 +110,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         evaluate = lambda m: score(m.student, task, dev_features, collate)  # noqa: E731
         phases = [("intermediate", cfg.train), ("prediction", cfg.prediction_train)]
         for phase, train_cfg in phases:
-            weights = without_unreadable_layer_losses(student, phase_weights(cfg.losses, phase),
+            weights = without_unreadable_layer_losses(student, phase_weights(cfg.losses, phase, kind.prediction_loss),
                                                       f"task distill ({phase})")
             if not any(w > 0 for w in weights.values()):
                 continue  # all of this phase's weights are zero: skip it

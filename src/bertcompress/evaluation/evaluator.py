@@ -1,6 +1,7 @@
 """`evaluate`: score saved models on a task's split, side by side, with size, latency (PyTorch
 eager and ONNX Runtime on the CPU, eager CUDA when present) and ratios against a baseline model
-(the teacher) that is measured in the same run with the same settings."""
+(the teacher) that is measured in the same run with the same settings. Sentence and tagging tasks
+alike (data/kinds.py): a tagger's metrics, predictions and loyalty are per labelled word."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..data import Collator, encode_examples, load_examples, split_description
+from ..data import encode_examples, kind_of, load_examples, split_description
 from ..data.advglue import load_advglue
 from ..data.examples import Example, TaskSpec
 from ..errors import UserError
-from ..models.loading import load_model, load_tokenizer, resolve_model_path
+from ..models.loading import check_task_model, load_model, load_tokenizer, resolve_model_path
 from .attack import AttackConfig
 from .attack import attack as run_attack
 from .loyalty import loyalty
-from .metrics import compute_metrics, learned, predictions_from_logits, trivial_baseline
-from .predict import predict_logits
+from .metrics import learned, predictions_from_logits
+from .predict import batches, predict_logits, scored_outputs
 from .profile import bytes_on_disk, onnx_latency, parameter_counts, profile_latency, ratios_against
 
 
@@ -52,8 +53,12 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
             models.insert(0, extra)
     threads = threads or torch.get_num_threads()
     split = split or data.eval_split
-    task, examples = load_examples(data, split)  # encoded per model: each has its own tokenizer
+    task, examples = load_examples(data, split, allow_tagging=True)  # encoded per model: each has its own tokenizer
     described = split_description(data, split)  # records say when a split is held out of one file
+    kind = kind_of(task)
+    if not kind.robustness and (attack or advglue is not None):
+        raise UserError(f"the word-substitution attack and AdvGLUE score sentence tasks; task {task.name} is a "
+                        f"{kind.name} task")
     attack_cfg = (attack if isinstance(attack, AttackConfig) else AttackConfig(max_examples=200, progress=True)) \
         if attack else None
     adv_examples = load_advglue(advglue, task) if advglue is not None else None
@@ -64,7 +69,7 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
         scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
     records = [record for record, _ in scored]
-    trivial = trivial_baseline(task, [e.label for e in examples])  # the same split for every model
+    trivial = kind.trivial_baseline(task, examples)  # the same split for every model
     for r in records:
         r.update(trivial, learned=learned(r["score"], trivial["trivial_score"]))
     ref = records[models.index(baseline) if baseline is not None else 0]
@@ -84,15 +89,16 @@ def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example]
                   threads: int, repeats: int, warmup: int, cuda: bool | None, keep_onnx: bool,
                   attack_cfg: AttackConfig | None,
                   adv_examples: list[Example] | None) -> tuple[dict[str, Any], np.ndarray]:
+    kind = kind_of(task)
     tokenizer = load_tokenizer(name)
-    model = load_model(name, "classifier", num_labels=task.num_labels).eval()
-    features = encode_examples(tokenizer, examples, data.max_seq_len)
-    collate = Collator(tokenizer.pad_token_id or 0)
-    logits = predict_logits(model, features, collate).numpy()
-    labels = [f["labels"] for f in features]
+    model = load_model(name, kind.model_kind, num_labels=task.num_labels).eval()
+    check_task_model(model, name, "model", kind.architecture, task.num_labels, task.name,
+                     "evaluate a model fine-tuned or distilled on the task")
+    features = kind.encode(tokenizer, examples, task, data.max_seq_len)
+    collate = kind.collator(tokenizer.pad_token_id or 0)
+    logits = predict_logits(model, features, collate).numpy()  # one row per example, or per tagged word
     record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
-                              "metric": task.metrics[0],
-                              **compute_metrics(task, predictions_from_logits(task, logits), labels),
+                              "unit": kind.unit, "metric": task.metrics[0], **kind.scores(task, logits, features),
                               **parameter_counts(model), "bytes_on_disk": bytes_on_disk(resolve_model_path(name)),
                               "versions": _versions()}
     timing = dict(batch_sizes=batch_sizes, seq_len=seq_len, repeats=repeats, warmup=warmup)
@@ -122,12 +128,12 @@ def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, fea
                 keep: bool) -> tuple[Any, dict[str, Any]]:
     """Export, load, and compare ONNX Runtime with PyTorch on the split. A failed export is
     recorded (and the ONNX parts skipped), not raised: the other numbers still stand."""
-    from ..export.onnx import EXPORTER, export_onnx, onnx_predict_logits, onnx_session
+    from ..export.onnx import EXPORTER, export_onnx, onnx_logits, onnx_session
 
     try:
         export_onnx(model, path)
         session = onnx_session(path, threads)
-        ort_logits = onnx_predict_logits(session, features, collate)
+        ort_logits = np.concatenate([scored_outputs(onnx_logits(session, b), b) for b in batches(features, collate)])
     except Exception as e:  # noqa: BLE001 - any exporter or runtime failure
         message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         print(f"[bertcompress] ONNX export of {path.stem} failed: {message}", file=sys.stderr)

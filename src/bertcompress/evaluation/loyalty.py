@@ -6,6 +6,10 @@ is wrong and wrong where it is right); loyalty measures that agreement directly 
 - label loyalty: the share of examples on which the student predicts the teacher's label;
 - probability loyalty: 1 − √JSD(P_teacher ‖ P_student) averaged over examples, the
   Jensen-Shannon divergence taken with log base 2 so that it, and the loyalty, lie in [0, 1].
+
+For a tagging task both are taken per token: over every labelled word position (each word's
+first piece) of the split, whose outputs `predict_logits` returns one row each, so the same
+functions apply (label loyalty: the share of words the student tags as the teacher does).
 """
 
 from __future__ import annotations

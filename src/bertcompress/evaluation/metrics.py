@@ -60,6 +60,11 @@ def compute_metrics(task: TaskSpec, predictions: Any, labels: Any) -> dict[str, 
     return out
 
 
+def sentence_scores(task: TaskSpec, outputs: Any, features: list[dict]) -> dict[str, float]:
+    """A sentence task's metrics from its scored outputs (one logit row per example)."""
+    return compute_metrics(task, predictions_from_logits(task, outputs), [f["labels"] for f in features])
+
+
 # A model "learned" a task when its score closes at least this share of the gap between the trivial
 # predictor's score and a perfect 1.0 (accuracy 0.527 -> 0.574; MCC or Pearson 0 -> 0.1).
 LEARNED_SHARE = 0.1
@@ -78,6 +83,11 @@ def trivial_baseline(task: TaskSpec, labels: Any) -> dict[str, Any]:
         what = f"majority class {task.labels[constant] if task.labels else constant}"
     scores = compute_metrics(task, np.full(len(gold), constant), gold)
     return {"trivial_score": scores["score"], "trivial_predictor": what}
+
+
+def sentence_trivial_baseline(task: TaskSpec, examples: list) -> dict[str, Any]:
+    """`trivial_baseline` on the labels of these examples."""
+    return trivial_baseline(task, [e.label for e in examples])
 
 
 def learned(score: float | None, trivial_score: float) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from ..errors import UserError
 from ..io import atomic_write_bytes, atomic_write_text
 
-METRICS = ("accuracy", "f1", "mcc", "pearson", "spearman")
+METRICS = ("accuracy", "span_f1", "f1", "mcc", "pearson", "spearman")
 LOYALTY = ("label_loyalty", "probability_loyalty")
 ROBUSTNESS = ("attack_accuracy", "attack_success_rate", "advglue_accuracy")
 RUNTIMES = (("latency", "CPU eager"), ("latency_onnx", "ONNX Runtime CPU"), ("latency_cuda", "CUDA eager"))

@@ -64,3 +64,33 @@ def tagging_trivial_baseline(gold: list[list[str]], tag_names: list[str] | None 
     scores = tagging_metrics(gold, [[majority] * len(row) for row in gold], tag_names)
     return {"trivial_score": scores["score"], "trivial_predictor": f"majority tag {majority}",
             **{f"trivial_{k}": v for k, v in scores.items() if k in ("accuracy", "span_f1")}}
+
+
+def tagging_scores(task, outputs, features: list[dict]) -> dict[str, float]:
+    """A tagging task's metrics from its scored outputs: one logit row per labelled word, in the
+    order of `features` (data/kinds.py), with "score" the task's first metric (data.metric)."""
+    import numpy as np
+
+    from ..data.tagging import IGNORE, ids_to_tags
+
+    outputs = outputs.detach().cpu().numpy() if hasattr(outputs, "detach") else np.asarray(outputs)
+    predicted = outputs.argmax(-1).tolist()
+    gold, rows, start = [], [], 0
+    for f in features:
+        gold.append([label for label in f["labels"] if label != IGNORE])
+        rows.append(predicted[start:start + len(gold[-1])])
+        start += len(gold[-1])
+    if start != len(predicted):
+        raise UserError(f"{len(predicted)} word predictions for {start} labelled words")
+    names = list(task.labels)
+    truncated = sum(f.get("words", f["word_count"]) - f["word_count"] for f in features)
+    out = tagging_metrics(ids_to_tags(gold, names), ids_to_tags(rows, names), names, truncated)
+    out["score"] = out[task.metrics[0]]
+    return out
+
+
+def tagging_trivial(task, examples) -> dict[str, object]:
+    """`tagging_trivial_baseline` on these tagged sentences, its score in the task's first metric."""
+    out = tagging_trivial_baseline([s.tags for s in examples], list(task.labels))
+    out["trivial_score"] = out[f"trivial_{task.metrics[0]}"]
+    return out

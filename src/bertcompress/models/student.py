@@ -33,16 +33,16 @@ def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = 
     return config
 
 
-def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool, num_labels: int | None = None,
-                  init_layers: list[int] | None = None, seed: int = 42) -> nn.Module:
-    """A fresh student; with cfg.init == 'teacher_layers', embeddings and the chosen (1-based)
-    teacher layers are copied, which needs every layer size equal to the teacher's."""
-    from transformers import AutoModel, AutoModelForSequenceClassification
+def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool = False, kind: str | None = None,
+                  num_labels: int | None = None, init_layers: list[int] | None = None, seed: int = 42) -> nn.Module:
+    """A fresh student of `kind` (loading.ModelKind; default: "classifier" if `classifier` else
+    "base"); with cfg.init == 'teacher_layers', embeddings and the chosen (1-based) teacher layers
+    are copied, which needs every layer size equal to the teacher's."""
+    from .loading import auto_class
 
     config = student_config(teacher.config, cfg, num_labels)
     torch.manual_seed(seed)
-    auto = AutoModelForSequenceClassification if classifier else AutoModel
-    student = auto.from_config(config).float()
+    student = auto_class(kind or ("classifier" if classifier else "base")).from_config(config).float()
     if cfg.init == "teacher_layers":
         copy_teacher_layers(teacher, student, cfg.init_layers or init_layers or [])
     return student

@@ -111,15 +111,17 @@ def pack_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any
 
 
 def save_packed(output: str | Path, model: nn.Module, quant: QuantConfig, *, tokenizer=None,
-                config: Any = None, result: dict[str, Any] | None = None, onnx: bool = False) -> Path:
+                config: Any = None, result: dict[str, Any] | None = None, onnx: bool = False,
+                model_kind: str = "classifier") -> Path:
     """Write a packed folder atomically; returns its path. `onnx` adds onnx/model.onnx, the int8
-    ONNX Runtime model (quant/onnx_int8.py; in a subfolder, so it is not counted as the packed size)."""
+    ONNX Runtime model (quant/onnx_int8.py; in a subfolder, so it is not counted as the packed size).
+    `model_kind`: "classifier" or "token_classifier" (a tagger), what `load_packed` rebuilds."""
     output = Path(output)
     tensors, described = pack_state(model)
     with atomic_dir(output) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         atomic_write_json(tmp / DESCRIPTION_FILE, {
-            "format": FORMAT, "version": VERSION, "model_kind": "classifier", "quant": to_dict(quant),
+            "format": FORMAT, "version": VERSION, "model_kind": model_kind, "quant": to_dict(quant),
             "float_dtype": "float32", "tensors": described})
         model.config.save_pretrained(tmp)
         if tokenizer is not None:
@@ -148,7 +150,9 @@ def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> 
     the fake-quantized model's, bit for bit. `keep_weight_quantizers=True` also keeps the weight
     quantizers (a no-op on these weights), for further quantization-aware training or the ONNX
     int8 export."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
+
+    from ..models.loading import auto_class
 
     folder = Path(folder)
     if not is_packed(folder):
@@ -160,7 +164,10 @@ def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> 
         desc["quant"].setdefault("quantize_positions", any(k.endswith("position_embeddings.weight")
                                                             for k in desc["tensors"]))
     quant = from_dict(QuantConfig, desc["quant"], "quant")
-    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder)).float()
+    kind = desc.get("model_kind", "classifier")
+    if kind not in ("classifier", "token_classifier"):
+        raise UserError(f"{folder}: unknown model kind {kind!r} in {DESCRIPTION_FILE}")
+    model = auto_class(kind).from_config(AutoConfig.from_pretrained(folder)).float()
     quantize_(model, quant)
     tensors = load_file(str(folder / WEIGHTS_FILE))
     qweights = _quantized_weights(model)

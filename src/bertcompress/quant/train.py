@@ -5,7 +5,9 @@ The student (a full-precision folder, typically the distilled student) is fake-q
 (`quantize_`), its activation steps set from one batch, then trained by the shared loop with the
 four TinyBERT losses at once against a full-precision teacher: the student's own unquantized copy
 (default, as in KDLSQ, where the quantized model distils from itself in full precision) or a
-fine-tuned teacher. The output is the packed low-bit folder (quant/pack.py).
+fine-tuned teacher. The output is the packed low-bit folder (quant/pack.py). A tagging student
+(a token classifier) works the same way: its linear layers are quantized and the prediction term
+is the per-word soft cross-entropy (data/kinds.py says which).
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ import torch
 from torch import nn
 
 from ..config import save_config, to_dict
-from ..data import Collator, load_task_splits
+from ..data import kind_of, load_task_splits
 from ..distillation.objective import DistillationObjective, without_unreadable_layer_losses
-from ..errors import UserError
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
 from ..io import atomic_dir, atomic_write_json, writes_output
-from ..models.loading import check_same_vocab, load_model, load_tokenizer, resolve_model_path
+from ..models.loading import (
+    auto_class,
+    check_same_vocab,
+    check_task_model,
+    load_model,
+    load_tokenizer,
+    model_kind_of,
+    resolve_model_path,
+)
 from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from ..train.distributed import is_main_process, wait_for_main
 from ..train.loop import seed_run, train_loop
@@ -34,7 +43,7 @@ from .config import QuantizeTrainConfig
 from .modules import calibrate_, quantize_
 from .pack import WEIGHTS_FILE, save_packed
 
-KD_LOSSES = ("embedding", "hidden", "attention", "prediction")
+LAYER_KD_LOSSES = ("embedding", "hidden", "attention")  # and the task kind's prediction term
 PTQ_FILE = "ptq_int8.pt"
 
 
@@ -45,11 +54,18 @@ def _weights_bytes(name: str) -> int | None:
 
 
 def _load_classifier(name: str, task, role: str) -> nn.Module:
-    model = load_model(name, "classifier")
-    if model.config.num_labels != task.num_labels:
-        raise UserError(f"{role} {name} predicts {model.config.num_labels} labels but task {task.name} has "
-                        f"{task.num_labels}; quantize a model fine-tuned or distilled on the task")
+    """The task model (sentence classifier or tagger) at `name`, checked against the task."""
+    kind = kind_of(task)
+    model = load_model(name, kind.model_kind)
+    check_task_model(model, name, role, kind.architecture, task.num_labels, task.name,
+                     "quantize a model fine-tuned or distilled on the task")
     return model
+
+
+def kd_weights(cfg: QuantizeTrainConfig, task) -> dict[str, float]:
+    """KDLSQ's four terms at once: the layer losses and the task kind's prediction term."""
+    weights = {name: getattr(cfg.losses, name) for name in LAYER_KD_LOSSES}
+    return {**weights, kind_of(task).prediction_loss: cfg.losses.prediction}
 
 
 @writes_output
@@ -60,8 +76,8 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
         return ptq_baseline(cfg)
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.student)
-    collate = Collator(tokenizer.pad_token_id or 0)
-    splits = load_task_splits(cfg.data, tokenizer)
+    splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+    collate = splits.collate
     task, features, dev_features = splits.task, splits.train_features, splits.eval_features
     fp_student = _load_classifier(cfg.student, task, "student")
     fp_dev = score(fp_student, task, dev_features, collate)
@@ -76,8 +92,7 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
         else:
             check_same_vocab(load_tokenizer(cfg.teacher), tokenizer, cfg.teacher, cfg.student)
             teacher = _load_classifier(cfg.teacher, task, "teacher")
-        weights = without_unreadable_layer_losses(student, {name: getattr(cfg.losses, name) for name in KD_LOSSES},
-                                                  "quantize")
+        weights = without_unreadable_layer_losses(student, kd_weights(cfg, task), "quantize")
         objective = DistillationObjective(student, teacher, cfg.losses, weights, regression=task.is_regression)
     else:
         objective = SupervisedObjective(student, task.is_regression)
@@ -95,7 +110,7 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
               "train_seconds": run.seconds}
     if is_main_process():
         save_packed(cfg.output, student.cpu(), cfg.quant, tokenizer=tokenizer, config=cfg, result=result,
-                    onnx=cfg.onnx)
+                    onnx=cfg.onnx, model_kind=kind_of(task).model_kind)
         drop_checkpoints(cfg.output)
     wait_for_main()
     return Path(cfg.output)
@@ -125,8 +140,8 @@ def ptq_baseline(cfg: QuantizeTrainConfig) -> Path:
     """Dynamic int8 PTQ of `cfg.student`, scored on the dev split; writes `ptq_int8.pt` (its state
     dict: `load_ptq` reads it back), the model config, tokenizer and result to `cfg.output`."""
     tokenizer = load_tokenizer(cfg.student)
-    collate = Collator(tokenizer.pad_token_id or 0)
-    splits = load_task_splits(cfg.data, tokenizer)
+    splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+    collate = splits.collate
     task, dev_features = splits.task, splits.eval_features  # the training split is never encoded
     fp_student = _load_classifier(cfg.student, task, "student").cpu()
     model = ptq_dynamic_int8(fp_student)
@@ -146,11 +161,12 @@ def ptq_baseline(cfg: QuantizeTrainConfig) -> Path:
 
 
 def load_ptq(folder: str | Path) -> nn.Module:
-    """The dynamic-int8 model written by `ptq_baseline`."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    """The dynamic-int8 model written by `ptq_baseline` (a sentence classifier or a tagger, as saved)."""
+    from transformers import AutoConfig
 
     folder = Path(folder)
-    model = ptq_dynamic_int8(AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(folder)))
+    config = AutoConfig.from_pretrained(folder)
+    model = ptq_dynamic_int8(auto_class(model_kind_of(config)).from_config(config))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's TypedStorage notice when reading quantized tensors
         model.load_state_dict(torch.load(folder / PTQ_FILE, weights_only=True))

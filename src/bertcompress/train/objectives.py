@@ -7,15 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.tagging import IGNORE
 from ..models.intermediates import model_inputs
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """Cross-entropy (classification) or MSE (regression) on the labels, in fp32 under autocast too."""
+    """Cross-entropy (classification) or MSE (regression) on the labels, in fp32 under autocast too.
+    Token classification ((B, L, C) logits, (B, L) labels): the mean over labelled positions."""
     logits = logits.float()
     if regression:
         return F.mse_loss(logits.squeeze(-1), labels.float())
-    return F.cross_entropy(logits, labels)
+    return F.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=IGNORE)
 
 
 class SupervisedObjective(nn.Module):
