@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..models.architecture import base_model, describe
@@ -322,14 +323,16 @@ def _heldout(objective: BlockwiseObjective, batches: Iterable[Batch], losses_of)
 
 
 def heldout_block_losses(objective: BlockwiseObjective, batches: Iterable[Batch], block: int,
-                         candidate_indices: Sequence[int]) -> np.ndarray:
+                         candidate_indices: Sequence[int], desc: str | None = None) -> np.ndarray:
     """Held-out loss of each of `candidate_indices` (into `objective.candidates[block]`), in that
-    order: eval mode, no gradients, the teacher run once per batch for all of them."""
+    order: eval mode, no gradients, the teacher run once per batch for all of them. `desc`: show
+    a progress bar over the candidates."""
     choices = [objective.candidates[block][i] for i in candidate_indices]
     if not choices:
         return np.zeros(0)
     return _heldout(objective, batches, lambda batch, states: torch.stack([
-        objective.supernet.block_loss(block, c, states, batch["attention_mask"]) for c in choices]))
+        objective.supernet.block_loss(block, c, states, batch["attention_mask"])
+        for c in tqdm(choices, desc=desc, disable=desc is None, leave=False)]))
 
 
 def heldout_embedding_losses(objective: BlockwiseObjective, batches: Iterable[Batch],

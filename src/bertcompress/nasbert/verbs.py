@@ -119,7 +119,8 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
         if not is_finished(alive, bins, cfg.prune.keep_per_bin):
             print(f"[bertcompress] nas: WARNING: block {b + 1} still has {int(alive.sum())} candidates (pruning "
                   "did not finish: more steps, or a shorter prune.every); all of them are scored now")
-        per_block.append((candidates, _block_losses(objective, heldout, b, alive), alive))
+        per_block.append((candidates, _block_losses(objective, heldout, b, alive, desc=f"nas scoring block {b + 1}"),
+                          alive))
     embedding_losses = heldout_embedding_losses(objective, heldout, embedding_sizes)
     vocab, positions = teacher.config.vocab_size, teacher.config.max_position_embeddings
     types = getattr(teacher.config, "type_vocab_size", 0) or 0
@@ -196,11 +197,12 @@ def _measure(cfg: NasConfig, model: nn.Module) -> float:
                             seq_len=lat.seq_len, repeats=lat.repeats, warmup=lat.warmup)
 
 
-def _block_losses(objective: BlockwiseObjective, heldout, block: int, alive: np.ndarray) -> np.ndarray:
+def _block_losses(objective: BlockwiseObjective, heldout, block: int, alive: np.ndarray,
+                  desc: str | None = None) -> np.ndarray:
     """Held-out loss of every alive candidate of `block`; NaN for the pruned ones."""
     losses = np.full(len(alive), np.nan)
     indices = np.flatnonzero(alive).tolist()
-    losses[indices] = heldout_block_losses(objective, heldout, block, indices)
+    losses[indices] = heldout_block_losses(objective, heldout, block, indices, desc)
     return losses
 
 
