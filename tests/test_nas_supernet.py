@@ -395,3 +395,17 @@ def test_config_options_default_off():
     projected = NasBertModel(config(project_every_block=True, output_size=32))
     assert projected.embedding_proj is not None and projected.blocks[0].input_proj is None
     assert projected.blocks[1].input_proj is not None and projected.pooler.dense.weight.shape == (32, 32)
+
+
+def test_latency_calibration_fits_a_line_and_falls_back_to_a_ratio():
+    from bertcompress.nasbert.latency import LatencyCalibration
+
+    line = LatencyCalibration.fit([1.0, 2.0, 4.0], [3.5, 5.0, 8.0], ["a", "b", "c"])  # 1.5 x + 2
+    assert (line.scale, line.offset_ms) == (pytest.approx(1.5), pytest.approx(2.0))
+    assert line(10.0) == pytest.approx(17.0) and [m["arch"] for m in line.models] == ["a", "b", "c"]
+    assert LatencyCalibration.from_dict(line.to_dict()) == line
+    noisy = LatencyCalibration.fit([1.0, 2.0], [3.0, 2.0])  # a falling line is noise: the median ratio instead
+    assert (noisy.scale, noisy.offset_ms) == (pytest.approx(2.0), 0.0)  # median of 3/1 and 2/2
+    single = LatencyCalibration.fit([2.0, 2.0], [3.0, 3.0])
+    assert (single.scale, single.offset_ms) == (pytest.approx(1.5), 0.0)
+    assert LatencyCalibration()(7.0) == 7.0  # calibration_models 0: the raw sum

@@ -48,7 +48,14 @@ def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpu
     # pruning ran at steps 2, 4 and 6 and only ever removed candidates
     alive = [[h[f"eval_alive_block{b}"] for h in report["pruning_history"]] for b in (1, 2)]
     assert all(len(a) == 3 and a == sorted(a, reverse=True) and a[-1] < space["candidates_per_block"] for a in alive)
-    assert report["latency_checked_models"] >= 1 and report["latency_mape"] >= 0
+    assert report["latency_checked_models"] >= 1 and report["latency_mape"] >= 0 and report["latency_mape_raw"] >= 0
+    calibration = report["latency_calibration"]  # fitted on whole models spanning the space's range
+    assert len(calibration["models"]) == 8 and calibration["scale"] > 0
+    raw = [m["predicted_raw_ms"] for m in calibration["models"]]
+    assert raw == sorted(raw) and raw[0] < raw[-1]
+    for c in report["candidates"]:
+        assert c["predicted_latency_ms"] == pytest.approx(calibration["scale"] * c["predicted_raw_ms"]
+                                                          + calibration["offset_ms"])
     assert report["budgets"][0]["arch"] is not None  # 1.2x the teacher's speed fits in this space
     for budget in report["budgets"]:
         if budget["arch"] is None:  # nothing in the space is that fast: said, not faked
@@ -57,6 +64,7 @@ def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpu
         arch = NasArch.parse(budget["arch"])
         limit = report["teacher_latency_ms"] / float(budget["name"][:-1])
         assert budget["predicted_latency_ms"] <= limit + 1e-9  # the budget holds for the predicted latency
+        assert budget["fits_measured"] == (budget["latency_ms"] <= limit)  # and is checked on the measured one
         folder = out / "models" / budget["name"].replace(".", "_")
         model = AutoModel.from_pretrained(folder).eval()
         assert model.config.nas_arch.to_string() == arch.to_string()

@@ -46,9 +46,13 @@ class LatencyConfig:
     seq_len: int = setting(128, "tokens per measured sequence")
     repeats: int = setting(20, "timed runs per measurement (the median counts)")
     warmup: int = setting(5, "untimed runs before each measurement")
+    calibration_models: int = setting(8, "whole models, spanning the space's latency range, measured to calibrate "
+                                      "the table's sums (nas/latency.py); 0: use the raw sums")
 
     def __post_init__(self) -> None:
         _check_choice(self.device, ("cpu", "cuda"), "nas latency.device")
+        _check(self.calibration_models >= 0, f"nas latency.calibration_models must be >= 0, got "
+                                             f"{self.calibration_models}")
         for name in ("threads", "batch_size", "seq_len", "repeats"):
             v = getattr(self, name)
             _check(v >= 1, f"nas latency.{name} must be >= 1, got {v}")

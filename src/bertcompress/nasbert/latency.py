@@ -3,8 +3,12 @@
 Timing every candidate architecture is out of reach; timing once each module an assembled model
 (assemble.py) runs is not: an op at a width, a projection between two widths, the embeddings at
 a width, the pooler. An architecture's latency is predicted as the sum of its modules' entries.
-The sum leaves out the model's own per-call overhead (the same for every architecture, so it
-does not change a ranking); `measure_model_ms` times a whole model to check the prediction.
+The sum misses what only a whole model pays: its per-call overhead, and weights that no longer sit
+in cache when the next module runs (a module timed alone keeps its own weights hot). On a CPU at
+one thread the raw sum was 35% short of measured models (benchmarks/README.md, nas_bert), so the
+sum is calibrated: `LatencyCalibration.fit` maps it to measured latency by a line fitted on a few
+assembled models that span the range (`nas` measures them once, beside the table).
+`measure_model_ms` times a whole model to check the prediction.
 
 Keys: "{op}@{h}" (one slot of `op` at width h, identity included: the model calls it too),
 "proj@{a}>{b}" (a Linear a -> b: the embedding projection, each block's input projection and the
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,6 +53,39 @@ class LatencyTable:
             raise UserError(f"not a NAS-BERT latency table ({type(e).__name__} {e})") from None
 
 
+@dataclass
+class LatencyCalibration:
+    """measured ms ~ scale x (summed table entries) + offset_ms, fitted on whole measured models."""
+
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    models: list[dict[str, Any]] = field(default_factory=list)  # {"arch", "predicted_raw_ms", "latency_ms"}
+
+    def __call__(self, raw_ms: float) -> float:
+        return self.scale * raw_ms + self.offset_ms
+
+    @classmethod
+    def fit(cls, raw_ms: list[float], measured_ms: list[float], archs: list[str] | None = None) -> LatencyCalibration:
+        """Least squares over (raw sum, measured) pairs. Fewer than two distinct sums, or a slope
+        that is not positive (noise), fall back to a pure ratio: the median of measured / raw."""
+        raw, measured = np.asarray(raw_ms, dtype=float), np.asarray(measured_ms, dtype=float)
+        models = [{"arch": a, "predicted_raw_ms": float(r), "latency_ms": float(m)}
+                  for a, r, m in zip(archs or [""] * len(raw), raw, measured)]
+        if len(raw) == 0:
+            return cls(models=models)
+        scale, offset = (np.polyfit(raw, measured, 1) if len(np.unique(raw)) >= 2 else (0.0, 0.0))
+        if not scale > 0:
+            scale, offset = float(np.median(measured / raw)), 0.0
+        return cls(float(scale), float(offset), models)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyCalibration:
+        return cls(float(data["scale"]), float(data["offset_ms"]), list(data.get("models", [])))
+
+
 def arch_keys(arch: NasArch | dict | str, output_width: int, pooler: bool = True) -> list[str]:
     """The table entries the model assembled for `arch` runs, in order (repeats included)."""
     arch = NasArch.coerce(arch)
@@ -70,7 +108,8 @@ def _sum(table: LatencyTable, keys: list[str], what: str) -> float:
 
 
 def predict_ms(table: LatencyTable, arch: NasArch | dict | str, pooler: bool = True) -> float:
-    """Predicted latency of the assembled `arch`: the sum of its modules' entries."""
+    """The raw prediction for the assembled `arch`: the sum of its modules' entries (calibrate it
+    with a `LatencyCalibration` to compare with a whole model's measured latency)."""
     return _sum(table, arch_keys(arch, table.output_width, pooler), f"NAS arch {NasArch.coerce(arch)}")
 
 

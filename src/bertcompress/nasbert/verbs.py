@@ -35,10 +35,10 @@ from ..models.architecture import describe
 from ..models.loading import load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints
 from ..train.loop import seed_run, train_loop
-from .arch import NasArch
+from .arch import BlockArch, NasArch
 from .assemble import assemble, assembled_parameters
 from .config import NasConfig
-from .latency import LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
+from .latency import LatencyCalibration, LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
 from .pruning import bin_candidates, is_finished, prune_step, sample_per_bin
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
@@ -84,10 +84,10 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
 
     train_features, heldout = _corpus_split(cfg, tokenizer)
     work = checkpoint_dir(cfg.output, "nas")
-    table, teacher_ms = _latency(cfg, work, hiddens, embedding_sizes, width, head_size, teacher)
-
     supernet = Supernet.from_teacher(teacher, num_blocks=num_blocks, slots=slots, hidden_sizes=hiddens,
                                      embedding_sizes=embedding_sizes, ops=cfg.ops)
+    table, calibration, teacher_ms = _latency(cfg, work, hiddens, embedding_sizes, width, head_size, teacher,
+                                              supernet, candidates, num_blocks)
     objective = BlockwiseObjective(supernet, teacher, [candidates] * num_blocks)
     bins = bin_candidates(np.array([block_parameters(c) for c in candidates], dtype=float),
                           np.array([block_ms(table, c) for c in candidates]),
@@ -126,7 +126,7 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     types = getattr(teacher.config, "type_vocab_size", 0) or 0
 
     def cost_of(arch: NasArch) -> tuple[float, int]:
-        return predict_ms(table, arch), assembled_parameters(arch, width, vocab, positions, types)
+        return calibration(predict_ms(table, arch)), assembled_parameters(arch, width, vocab, positions, types)
 
     chosen, checked = {}, {}
     for text in cfg.budgets:
@@ -146,11 +146,17 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
                 checked[key] = {"arch": key, "approx_loss": float(approx),
                                 "whole_loss": _whole_loss(objective, model, heldout),
                                 "params": params, "predicted_latency_ms": predicted_ms,
-                                "latency_ms": _measure(cfg, model)}
+                                "predicted_raw_ms": predict_ms(table, arch), "latency_ms": _measure(cfg, model)}
             ranked.append(checked[key])
-        chosen[text] = min(ranked, key=lambda r: r["whole_loss"])
-    return _publish(cfg, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table, teacher_ms,
-                    space, result.history, supernet_seconds, embedding_losses)
+        # the measured latency has the last word: a prediction that was short must not break the budget
+        limit = budget.limit(teacher_ms)
+        fitting = [r for r in ranked if budget.metric == "params" or r["latency_ms"] <= limit]
+        chosen[text] = {**min(fitting or ranked, key=lambda r: r["whole_loss"]), "fits_measured": bool(fitting)}
+        if not fitting:
+            print(f"[bertcompress] nas: WARNING: budget {text}: none of the {len(ranked)} re-ranked models measures "
+                  f"under {limit:.2f} ms (predicted under it); kept the best, {chosen[text]['latency_ms']:.2f} ms")
+    return _publish(cfg, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table, calibration,
+                    teacher_ms, space, result.history, supernet_seconds, embedding_losses)
 
 
 def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
@@ -170,15 +176,18 @@ def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str,
 
 
 def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, head_size: int,
-             teacher: nn.Module) -> tuple[LatencyTable, float]:
-    """The lookup table and the teacher's measured latency, measured once (kept for --resume)."""
+             teacher: nn.Module, supernet: Supernet, candidates: list,
+             num_blocks: int) -> tuple[LatencyTable, LatencyCalibration, float]:
+    """The lookup table, its calibration and the teacher's measured latency, measured once (kept
+    for --resume)."""
     path = work / "latency.json"
     settings = {"latency": to_dict(cfg.latency), "hiddens": hiddens, "embedding_sizes": embedding_sizes,
-                "ops": cfg.ops}
+                "ops": cfg.ops, "num_blocks": num_blocks}
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved["settings"] == settings:
-            return LatencyTable.from_dict(saved["table"]), saved["teacher_ms"]
+            return (LatencyTable.from_dict(saved["table"]), LatencyCalibration.from_dict(saved["calibration"]),
+                    saved["teacher_ms"])
     lat = cfg.latency
     print("[bertcompress] nas: measuring the latency table")
     table = measure_table(hiddens, embedding_sizes, width, cfg.ops, head_size=head_size,
@@ -187,8 +196,33 @@ def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, h
                           device=lat.device, threads=lat.threads, batch_size=lat.batch_size, seq_len=lat.seq_len,
                           repeats=lat.repeats, warmup=lat.warmup)
     teacher_ms = _measure(cfg, teacher)
-    atomic_write_json(path, {"settings": settings, "table": table.to_dict(), "teacher_ms": teacher_ms})
-    return table, teacher_ms
+    calibration = _calibrate(cfg, table, supernet, candidates, embedding_sizes, num_blocks)
+    atomic_write_json(path, {"settings": settings, "table": table.to_dict(), "calibration": calibration.to_dict(),
+                             "teacher_ms": teacher_ms})
+    return table, calibration, teacher_ms
+
+
+def _calibrate(cfg: NasConfig, table: LatencyTable, supernet: Supernet, candidates: list,
+               embedding_sizes: list[int], num_blocks: int) -> LatencyCalibration:
+    """Measure `latency.calibration_models` whole models whose raw predictions span the space's range
+    (evenly spaced quantiles of a seeded random sample) and fit the table's calibration on them.
+    Latency does not depend on the weights: the untrained supernet serves."""
+    count = cfg.latency.calibration_models
+    if count == 0:
+        return LatencyCalibration()
+    rng = np.random.default_rng(cfg.train.seed)
+    pool = {}
+    for _ in range(50 * count):
+        blocks = [candidates[int(rng.integers(len(candidates)))] for _ in range(num_blocks)]
+        arch = NasArch([BlockArch(b.hidden, list(b.ops)) for b in blocks], int(rng.choice(embedding_sizes)))
+        pool.setdefault(arch.to_string(), (predict_ms(table, arch), arch))
+    ordered = sorted(pool.values(), key=lambda t: t[0])
+    picks = [ordered[i] for i in sorted({round(q) for q in np.linspace(0, len(ordered) - 1, count)})]
+    measured = [_measure(cfg, assemble(supernet, arch)) for _, arch in picks]
+    calibration = LatencyCalibration.fit([raw for raw, _ in picks], measured, [a.to_string() for _, a in picks])
+    print(f"[bertcompress] nas: latency calibration on {len(picks)} measured models: "
+          f"measured ~ {calibration.scale:.3f} x table sum + {calibration.offset_ms:.3f} ms")
+    return calibration
 
 
 def _measure(cfg: NasConfig, model: nn.Module) -> float:
@@ -222,7 +256,7 @@ def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> flo
 
 
 def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table,
-             teacher_ms, space, history, supernet_seconds, embedding_losses) -> Path:
+             calibration, teacher_ms, space, history, supernet_seconds, embedding_losses) -> Path:
     collate = Collator(tokenizer.pad_token_id or 0)
     budgets = []
     with atomic_dir(cfg.output) as tmp:
@@ -242,8 +276,11 @@ def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, hel
             budgets.append(entry)
         measured = [(c["predicted_latency_ms"], c["latency_ms"]) for c in checked.values()]
         mape = float(np.mean([abs(p - m) / m for p, m in measured])) if measured else None
+        raw = [abs(c["predicted_raw_ms"] - c["latency_ms"]) / c["latency_ms"] for c in checked.values()]
         report = {"budgets": budgets, "teacher_latency_ms": teacher_ms, "latency_mape": mape,
-                  "latency_checked_models": len(measured), "candidates": list(checked.values()),
+                  "latency_mape_raw": float(np.mean(raw)) if raw else None,
+                  "latency_checked_models": len(measured), "latency_calibration": calibration.to_dict(),
+                  "candidates": list(checked.values()),
                   "space": space, "supernet_seconds": supernet_seconds,
                   "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), embedding_losses.tolist())),
                   "pruning_history": [h for h in history if any(k.startswith("eval_alive") for k in h)],
