@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.brown import brown_plain_sentences, load_brown
-from ..data.loaders import decode_text
+from ..data.loaders import decode_text, subset_indices
 from ..data.tagging import TaggedSentence, read_conll, read_tagged_jsonl, seeded_split, tag_vocabulary
 from ..errors import UserError
 from .config import CvtDataConfig, CvtUnlabelledConfig
 from .text import text_sentences
-
-BUDGET_SEED_OFFSET = 1  # the labelled sample draws from its own stream, not the split's
 
 
 @dataclass
@@ -54,7 +52,7 @@ def labelled_data(cfg: CvtDataConfig) -> LabelledData:
     parts = seeded_split(sentences, tuple(cfg.split), cfg.split_seed)
     train, rest = parts["train"], []
     if cfg.labelled_limit is not None and cfg.labelled_limit < len(train):
-        chosen = set(random.Random(cfg.split_seed + BUDGET_SEED_OFFSET).sample(range(len(train)), cfg.labelled_limit))
+        chosen = set(subset_indices(len(train), cfg.labelled_limit))  # the toolkit's max_train_examples sample
         train = [s for i, s in enumerate(parts["train"]) if i in chosen]
         rest = [s for i, s in enumerate(parts["train"]) if i not in chosen]
     return LabelledData(train, rest, parts["dev"], parts["test"], tag_vocabulary(sentences))

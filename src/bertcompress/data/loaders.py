@@ -140,12 +140,17 @@ def _held_out_rows(cfg: DataConfig, path: Path, n: int) -> set[int]:
     return set(random.Random(cfg.holdout_seed).sample(range(n), k))
 
 
-def _subset(examples: list[Example], limit: int | None) -> list[Example]:
-    """A seeded random subset of `limit` examples, kept in source order."""
-    if limit is None or limit >= len(examples):
-        return examples
-    keep = sorted(random.Random(SUBSET_SEED).sample(range(len(examples)), limit))
-    return [examples[i] for i in keep]
+def subset_indices(n: int, limit: int | None) -> list[int]:
+    """Which of n examples a `limit` keeps (`max_train_examples`): a seeded sample, in source
+    order; all of them when limit is None or >= n. Every reader of a budget uses it, so one budget
+    means the same examples everywhere (e.g. cvt's labelled sentences and finetune's)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return sorted(random.Random(SUBSET_SEED).sample(range(n), limit))
+
+
+def _subset(examples: list, limit: int | None) -> list:
+    return [examples[i] for i in subset_indices(len(examples), limit)]
 
 
 # ---------------------------------------------------------------- labels
