@@ -374,23 +374,26 @@ def _resolve_columns(cfg: DataConfig, task: TaskSpec, columns: list[str], source
     return a, b, label
 
 
-def _read_dataset(cfg: DataConfig, task: TaskSpec, split: str) -> _Table:
-    """A `datasets.save_to_disk` folder or a hub dataset ("glue" uses the task as its config)."""
+def load_hf_dataset(path: str, config: str | None = None, what: str = "data file") -> Any:
+    """A `datasets.save_to_disk` folder or a hub dataset, or one clear line saying why not."""
     try:
         import datasets
     except ImportError:
-        raise UserError(f"data.path {cfg.path!r} is not a local data file or folder; reading it as a "
-                        "Hugging Face dataset needs `pip install datasets`") from None
-    name = str(cfg.path)
+        raise UserError(f"data.path {path!r} is not a local {what} or folder; reading it as a Hugging Face "
+                        "dataset needs `pip install datasets`") from None
     try:
-        if Path(name).is_dir():
-            obj = datasets.load_from_disk(name)
-        else:
-            config = task.name if name.lower() in ("glue", "nyu-mll/glue") and task.name in GLUE_TASKS else None
-            obj = datasets.load_dataset(name, config)
+        return datasets.load_from_disk(path) if Path(path).is_dir() else datasets.load_dataset(path, config)
     except Exception as e:  # datasets raises many types; all mean "cannot use this"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"could not load dataset {name!r}: {first}") from None
+        raise UserError(f"could not load dataset {path!r}: {first}") from None
+
+
+def _read_dataset(cfg: DataConfig, task: TaskSpec, split: str) -> _Table:
+    """A `datasets.save_to_disk` folder or a hub dataset ("glue" uses the task as its config)."""
+    name = str(cfg.path)
+    config = task.name if name.lower() in ("glue", "nyu-mll/glue") and task.name in GLUE_TASKS else None
+    obj = load_hf_dataset(name, config)
+    import datasets  # present: load_hf_dataset said so
     ds, source = obj, name
     if isinstance(obj, datasets.DatasetDict):
         key = _dataset_split(task, split, list(obj))

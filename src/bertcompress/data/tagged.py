@@ -41,6 +41,7 @@ from .loaders import (
     _single_file,
     _subset,
     decode_text,
+    load_hf_dataset,
 )
 from .tagging import TaggedSentence, read_conll, read_tagged_dataset, read_tagged_jsonl, seeded_split, tag_vocabulary
 from .tasks import BROWN_POS, get_task, with_metric
@@ -165,17 +166,9 @@ def _pick_tags_key(keys: list[str], source: str) -> str:
 def _dataset_split_sentences(cfg: DataConfig, task: TaskSpec,
                              split: str) -> tuple[str, list[TaggedSentence], list[str]]:
     """A `datasets.save_to_disk` folder or a hub name: (source, sentences, tag set)."""
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(f"data.path {cfg.path!r} is not a local tagged file or folder; reading it as a Hugging "
-                        "Face dataset needs `pip install datasets`") from None
     name = str(cfg.path)
-    try:
-        obj = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name)
-    except Exception as e:  # datasets raises many types; all mean "cannot use this"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"could not load dataset {name!r}: {first}") from None
+    obj = load_hf_dataset(name, what="tagged file")
+    import datasets  # present: load_hf_dataset said so
 
     def read(wanted: str) -> tuple[str, list[TaggedSentence], object]:
         ds, source = obj, name
