@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..evaluation.metrics import learned
 from ..evaluation.tagging_metrics import tagging_trivial_baseline
 from ..io import atomic_dir, atomic_write_json, writes_output
 from ..models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
+from ..train.distributed import refuse_ddp
 from ..train.loop import TrainResult, seed_run, train_loop
 from .config import CvtConfig
 from .data import LabelledData, labelled_data, unlabelled_sentences
@@ -38,8 +38,7 @@ ONNX_FILE = "model.onnx"
 @writes_output
 def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
     """Train a tagger by Cross-View Training; write it to `cfg.output` and return that path."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        raise UserError("cvt is not supported under torchrun (DDP): run it as one process")
+    refuse_ddp("cvt is not supported under torchrun (DDP): run it as one process")
     seed_run(cfg.train.seed)
     data = labelled_data(cfg.data)
     unlabelled = _unlabelled(cfg, data)

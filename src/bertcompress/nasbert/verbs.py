@@ -17,7 +17,6 @@ Output folder: models/<budget>/ (NAS-BERT encoders with the teacher's tokenizer;
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..io import atomic_dir, atomic_write_json, writes_output
 from ..models.architecture import describe
 from ..models.loading import load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints
+from ..train.distributed import refuse_ddp
 from ..train.loop import seed_run, train_loop
 from .arch import BlockArch, NasArch
 from .assemble import assemble, assembled_parameters
@@ -63,8 +63,7 @@ class WholeModelObjective(nn.Module):
 @writes_output
 def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     """Run NAS-BERT for `cfg.budgets`; write the model family to `cfg.output`."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        raise UserError("nas is not supported under torchrun (DDP) yet: its pruning runs on one process")
+    refuse_ddp("nas is not supported under torchrun (DDP) yet: its pruning runs on one process")
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_model(cfg.teacher, "base").eval()

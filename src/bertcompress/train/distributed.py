@@ -41,9 +41,20 @@ def pick_device(name: str = "auto") -> torch.device:
         raise UserError(f"bad config: unknown device {name!r}") from None
 
 
+def launched_world_size() -> int:
+    """How many processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def refuse_ddp(message: str) -> None:
+    """One line instead of a hang for the verbs that run on one process only."""
+    if launched_world_size() > 1:
+        raise UserError(message)
+
+
 def init_distributed(device: torch.device) -> DistContext:
     """Join the process group torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = launched_world_size()
     if world <= 1:
         return DistContext()
     if not dist.is_initialized():

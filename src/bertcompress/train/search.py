@@ -11,7 +11,6 @@ hold out a test split when the number itself matters.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import UserError
+from .distributed import refuse_ddp
 from .loop import Batch, EvalFn, TrainResult, seed_run, train_loop
 
 
@@ -49,8 +49,7 @@ def search_train(make_module: Callable[[], nn.Module], features: list[dict], col
     return the one with the best evaluation score."""
     optuna, space = _optuna(), cfg.search
     assert space is not None
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        raise UserError("train.search is not supported under DDP (torchrun) yet: run it in one process")
+    refuse_ddp("train.search is not supported under DDP (torchrun) yet: run it in one process")
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if space.prune else optuna.pruners.NopPruner()
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=space.seed),
                                 pruner=pruner)
