@@ -112,7 +112,15 @@ def main() -> None:
     ap.add_argument("--measure-only", action="store_true", help="only re-time the finished models")
     args = ap.parse_args()
 
-    from bertcompress.config import CorpusConfig, DataConfig, DistillConfig, FinetuneConfig, LossConfig, TrainConfig
+    from bertcompress.config import (
+        CorpusConfig,
+        DataConfig,
+        DistillConfig,
+        FinetuneConfig,
+        LossConfig,
+        TrainConfig,
+        to_dict,
+    )
     from bertcompress.distillation.stages import distill
     from bertcompress.finetuning import finetune
     from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig
@@ -144,11 +152,12 @@ def main() -> None:
     tasks = {"sst2": DataConfig(task="sst2", path=str(SHARED_DATA / "glue" / "SST-2"), max_seq_len=64,
                                 max_train_examples=args.sst2_train),
              "mrpc": DataConfig(task="mrpc", path=str(SHARED_DATA / "glue" / "MRPC"), max_seq_len=128)}
-    # the search: CPU-sized pruning (one held-out batch of 16, 8 scored per bin and point)
+    # the search: CPU-sized pruning (one held-out batch of 16, at least 8 scored per bin and point; pruning
+    # paced to end at 80% of the supernet's steps)
     nas_cfg = NasConfig(teacher=TEACHER, corpus=corpus, budgets=args.budgets, rerank_top=4, latency=latency,
                         train=TrainConfig(max_steps=args.supernet_steps, lr=5e-4, batch_size=16, log_every=10),
-                        prune=PruneConfig(warmup_steps=60, every=10, heldout_batches=1, scored_per_bin=8,
-                                          keep_per_bin=2),
+                        prune=PruneConfig(warmup_steps=60, every=10, finish_at=0.8, heldout_batches=1,
+                                          scored_per_bin=8, keep_per_bin=2),
                         final_general=general, output=str(work / "nas"))
     nas_dir = timed("nas", nas, nas_cfg)
     report = json.loads((nas_dir / "nas.json").read_text())
@@ -220,13 +229,14 @@ def main() -> None:
                                            "mrpc_f1": task_score(teachers["mrpc"], "mrpc")},
               "latency_mape": report["latency_mape"], "latency_checked_models": report["latency_checked_models"],
               "supernet_seconds": report["supernet_seconds"], "search_teacher_latency_ms": report["teacher_latency_ms"],
-              "pruning_points": len(report["pruning_history"]), "space": report["space"],
+              "pruning_points": len(report["pruning_points"]), "pruning_finished": report["pruning_finished"],
+              "alive_after_pruning": report["alive_after_pruning"], "space": report["space"],
               "settings": {"supernet_steps": args.supernet_steps, "general_steps": args.general_steps,
                            "general_batch": general.batch_size, "sst2_train": args.sst2_train,
                            "task_epochs": args.task_epochs, "task_lr": task_train.lr, "compared": args.compare,
                            "latency": {"threads": latency.threads, "batch_size": latency.batch_size,
                                        "seq_len": latency.seq_len},
-                           "prune": {"warmup_steps": 60, "every": 10, "heldout_batches": 1, "scored_per_bin": 8}},
+                           "prune": to_dict(nas_cfg.prune)},
               "stage_seconds": seconds, "environment": environment()}
     table = []
     for r in rows:

@@ -15,11 +15,12 @@ from bertcompress.nasbert import OPS, BlockArch, NasArch, op_parameters
 from bertcompress.nasbert.config import NasConfig
 from bertcompress.nasbert.pruning import (
     PruningSchedule,
-    PruningState,
     alive_per_bin,
     bin_candidates,
     is_finished,
+    paced_drops,
     prune_step,
+    sample_per_bin,
 )
 from bertcompress.nasbert.selection import parse_budget, select
 from bertcompress.nasbert.space import (
@@ -121,27 +122,42 @@ def test_pruning_schedule():
     assert [t for t in range(0, 120) if s.is_point(t)] == s.points()
     s = PruningSchedule(warmup_steps=0, every=25, total_steps=60)
     assert s.points() == [25, 50] == [t for t in range(0, 120) if s.is_point(t)]
+    # the loop's hook runs at multiples of `every`: a warm-up between two starts at the next one
+    assert PruningSchedule(warmup_steps=45, every=10, total_steps=80).points() == [50, 60, 70, 80]
+    s = PruningSchedule(warmup_steps=40, every=10, total_steps=100, finish_at=0.75)
+    assert s.points() == [40, 50, 60, 70] and [s.points_left(t) for t in (40, 60, 70, 80)] == [4, 2, 1, 0]
+    assert PruningSchedule(warmup_steps=40, every=10, total_steps=100, finish_at=0.1).points() == [40]
     with pytest.raises(UserError, match="every >= 1"):
         PruningSchedule(10, 0, 100)
 
 
-def test_pruning_state_history_and_resume():
-    rng = np.random.default_rng(1)
-    bins = [rng.integers(0, 4, 30), rng.integers(0, 4, 12)]
-    state = PruningState.start(bins, num_bins=4, keep_per_bin=2)
-    step = 0
-    while not state.finished:
-        step += 10
-        record = state.prune(step, [rng.random(30), rng.random(12)])
-        assert record["step"] == step and len(record["blocks"]) == 2
-        for block, b, alive in zip(record["blocks"], bins, state.alive):
-            assert block["after"] == alive_per_bin(alive, b, 4)
-            assert all(min(x, 2) <= y <= x for x, y in zip(block["before"], block["after"]))
-    assert all(max(alive_per_bin(a, b, 4)) <= 2 for a, b in zip(state.alive, bins))
-    assert state.history[0]["blocks"][0]["before"] == np.bincount(bins[0], minlength=4).tolist()
-    again = PruningState.from_dict(json.loads(json.dumps(state.to_dict())))
-    assert all((a == b).all() for a, b in zip(again.alive, state.alive)) and again.history == state.history
-    assert again.finished and again.keep_per_bin == 2 and all((a == b).all() for a, b in zip(again.bins, bins))
+def test_paced_drops_share_the_work_and_finish_on_the_last_point():
+    bins = np.array([0] * 64 + [1] * 3 + [2] * 2)
+    alive = np.ones(len(bins), dtype=bool)
+    # 64 -> 2 over 5 points is a factor 2 a point: 64 * (2 / 64) ** (1 / 5) = 32 left; bin 1: ceil(2 * 1.5 ** .8) = 3
+    assert paced_drops(alive, bins, keep_per_bin=2, points_left=5) == {0: 32, 1: 0}
+    assert paced_drops(alive, bins, keep_per_bin=2, points_left=1) == {0: 62, 1: 1}  # the last point: all the way
+    with pytest.raises(ValueError, match="points_left"):
+        paced_drops(alive, bins, 2, 0)
+    # run a schedule of 5 points on random losses: the bins shrink 64, 32, 16, 8, 4, 2 and pruning finishes
+    rng = np.random.default_rng(0)
+    sizes = []
+    for left in range(5, 0, -1):
+        drops = paced_drops(alive, bins, 2, left)
+        scored = sample_per_bin(alive, bins, {b: 2 * d for b, d in drops.items() if d}, rng)
+        alive = prune_step(alive, bins, np.where(scored, rng.random(len(bins)), np.nan), 2, scored, drops)
+        sizes.append(alive_per_bin(alive, bins, 3))
+    assert [s[0] for s in sizes] == [32, 16, 8, 4, 2] and sizes[-1] == [2, 2, 2] and is_finished(alive, bins, 2)
+
+
+def test_paced_prune_step_drops_the_worst_of_its_sample():
+    bins = np.zeros(10, dtype=int)
+    losses = np.array([5, 0, 9, 1, 8, 2, 7, 3, 6, 4.0])
+    scored = np.array([True, True, True, True, False, False, False, False, True, True])
+    kept = prune_step(np.ones(10, bool), bins, losses, keep_per_bin=1, scored=scored, drops={0: 3})
+    assert np.flatnonzero(~kept).tolist() == [0, 2, 8]  # losses 5, 9, 6: the worst 3 scored, not 8 or 7 (unscored)
+    assert prune_step(np.ones(10, bool), bins, losses, 1, scored, drops={}).all()  # a bin not named drops nothing
+    assert (~prune_step(np.ones(10, bool), bins, losses, 8, scored, drops={0: 6})).sum() == 2  # keep_per_bin wins
 
 
 # --- budgets and selection -------------------------------------------------------------------------------
@@ -298,8 +314,6 @@ def test_nas_config_errors(override, message):
 
 
 def test_a_scored_sample_loses_its_worse_half_and_nothing_unscored_goes():
-    from bertcompress.nasbert.pruning import sample_per_bin
-
     bins = np.array([0] * 10 + [1] * 3)
     alive = np.ones(13, dtype=bool)
     losses = np.arange(13, dtype=float)  # lower index = better

@@ -14,23 +14,30 @@ from .space import check_ops
 
 @dataclass
 class PruneConfig:
-    """Progressive search-space pruning (nas/pruning.py): at each point, every bin of every block loses the
-    worse half of its alive candidates by held-out loss, down to keep_per_bin."""
+    """Progressive search-space pruning (nas/pruning.py): at each point, every bin of every block drops its
+    worst candidates by held-out loss, down to keep_per_bin."""
 
     warmup_steps: int = setting(40, "supernet steps before the first pruning point")
     every: int = setting(10, "supernet steps between pruning points")
+    finish_at: float | None = setting(0.8, "fraction of the supernet's steps by which pruning ends: each point drops "
+                                      "the same share of every bin so that the last point leaves keep_per_bin, and "
+                                      "the rest of training serves the survivors; null: each point drops the worse "
+                                      "half of what it scored (the paper's pace; may not finish)")
     param_bins: int = setting(5, "quantile bins by parameters of a block's candidates")
     latency_bins: int = setting(4, "quantile bins by latency within each parameter bin")
     keep_per_bin: int = setting(2, "pruning stops at this many candidates per bin")
     heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
     scored_per_bin: int | None = setting(16, "candidates of a bin scored at a pruning point (a random sample "
-                                         "when it holds more; it loses the worse half of them); null: all")
+                                         "when it holds more; with finish_at, at least twice what the point "
+                                         "drops); null: all")
 
     def __post_init__(self) -> None:
         _check(self.warmup_steps >= 0, f"nas prune.warmup_steps must be >= 0, got {self.warmup_steps}")
         for name in ("every", "param_bins", "latency_bins", "keep_per_bin", "heldout_batches"):
             v = getattr(self, name)
             _check(v >= 1, f"nas prune.{name} must be >= 1, got {v}")
+        _check(self.finish_at is None or 0 < self.finish_at <= 1,
+               f"nas prune.finish_at must be in (0, 1] or null, got {self.finish_at}")
         _check(self.scored_per_bin is None or self.scored_per_bin >= 2,
                f"nas prune.scored_per_bin must be >= 2 or null, got {self.scored_per_bin}")
 

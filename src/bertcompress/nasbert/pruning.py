@@ -7,15 +7,19 @@ would leave its off-diagonal bins empty). A candidate's bin id is `param_bin * l
 Bins follow the values, not the ranks: equal values share a bin, so with many ties (or fewer candidates
 than bins) some ids hold no candidate. Empty bins are simply never pruned.
 
-At each pruning point every bin with more than `keep_per_bin` alive candidates loses the worse half of
-them by held-out loss (lower is better; NaN counts as worst; equal losses keep the earlier candidate),
-but never goes below `keep_per_bin`. Pruning is finished when no bin holds more than `keep_per_bin`.
+At each pruning point every bin with more than `keep_per_bin` alive candidates drops some of them by
+held-out loss (lower is better; NaN counts as worst; equal losses keep the earlier candidate), never
+going below `keep_per_bin`. How many: either the worse half of the candidates scored at that point (the
+paper's pace; with a sample per bin it may not finish), or a paced share (`paced_drops`): each point
+drops the same fraction of what is left, so that the last point of the schedule leaves `keep_per_bin`.
+Pruning is finished when no bin holds more than `keep_per_bin`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,9 +51,10 @@ def bin_candidates(params: np.ndarray, latency: np.ndarray, param_bins: int, lat
 
 
 def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per_bin: int,
-               scored: np.ndarray | None = None) -> np.ndarray:
-    """A new alive mask: each bin loses the worse floor(m / 2) of its m scored candidates (default:
-    all alive ones), never going below keep_per_bin alive. Only the scored candidates' losses are read."""
+               scored: np.ndarray | None = None, drops: Mapping[int, int] | None = None) -> np.ndarray:
+    """A new alive mask: each bin loses the worse `drops[bin]` of its scored candidates (default: the
+    worse floor(m / 2) of its m scored ones; scored defaults to all alive ones), never going below
+    keep_per_bin alive and never dropping an unscored candidate. Only the scored candidates' losses are read."""
     alive, bins, losses = np.asarray(alive, dtype=bool), np.asarray(bins), np.asarray(losses, dtype=float)
     scored = alive if scored is None else np.asarray(scored, dtype=bool) & alive
     if not alive.shape == bins.shape == losses.shape:
@@ -61,7 +66,8 @@ def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per
     for b in np.unique(bins[alive]):
         members = np.flatnonzero(scored & (bins == b))
         n_alive = int((alive & (bins == b)).sum())
-        drop = min(len(members) // 2, n_alive - keep_per_bin)
+        wanted = len(members) // 2 if drops is None else drops.get(int(b), 0)
+        drop = min(wanted, len(members), n_alive - keep_per_bin)
         if drop <= 0:
             continue
         worst_first = members[np.argsort(ranking_loss[members], kind="stable")][::-1]
@@ -69,17 +75,35 @@ def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per
     return kept
 
 
-def sample_per_bin(alive: np.ndarray, bins: np.ndarray, count: int | None, rng: np.random.Generator) -> np.ndarray:
+def paced_drops(alive: np.ndarray, bins: np.ndarray, keep_per_bin: int, points_left: int) -> dict[int, int]:
+    """How many candidates each bin drops at this point so that dropping the same fraction of what is
+    left at each of the `points_left` points (this one included) leaves keep_per_bin after the last:
+    n alive become ceil(keep * (n / keep) ** ((points_left - 1) / points_left))."""
+    if points_left < 1:
+        raise ValueError(f"points_left must be >= 1, got {points_left}")
+    counts = np.bincount(np.asarray(bins)[np.asarray(alive, dtype=bool)])
+    drops = {}
+    for b, n in enumerate(counts.tolist()):
+        if n > keep_per_bin:
+            after = math.ceil(keep_per_bin * (n / keep_per_bin) ** ((points_left - 1) / points_left) - 1e-9)
+            drops[b] = n - max(keep_per_bin, after)
+    return drops
+
+
+def sample_per_bin(alive: np.ndarray, bins: np.ndarray, count: int | None | Mapping[int, int],
+                   rng: np.random.Generator) -> np.ndarray:
     """Which alive candidates to score at a pruning point: all of a bin's when it holds at most
-    `count` (or `count` is None), else a random `count` of them. Scoring thousands of candidates per
-    point is what makes the full method slow on a CPU; a sample per bin bounds it."""
+    `count` (or `count` is None), else a random `count` of them; `count` may differ per bin (a mapping
+    from bin id; a bin it does not name is not scored). Scoring thousands of candidates per point is
+    what makes the full method slow on a CPU; a sample per bin bounds it."""
     alive, bins = np.asarray(alive, dtype=bool), np.asarray(bins)
     if count is None:
         return alive.copy()
     scored = np.zeros_like(alive)
     for b in np.unique(bins[alive]):
+        n = count.get(int(b), 0) if isinstance(count, Mapping) else count
         members = np.flatnonzero(alive & (bins == b))
-        scored[members if len(members) <= count else rng.choice(members, count, replace=False)] = True
+        scored[members if len(members) <= n else rng.choice(members, n, replace=False)] = True
     return scored
 
 
@@ -96,72 +120,31 @@ def is_finished(alive: np.ndarray, bins: np.ndarray, keep_per_bin: int) -> bool:
 
 @dataclass
 class PruningSchedule:
-    """Pruning points, in optimizer steps done: the end of warm-up, then every `every` steps, up to
-    `total_steps`. A warm-up of 0 has its first point at `every` (an untrained supernet ranks nothing)."""
+    """Pruning points, in optimizer steps done: the multiples of `every` from `warmup_steps` on (the
+    training loop's evaluation hook runs every `every` steps), up to `total_steps`, or with `finish_at`
+    up to that fraction of it (at least one point), so the last steps train only the survivors. A
+    warm-up of 0 has its first point at `every` (an untrained supernet ranks nothing)."""
 
     warmup_steps: int
     every: int
     total_steps: int
+    finish_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 0 or self.every < 1:
             raise UserError(f"nas prune needs warmup_steps >= 0 and every >= 1, got {self.warmup_steps}, {self.every}")
 
-    def is_point(self, step: int) -> bool:
-        return 0 < step <= self.total_steps and step >= self.warmup_steps and \
-            (step - self.warmup_steps) % self.every == 0
-
     def points(self) -> list[int]:
-        first = self.warmup_steps if self.warmup_steps > 0 else self.every
-        return list(range(first, self.total_steps + 1, self.every))
+        first = max(self.every, math.ceil(self.warmup_steps / self.every) * self.every)
+        every_point = list(range(first, self.total_steps + 1, self.every))
+        if self.finish_at is None:
+            return every_point
+        last = self.finish_at * self.total_steps
+        return [p for p in every_point if p <= last] or every_point[:1]
 
+    def is_point(self, step: int) -> bool:
+        return step in self.points()
 
-@dataclass
-class PruningState:
-    """Alive masks of every block and the history of pruning points, JSON-able through to_dict for resume.
-    A history record: {"step": s, "blocks": [{"before": [alive per bin id], "after": [...]}, ...]}."""
-
-    bins: list[np.ndarray]
-    alive: list[np.ndarray]
-    num_bins: int
-    keep_per_bin: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, bins: list[np.ndarray], num_bins: int, keep_per_bin: int) -> PruningState:
-        """Every candidate of every block alive."""
-        bins = [np.asarray(b, dtype=int) for b in bins]
-        return cls(bins, [np.ones(len(b), dtype=bool) for b in bins], num_bins, keep_per_bin)
-
-    @property
-    def finished(self) -> bool:
-        return all(is_finished(a, b, self.keep_per_bin) for a, b in zip(self.alive, self.bins))
-
-    def prune(self, step: int, losses: list[np.ndarray]) -> dict[str, Any]:
-        """Prune every block by its held-out losses (one array per block); returns the history record."""
-        if len(losses) != len(self.bins):
-            raise ValueError(f"need one loss array per block ({len(self.bins)}), got {len(losses)}")
-        blocks = []
-        for i, block_losses in enumerate(losses):
-            before = alive_per_bin(self.alive[i], self.bins[i], self.num_bins)
-            self.alive[i] = prune_step(self.alive[i], self.bins[i], block_losses, self.keep_per_bin)
-            blocks.append({"before": before, "after": alive_per_bin(self.alive[i], self.bins[i], self.num_bins)})
-        record = {"step": int(step), "blocks": blocks}
-        self.history.append(record)
-        return record
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"num_bins": self.num_bins, "keep_per_bin": self.keep_per_bin,
-                "bins": [b.tolist() for b in self.bins],
-                "alive": [np.flatnonzero(a).tolist() for a in self.alive],  # indices: short once pruned
-                "history": self.history}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PruningState:
-        bins = [np.asarray(b, dtype=int) for b in data["bins"]]
-        alive = []
-        for b, indices in zip(bins, data["alive"]):
-            mask = np.zeros(len(b), dtype=bool)
-            mask[np.asarray(indices, dtype=int)] = True
-            alive.append(mask)
-        return cls(bins, alive, int(data["num_bins"]), int(data["keep_per_bin"]), list(data["history"]))
+    def points_left(self, step: int) -> int:
+        """Points at or after `step`."""
+        return sum(p >= step for p in self.points())

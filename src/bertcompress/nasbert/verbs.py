@@ -3,8 +3,9 @@ search space as it trains), then pick one model per budget and save each as a mo
 
     1. latency table: every module alone on the target device (cached for --resume)
     2. supernet: block-wise distillation with the shared loop; at every `prune.every` steps after
-       `prune.warmup_steps`, each bin of each block loses the worse half of its candidates by
-       held-out loss (the loop's evaluation hook; the alive masks live in the checkpoint)
+       `prune.warmup_steps`, each bin of each block loses its worst candidates by held-out loss, paced
+       to finish by `prune.finish_at` of training (the loop's evaluation hook; the alive masks live in
+       the checkpoint)
     3. selection: per budget, the best `rerank_top` architectures by summed held-out block losses
        under the budget's predicted latency or parameters, re-ranked by the whole model's held-out
        loss (each block reading its predecessor's output, not the teacher's); the best is kept
@@ -17,6 +18,7 @@ Output folder: models/<budget>/ (NAS-BERT encoders with the teacher's tokenizer;
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,12 +36,12 @@ from ..models.architecture import describe
 from ..models.loading import load_model, load_tokenizer
 from ..models.saving import checkpoint_dir, drop_checkpoints
 from ..train.distributed import refuse_ddp
-from ..train.loop import seed_run, train_loop
+from ..train.loop import planned_steps, seed_run, train_loop
 from .arch import BlockArch, NasArch
 from .assemble import assemble, assembled_parameters
 from .config import NasConfig
 from .latency import LatencyCalibration, LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
-from .pruning import bin_candidates, is_finished, prune_step, sample_per_bin
+from .pruning import PruningSchedule, bin_candidates, is_finished, paced_drops, prune_step, sample_per_bin
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
 from .supernet import BlockwiseObjective, Supernet, heldout_block_losses, heldout_embedding_losses, masked_mse
@@ -92,17 +94,20 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
                           np.array([block_ms(table, c) for c in candidates]),
                           cfg.prune.param_bins, cfg.prune.latency_bins)
     train_cfg = replace(cfg.train, eval_every=cfg.prune.every, keep_best=False)
+    total_steps = planned_steps(train_cfg, math.ceil(len(train_features) / train_cfg.batch_size))
+    schedule = PruningSchedule(cfg.prune.warmup_steps, cfg.prune.every, total_steps, cfg.prune.finish_at)
 
     def prune_point(module: BlockwiseObjective) -> dict[str, float]:
         step = int(module.forwards) // train_cfg.grad_accum
-        if step >= cfg.prune.warmup_steps:
+        if schedule.is_point(step):
             rng = np.random.default_rng([cfg.train.seed, step])  # the same sample after a resume
             for b in range(num_blocks):
                 alive = np.zeros(len(candidates), dtype=bool)
                 alive[module.alive(b)] = True
-                scored = sample_per_bin(alive, bins, cfg.prune.scored_per_bin, rng)
+                drops, sample = _point_plan(cfg, alive, bins, schedule.points_left(step))
+                scored = sample_per_bin(alive, bins, sample, rng)
                 losses = _block_losses(module, heldout, b, scored)
-                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin, scored))
+                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin, scored, drops))
         return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
 
     t0 = time.perf_counter()
@@ -111,16 +116,21 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
                         settings={"space": space, "prune": to_dict(cfg.prune)})
     supernet_seconds = round(time.perf_counter() - t0, 1)
 
-    per_block = []
+    per_block, finished = [], []
     for b in range(num_blocks):
         alive = np.zeros(len(candidates), dtype=bool)
         alive[objective.alive(b)] = True
-        if not is_finished(alive, bins, cfg.prune.keep_per_bin):
+        finished.append(is_finished(alive, bins, cfg.prune.keep_per_bin))
+        if not finished[-1]:
             print(f"[bertcompress] nas: WARNING: block {b + 1} still has {int(alive.sum())} candidates (pruning "
-                  "did not finish: more steps, or a shorter prune.every); all of them are scored now")
+                  "did not finish: more steps, prune.finish_at, or a shorter prune.every); all of them are "
+                  "scored now")
         per_block.append((candidates, _block_losses(objective, heldout, b, alive, desc=f"nas scoring block {b + 1}"),
                           alive))
     embedding_losses = heldout_embedding_losses(objective, heldout, embedding_sizes)
+    pruning = {"pruning_points": schedule.points(), "pruning_finished": all(finished),
+               "alive_after_pruning": [len(objective.alive(b)) for b in range(num_blocks)],
+               "pruning_history": [h for h in result.history if any(k.startswith("eval_alive") for k in h)]}
     vocab, positions = teacher.config.vocab_size, teacher.config.max_position_embeddings
     types = getattr(teacher.config, "type_vocab_size", 0) or 0
 
@@ -155,7 +165,7 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
             print(f"[bertcompress] nas: WARNING: budget {text}: none of the {len(ranked)} re-ranked models measures "
                   f"under {limit:.2f} ms (predicted under it); kept the best, {chosen[text]['latency_ms']:.2f} ms")
     return _publish(cfg, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table, calibration,
-                    teacher_ms, space, result.history, supernet_seconds, embedding_losses)
+                    teacher_ms, space, pruning, supernet_seconds, embedding_losses)
 
 
 def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
@@ -172,6 +182,18 @@ def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str,
     heldout = [sequences[i] for i in order[:size]]
     batches = [collate(heldout[i:i + cfg.train.batch_size]) for i in range(0, size, cfg.train.batch_size)]
     return [s for i, s in enumerate(sequences) if i not in held], batches
+
+
+def _point_plan(cfg: NasConfig, alive: np.ndarray, bins: np.ndarray,
+                points_left: int) -> tuple[dict[int, int] | None, int | None | dict[int, int]]:
+    """What one pruning point of one block drops per bin (None: the worse half of what it scores) and
+    how many candidates of each bin it scores (see PruneConfig)."""
+    prune = cfg.prune
+    if prune.finish_at is None:
+        return None, prune.scored_per_bin
+    drops = paced_drops(alive, bins, prune.keep_per_bin, points_left)
+    floor = prune.scored_per_bin or len(alive)
+    return drops, {b: max(floor, 2 * d) for b, d in drops.items() if d > 0}
 
 
 def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, head_size: int,
@@ -255,7 +277,7 @@ def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> flo
 
 
 def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table,
-             calibration, teacher_ms, space, history, supernet_seconds, embedding_losses) -> Path:
+             calibration, teacher_ms, space, pruning, supernet_seconds, embedding_losses) -> Path:
     collate = Collator(tokenizer.pad_token_id or 0)
     budgets = []
     with atomic_dir(cfg.output) as tmp:
@@ -282,7 +304,7 @@ def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, hel
                   "candidates": list(checked.values()),
                   "space": space, "supernet_seconds": supernet_seconds,
                   "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), embedding_losses.tolist())),
-                  "pruning_history": [h for h in history if any(k.startswith("eval_alive") for k in h)],
+                  **pruning,
                   "latency_table": table.to_dict()}
         atomic_write_json(tmp / "nas.json", report)
         _plot(list(checked.values()), budgets, teacher_ms, tmp / "report")

@@ -127,6 +127,12 @@ def _score(scores: dict[str, float]) -> float:
     return -math.inf if math.isnan(s) else s  # a NaN score (constant predictions) is the worst
 
 
+def planned_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    """Optimizer steps a run of `cfg` takes when an epoch holds `batches_per_epoch` (micro-)batches."""
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch), cfg.min_steps)
+
+
 def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
                cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
                evaluate: EvalFn | None = None, desc: str = "train",
@@ -171,8 +177,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         lambda e: epoch_batches(len(features), cfg.seed, e, global_batch, lengths, drop_last))
     if micro_per_epoch == 0:
         raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
-    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch), cfg.min_steps)
+    total_steps = planned_steps(cfg, micro_per_epoch)
     eval_every = cfg.eval_every or (max(1, total_steps // 5) if cfg.keep_best else 0)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     compiled = torch.compile(model) if cfg.torch_compile else None  # compiles at its first call
