@@ -70,7 +70,7 @@ class Meter:
             try:
                 import codecarbon  # noqa: F401
             except ImportError:
-                self.available, self.error = False, "codecarbon is not installed (pip install codecarbon)"
+                self.available, self.error = False, "codecarbon is not installed (pip install -e \".[bench]\")"
 
     def measure(self, fn: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
         tracker = self._tracker()
@@ -298,6 +298,15 @@ def spec(steps: int | None, epochs: float | None) -> str:
     return f"s{steps}" if steps else f"e{epochs:g}"
 
 
+def per_budget(values: list[int] | None, budgets: list[str], flag: str):
+    """The step count of each budget: one value for all, or one per budget in --budgets order (a
+    budget not listed there, e.g. the domain budget, takes the first)."""
+    if values and len(values) not in (1, len(budgets)):
+        raise SystemExit(f"{flag}: give one value, or one per budget ({len(budgets)})")
+    table = dict(zip(budgets, values)) if values and len(values) > 1 else {}
+    return lambda budget: table.get(budget, values[0]) if values else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="runs/cvt_tagging")
@@ -306,14 +315,17 @@ def main() -> None:
     ap.add_argument("--bert-budgets", nargs="+", default=None,
                     help="budgets for the BERT systems (default: --budgets); e.g. only 1000 on a CPU")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    ap.add_argument("--lstm-steps", type=int, default=None, help="BiLSTM and CVT optimizer steps (batch 32)")
+    ap.add_argument("--lstm-steps", type=int, nargs="+", default=None,
+                    help="BiLSTM and CVT optimizer steps (batch 32); one value, or one per budget")
     ap.add_argument("--lstm-epochs", type=float, default=30.0, help="BiLSTM and CVT epochs over the labelled "
                     "budget (used when --lstm-steps is not given)")
-    ap.add_argument("--teacher-steps", type=int, default=None)
+    ap.add_argument("--teacher-steps", type=int, nargs="+", default=None, help="one value, or one per budget")
     ap.add_argument("--teacher-epochs", type=float, default=3.0)
-    ap.add_argument("--student-steps", type=int, default=None, help="steps of each task-distillation phase")
+    ap.add_argument("--student-steps", type=int, nargs="+", default=None,
+                    help="steps of each task-distillation phase; one value, or one per budget")
     ap.add_argument("--student-epochs", type=float, default=3.0, help="epochs of each task-distillation phase")
-    ap.add_argument("--general-steps", type=int, default=2000, help="general-distillation steps (batch 32 x 128)")
+    ap.add_argument("--general-steps", type=int, nargs="+", default=[2000],
+                    help="general-distillation steps (batch 32 x 128); one value, or one per budget")
     ap.add_argument("--student-layers", type=int, default=3, help="student layers, at the teacher's width, "
                     "started from its layers")
     ap.add_argument("--unlabelled-limit", type=int, default=None, help="at most this many unlabelled sentences "
@@ -344,8 +356,10 @@ def main() -> None:
     bert_budgets = args.bert_budgets or args.budgets
     student = StudentConfig(num_layers=args.student_layers, hidden_size=None, num_heads=None, ffn_size=None,
                             init="teacher_layers")
-    lstm_spec, teacher_spec = spec(args.lstm_steps, args.lstm_epochs), spec(args.teacher_steps, args.teacher_epochs)
-    student_spec = spec(args.student_steps, args.student_epochs)
+    lstm_steps = per_budget(args.lstm_steps, args.budgets, "--lstm-steps")
+    teacher_steps = per_budget(args.teacher_steps, args.budgets, "--teacher-steps")
+    student_steps = per_budget(args.student_steps, args.budgets, "--student-steps")
+    general_steps = per_budget(args.general_steps, args.budgets, "--general-steps")
     ulimit = f"u{args.unlabelled_limit}" if args.unlabelled_limit else "uall"
 
     outputs: dict[str, Path] = {}
@@ -389,7 +403,11 @@ def main() -> None:
             else:
                 unlabelled = CvtUnlabelledConfig(paths=[str(fiction_pool(work))], text_format="lines",
                                                  rest_of_train=False, limit=args.unlabelled_limit)
-            length = {"max_steps": args.lstm_steps} if args.lstm_steps else {"epochs": args.lstm_epochs}
+            lstm_spec = spec(lstm_steps(budget), args.lstm_epochs)
+            teacher_spec = spec(teacher_steps(budget), args.teacher_epochs)
+            student_spec = spec(student_steps(budget), args.student_epochs)
+            general_spec = f"s{general_steps(budget)}"
+            length = {"max_steps": lstm_steps(budget)} if lstm_steps(budget) else {"epochs": args.lstm_epochs}
             lstm_train = replace(CvtConfig().train, device="cpu", log_every=25, **length)
             labelled = labelled_data(cvt_data)
             info["checks"][budget] = check_same_split(labelled, categories, limit)
@@ -413,12 +431,13 @@ def main() -> None:
                 data = data_config(categories, limit, args.dev_limit)
                 teacher_dir = timed(f"{setting} {budget} teacher", finetune, FinetuneConfig(
                     model=TEACHER, data=data, output=str(base / f"teacher-{teacher_spec}"),
-                    train=train_cfg(args.teacher_steps, args.teacher_epochs, lr=1e-4, batch_size=32, log_every=10)))
+                    train=train_cfg(teacher_steps(budget), args.teacher_epochs, lr=1e-4, batch_size=32,
+                                    log_every=10)))
                 folders["teacher"] = teacher_dir
                 task_kd = dict(stage="task", teacher=str(teacher_dir), data=data,
-                               train=train_cfg(args.student_steps, args.student_epochs, lr=3e-4, batch_size=32,
+                               train=train_cfg(student_steps(budget), args.student_epochs, lr=3e-4, batch_size=32,
                                                log_every=10),
-                               prediction_train=train_cfg(args.student_steps, args.student_epochs, lr=1e-4,
+                               prediction_train=train_cfg(student_steps(budget), args.student_epochs, lr=1e-4,
                                                           batch_size=32, log_every=10))
                 if "student" in args.systems:
                     folders["student"] = timed(f"{setting} {budget} student", distill, DistillConfig(
@@ -427,11 +446,11 @@ def main() -> None:
                     general = timed(f"{setting} {budget} general", distill, DistillConfig(
                         stage="general", teacher=TEACHER, student=student,
                         corpus=CorpusConfig(path=str(corpus_file), max_seq_len=128),
-                        train=train_cfg(args.general_steps, None, lr=3e-4, batch_size=32, log_every=10),
-                        output=str(base / f"general-s{args.general_steps}-{ulimit}")))
+                        train=train_cfg(general_steps(budget), None, lr=3e-4, batch_size=32, log_every=10),
+                        output=str(base / f"general-{general_spec}-{ulimit}")))
                     folders["general_student"] = timed(f"{setting} {budget} general_student", distill, DistillConfig(
                         student_path=str(general),
-                        output=str(base / f"general_student-s{args.general_steps}-{ulimit}-{teacher_spec}-"
+                        output=str(base / f"general_student-{general_spec}-{ulimit}-{teacher_spec}-"
                                           f"{student_spec}"), **task_kd))
             needs = {"bilstm": ["bilstm"], "cvt": ["cvt"], "teacher": ["teacher"], "student": ["teacher", "student"],
                      "general_student": ["general", "teacher", "general_student"]}
@@ -497,19 +516,21 @@ def main() -> None:
                   "domain": None if args.skip_domain else {
                       "labelled": f"Brown {', '.join(SOURCE_GENRES)}, budget {args.domain_budget}",
                       "test": f"the test split of Brown {', '.join(TARGET_GENRES)}", **domain_info},
-                  "lstm": {"steps": args.lstm_steps, "epochs": None if args.lstm_steps else args.lstm_epochs,
+                  "lstm": {"steps": {b: lstm_steps(b) for b in args.budgets},
+                           "epochs": None if args.lstm_steps else args.lstm_epochs,
                            "model": "CvtModelConfig defaults (word 100, char CNN 3x50, BiLSTM 200 + 100, "
                                     "projection 100)", "batch_size": 32, "lr": 2e-3, "ema": 0.998},
-                  "teacher": {"model": TEACHER, "steps": args.teacher_steps,
+                  "teacher": {"model": TEACHER, "steps": {b: teacher_steps(b) for b in bert_budgets},
                               "epochs": None if args.teacher_steps else args.teacher_epochs, "lr": 1e-4,
                               "batch_size": 32, "max_seq_len": 128},
                   "student": {"shape": f"{args.student_layers} layers x the teacher's width (384, 12 heads, FFN "
                                        "1536), started from the teacher's layers (uniform mapping)",
-                              "task_distillation": {"steps_per_phase": args.student_steps,
+                              "task_distillation": {"steps_per_phase": {b: student_steps(b) for b in bert_budgets},
                                                     "epochs_per_phase": None if args.student_steps
                                                     else args.student_epochs,
                                                     "intermediate_lr": 3e-4, "prediction_lr": 1e-4},
-                              "general_distillation": {"steps": args.general_steps, "batch_size": 32,
+                              "general_distillation": {"steps": {b: general_steps(b) for b in bert_budgets},
+                                                       "batch_size": 32,
                                                        "seq_len": 128, "lr": 3e-4, "teacher": TEACHER}},
                   "dev_limit": args.dev_limit,
                   "latency": {"threads": 1, "batch_size": args.latency_batch, "repeats": args.latency_repeats,

@@ -14,7 +14,11 @@ from bertcompress.errors import UserError
 from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.nasbert import verbs as nas_verbs
 from bertcompress.nasbert.arch import NasArch
+from bertcompress.nasbert.assemble import assemble
 from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig
+from bertcompress.nasbert.saved_search import SearchResult, search_settings
+from bertcompress.nasbert.space import block_candidates
+from bertcompress.nasbert.supernet import BlockwiseObjective, Supernet
 
 
 @pytest.fixture
@@ -101,6 +105,48 @@ def test_nas_resume_reuses_the_latency_table(tmp_path, tiny_bert_dir, corpus, mo
     assert calls == [1]  # measured once, reused by the resumed run
     assert trained[0].steps == 0  # the finished supernet is reused: no step is trained again
     assert json.loads((tmp_path / "nas" / "nas.json").read_text())["budgets"][0]["name"] == "2x"
+
+
+def test_a_kept_supernet_serves_new_budgets_without_training(tmp_path, tiny_bert_dir, corpus, monkeypatch):
+    out = tmp_path / "nas"
+    cfg = _config(tiny_bert_dir, corpus, out, budgets=["1.2x"])
+    nas_verbs.nas(cfg)
+    first = json.loads((out / "nas.json").read_text())
+    weights = (out / "models" / "1_2x" / "model.safetensors").read_bytes()
+    assert first["supernet_kept"] == "supernet/" and (out / "supernet" / "model.safetensors").is_file()
+
+    def no_training(*a, **k):
+        raise AssertionError("the kept supernet must not be trained again")
+    monkeypatch.setattr(nas_verbs, "train_loop", no_training)
+    monkeypatch.setattr(nas_verbs, "measure_table", no_training)
+    nas_verbs.nas(_config(tiny_bert_dir, corpus, out, budgets=["1.2x", "3x"]), resume=True)
+    again = json.loads((out / "nas.json").read_text())
+    assert [b["name"] for b in again["budgets"]] == ["1.2x", "3x"]
+    assert again["budgets"][0] == first["budgets"][0]  # the same pick, its model kept as it was
+    assert (out / "models" / "1_2x" / "model.safetensors").read_bytes() == weights
+    assert again["supernet_seconds"] == first["supernet_seconds"] and (out / "supernet" / "search.json").is_file()
+    for key in ("pruning_history", "latency_table", "embedding_losses"):
+        assert again[key] == first[key]
+    # the kept weights are the trained supernet's: assembled again, the pick equals the saved model
+    teacher = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    space = again["space"]
+    supernet = Supernet.from_teacher(teacher, num_blocks=space["num_blocks"], slots=space["slots"],
+                                     hidden_sizes=space["hiddens"], embedding_sizes=space["embedding_sizes"],
+                                     ops=space["ops"])
+    candidates = block_candidates(space["hiddens"], space["slots"], space["ops"], space["head_size"])
+    objective = BlockwiseObjective(supernet, teacher, [candidates] * space["num_blocks"])
+    kept = SearchResult.load(out / "supernet", search_settings(cfg), objective)
+    assert kept.reused and [len(objective.alive(b)) for b in range(2)] == first["alive_after_pruning"]
+    ids = torch.tensor([[2, 7, 8, 9, 3]])
+    with torch.no_grad():
+        saved = AutoModel.from_pretrained(out / "models" / "1_2x").eval()(input_ids=ids).last_hidden_state
+        assert torch.equal(assemble(supernet, first["budgets"][0]["arch"]).eval()(input_ids=ids).last_hidden_state,
+                           saved)
+    # a kept search made with other settings is not silently replaced
+    other = _config(tiny_bert_dir, corpus, out, train=TrainConfig(max_steps=4, batch_size=4, lr=1e-3, device="cpu"))
+    with pytest.raises(UserError, match=r"made with other train;") as raised:
+        nas_verbs.nas(other, resume=True)
+    assert "\n" not in str(raised.value) and (out / "supernet").is_dir()
 
 
 def test_nas_config_round_trips_and_refuses_bad_budgets(capsys, tmp_path):

@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from bertcompress.cli import main
@@ -295,12 +296,16 @@ def test_the_prediction_weight_drives_the_token_term():
 
 def test_run_brown_pos_quick_end_to_end(tmp_path, tiny_bert_dir, capsys):
     zip_path = tiny_brown_zip(tmp_path / "brown.zip")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(" ".join(s.tokens) for s in tagged_sentences(40, 5)), encoding="utf-8")
     out = tmp_path / "run"
     assert main(["run", "--task", "brown-pos", "--data", str(zip_path), "--teacher", str(tiny_bert_dir), "--quick",
-                 "--corpus", str(corpus), "--no-latency", "-o", str(out), "--set", "corpus.max_seq_len=16",
+                 "--no-latency", "-o", str(out), "--set", "corpus.max_seq_len=16",
                  "--set", "student.num_layers=2"]) == 0  # the teacher's width, started from its layers 2 and 4
+    # no corpus given: general distillation read the task's own train sentences (all 48), not the default
+    general = yaml.safe_load((out / "general_student" / "bertcompress_config.yaml").read_text())
+    assert general["corpus"]["path"] == str(out / "general_corpus.txt")
+    lines = [line for line in (out / "general_corpus.txt").read_text().splitlines() if line]
+    train = load_examples(DataConfig(task="brown-pos", path=str(zip_path)), "train", allow_tagging=True)[1]
+    assert lines == [" ".join(s.tokens) for s in train] and len(lines) == 48
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "brown-pos" and report["split"] == "dev (10% of Brown, all genres, seed 0)"
     teacher, student = report["teacher"], report["student"]

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
+from .config import CorpusConfig, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
+from .data import get_task, load_examples
 from .distillation.stages import distill
 from .evaluation.evaluator import compare, evaluate, records_markdown
 from .evaluation.report import report as html_report
@@ -52,7 +54,7 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
         model=cfg.teacher, data=cfg.data, train=cfg.finetune, output=str(out / "teacher")))
     general_dir = stage("general_student", distill, DistillConfig(
         stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
-        corpus=cfg.corpus, output=str(out / "general_student")))
+        corpus=_general_corpus(cfg, out), output=str(out / "general_student")))
     student_dir = stage("student", distill, DistillConfig(
         stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
         train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
@@ -75,6 +77,23 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
     return report
+
+
+def _general_corpus(cfg: PipelineConfig, out: Path) -> CorpusConfig:
+    """The general stage's text: the configured corpus; for a tagging task given none, the words of
+    the task's own train split (all of it: unlabelled use needs no labels budget), written to
+    out/general_corpus.txt, so the student learns the language of the task's domain rather than
+    the embedded default's."""
+    if cfg.corpus.path is not None or get_task(cfg.data.task).kind != "tagging":
+        return cfg.corpus
+    _, sentences = load_examples(replace(cfg.data, max_train_examples=None), "train", allow_tagging=True)
+    lines = [" ".join(s.tokens) for s in sentences]
+    path = out / "general_corpus.txt"
+    # documents of 16 sentences: the corpus reader packs a document's lines into sequences
+    atomic_write_text(path, "\n\n".join("\n".join(lines[i:i + 16]) for i in range(0, len(lines), 16)) + "\n")
+    print(f"[bertcompress] general distillation reads the {len(lines):,} train sentences of {cfg.data.task} "
+          f"({path}); pass --corpus for other text")
+    return replace(cfg.corpus, path=str(path))
 
 
 def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:

@@ -90,6 +90,9 @@ class NasConfig:
     final_general: TrainConfig | None = setting(
         None, "continue each chosen model with whole-model general distillation (set any key to turn it on)",
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    keep_supernet: bool = setting(True, "keep the trained supernet in the output (supernet/: every op at every "
+                                  "width, the largest file of the output) so that `nas --resume` with new budgets "
+                                  "picks from it without training again")
     output: str = setting("outputs/nas", "output folder")
 
     def __post_init__(self) -> None:

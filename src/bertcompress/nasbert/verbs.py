@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from .assemble import assemble, assembled_parameters
 from .config import NasConfig
 from .latency import LatencyCalibration, LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
 from .pruning import PruningSchedule, bin_candidates, is_finished, paced_drops, prune_step, sample_per_bin
+from .saved_search import KEPT_SEARCH, SearchResult, link_or_copy, search_settings
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
 from .supernet import BlockwiseObjective, Supernet, heldout_block_losses, heldout_embedding_losses, masked_mse
@@ -64,7 +66,9 @@ class WholeModelObjective(nn.Module):
 
 @writes_output
 def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
-    """Run NAS-BERT for `cfg.budgets`; write the model family to `cfg.output`."""
+    """Run NAS-BERT for `cfg.budgets`; write the model family to `cfg.output`. With `resume`, a killed
+    run continues from its checkpoints, and a finished output's kept supernet serves new budgets
+    without training again."""
     refuse_ddp("nas is not supported under torchrun (DDP) yet: its pruning runs on one process")
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.teacher)
@@ -84,12 +88,27 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
           f"{embedding_sizes}: {len(candidates):,} candidates per block")
 
     train_features, heldout = _corpus_split(cfg, tokenizer)
-    work = checkpoint_dir(cfg.output, "nas")
     supernet = Supernet.from_teacher(teacher, num_blocks=num_blocks, slots=slots, hidden_sizes=hiddens,
                                      embedding_sizes=embedding_sizes, ops=cfg.ops)
-    table, calibration, teacher_ms = _latency(cfg, work, hiddens, embedding_sizes, width, head_size, teacher,
-                                              supernet, candidates, num_blocks)
     objective = BlockwiseObjective(supernet, teacher, [candidates] * num_blocks)
+    kept = Path(cfg.output) / KEPT_SEARCH
+    search = SearchResult.load(kept, search_settings(cfg), objective) if resume else None
+    if search is None:
+        collate = Collator(tokenizer.pad_token_id or 0)
+        search = _search(cfg, objective, teacher, candidates, space, train_features, collate, heldout, resume)
+    else:
+        print(f"[bertcompress] nas: picking from the supernet kept in {kept} (no training)")
+    chosen = _choose(cfg, objective, teacher, search, space, heldout)
+    return _publish(cfg, tokenizer, objective, train_features, heldout, chosen, search, space,
+                    reused=kept if search.reused else None)
+
+
+def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, candidates: list, space: dict,
+            train_features: list[dict], collate: Collator, heldout, resume: bool) -> SearchResult:
+    """Latency table, supernet training with progressive pruning, then every survivor scored."""
+    num_blocks, embedding_sizes = space["num_blocks"], space["embedding_sizes"]
+    work = checkpoint_dir(cfg.output, "nas")
+    table, calibration, teacher_ms = _latency(cfg, work, space, teacher, objective.supernet, candidates)
     bins = bin_candidates(np.array([block_parameters(c) for c in candidates], dtype=float),
                           np.array([block_ms(table, c) for c in candidates]),
                           cfg.prune.param_bins, cfg.prune.latency_bins)
@@ -102,8 +121,7 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
         if schedule.is_point(step):
             rng = np.random.default_rng([cfg.train.seed, step])  # the same sample after a resume
             for b in range(num_blocks):
-                alive = np.zeros(len(candidates), dtype=bool)
-                alive[module.alive(b)] = True
+                alive = _alive_mask(module, b)
                 drops, sample = _point_plan(cfg, alive, bins, schedule.points_left(step))
                 scored = sample_per_bin(alive, bins, sample, rng)
                 losses = _block_losses(module, heldout, b, scored)
@@ -111,37 +129,48 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
         return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
 
     t0 = time.perf_counter()
-    result = train_loop(objective, train_features, Collator(tokenizer.pad_token_id or 0), train_cfg,
+    result = train_loop(objective, train_features, collate, train_cfg,
                         work_dir=work / "supernet", resume=resume, evaluate=prune_point, desc="nas supernet",
                         settings={"space": space, "prune": to_dict(cfg.prune)})
     supernet_seconds = round(time.perf_counter() - t0, 1)
 
-    per_block, finished = [], []
+    block_losses, finished = [], []
     for b in range(num_blocks):
-        alive = np.zeros(len(candidates), dtype=bool)
-        alive[objective.alive(b)] = True
+        alive = _alive_mask(objective, b)
         finished.append(is_finished(alive, bins, cfg.prune.keep_per_bin))
         if not finished[-1]:
             print(f"[bertcompress] nas: WARNING: block {b + 1} still has {int(alive.sum())} candidates (pruning "
                   "did not finish: more steps, prune.finish_at, or a shorter prune.every); all of them are "
                   "scored now")
-        per_block.append((candidates, _block_losses(objective, heldout, b, alive, desc=f"nas scoring block {b + 1}"),
-                          alive))
-    embedding_losses = heldout_embedding_losses(objective, heldout, embedding_sizes)
+        block_losses.append(_block_losses(objective, heldout, b, alive, desc=f"nas scoring block {b + 1}"))
     pruning = {"pruning_points": schedule.points(), "pruning_finished": all(finished),
                "alive_after_pruning": [len(objective.alive(b)) for b in range(num_blocks)],
                "pruning_history": [h for h in result.history if any(k.startswith("eval_alive") for k in h)]}
-    vocab, positions = teacher.config.vocab_size, teacher.config.max_position_embeddings
-    types = getattr(teacher.config, "type_vocab_size", 0) or 0
+    return SearchResult(block_losses=block_losses,
+                        embedding_losses=heldout_embedding_losses(objective, heldout, embedding_sizes),
+                        table=table, calibration=calibration, teacher_ms=teacher_ms, pruning=pruning,
+                        supernet_seconds=supernet_seconds, checked={})
+
+
+def _choose(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, search: SearchResult, space: dict,
+            heldout) -> dict[str, dict[str, Any] | None]:
+    """Per budget: the best `rerank_top` by summed block losses under it, re-ranked whole; the
+    models measured here are added to `search.checked`."""
+    width, config = space["teacher_width"], teacher.config
+    vocab, positions = config.vocab_size, config.max_position_embeddings
+    types = getattr(config, "type_vocab_size", 0) or 0
+    per_block = [(objective.candidates[b], losses, _alive_mask(objective, b))
+                 for b, losses in enumerate(search.block_losses)]
 
     def cost_of(arch: NasArch) -> tuple[float, int]:
-        return calibration(predict_ms(table, arch)), assembled_parameters(arch, width, vocab, positions, types)
+        return (search.calibration(predict_ms(search.table, arch)),
+                assembled_parameters(arch, width, vocab, positions, types))
 
-    chosen, checked = {}, {}
+    chosen, checked = {}, search.checked
     for text in cfg.budgets:
         budget = parse_budget(text)
-        top = select(per_block, (embedding_sizes, embedding_losses), cost_of, budget, cfg.rerank_top,
-                     teacher_latency_ms=teacher_ms)
+        top = select(per_block, (space["embedding_sizes"], search.embedding_losses), cost_of, budget,
+                     cfg.rerank_top, teacher_latency_ms=search.teacher_ms)
         if not top:
             chosen[text] = None
             print(f"[bertcompress] nas: no architecture of the search space fits budget {text}")
@@ -150,22 +179,27 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
         for arch, approx in top:
             key = arch.to_string()
             if key not in checked:
-                model = assemble(supernet, arch)
+                model = assemble(objective.supernet, arch)
                 predicted_ms, params = cost_of(arch)
                 checked[key] = {"arch": key, "approx_loss": float(approx),
                                 "whole_loss": _whole_loss(objective, model, heldout),
                                 "params": params, "predicted_latency_ms": predicted_ms,
-                                "predicted_raw_ms": predict_ms(table, arch), "latency_ms": _measure(cfg, model)}
+                                "predicted_raw_ms": predict_ms(search.table, arch), "latency_ms": _measure(cfg, model)}
             ranked.append(checked[key])
         # the measured latency has the last word: a prediction that was short must not break the budget
-        limit = budget.limit(teacher_ms)
+        limit = budget.limit(search.teacher_ms)
         fitting = [r for r in ranked if budget.metric == "params" or r["latency_ms"] <= limit]
         chosen[text] = {**min(fitting or ranked, key=lambda r: r["whole_loss"]), "fits_measured": bool(fitting)}
         if not fitting:
             print(f"[bertcompress] nas: WARNING: budget {text}: none of the {len(ranked)} re-ranked models measures "
                   f"under {limit:.2f} ms (predicted under it); kept the best, {chosen[text]['latency_ms']:.2f} ms")
-    return _publish(cfg, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table, calibration,
-                    teacher_ms, space, pruning, supernet_seconds, embedding_losses)
+    return chosen
+
+
+def _alive_mask(objective: BlockwiseObjective, block: int) -> np.ndarray:
+    alive = np.zeros(len(objective.candidates[block]), dtype=bool)
+    alive[objective.alive(block)] = True
+    return alive
 
 
 def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
@@ -196,11 +230,11 @@ def _point_plan(cfg: NasConfig, alive: np.ndarray, bins: np.ndarray,
     return drops, {b: max(floor, 2 * d) for b, d in drops.items() if d > 0}
 
 
-def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, head_size: int,
-             teacher: nn.Module, supernet: Supernet, candidates: list,
-             num_blocks: int) -> tuple[LatencyTable, LatencyCalibration, float]:
+def _latency(cfg: NasConfig, work: Path, space: dict, teacher: nn.Module, supernet: Supernet,
+             candidates: list) -> tuple[LatencyTable, LatencyCalibration, float]:
     """The lookup table, its calibration and the teacher's measured latency, measured once (kept
     for --resume)."""
+    hiddens, embedding_sizes, num_blocks = space["hiddens"], space["embedding_sizes"], space["num_blocks"]
     path = work / "latency.json"
     settings = {"latency": to_dict(cfg.latency), "hiddens": hiddens, "embedding_sizes": embedding_sizes,
                 "ops": cfg.ops, "num_blocks": num_blocks}
@@ -211,7 +245,7 @@ def _latency(cfg: NasConfig, work: Path, hiddens, embedding_sizes, width: int, h
                     saved["teacher_ms"])
     lat = cfg.latency
     print("[bertcompress] nas: measuring the latency table")
-    table = measure_table(hiddens, embedding_sizes, width, cfg.ops, head_size=head_size,
+    table = measure_table(hiddens, embedding_sizes, space["teacher_width"], cfg.ops, head_size=space["head_size"],
                           vocab_size=teacher.config.vocab_size,
                           type_vocab_size=getattr(teacher.config, "type_vocab_size", 0) or 0,
                           device=lat.device, threads=lat.threads, batch_size=lat.batch_size, seq_len=lat.seq_len,
@@ -276,44 +310,65 @@ def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> flo
     return total / tokens
 
 
-def _publish(cfg: NasConfig, tokenizer, supernet, objective, train_features, heldout, chosen, checked, table,
-             calibration, teacher_ms, space, pruning, supernet_seconds, embedding_losses) -> Path:
+def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_features, heldout,
+             chosen: dict[str, dict[str, Any] | None], search: SearchResult, space: dict,
+             reused: Path | None) -> Path:
+    """Write the output folder in one go: a model per budget, nas.json, the plot, the config and (with
+    keep_supernet) the search. A budget picked again with the same architecture and final stage as in
+    the output's earlier run keeps its model (`reused`: the kept search this run picked from)."""
     collate = Collator(tokenizer.pad_token_id or 0)
+    final = to_dict(cfg.final_general) if cfg.final_general is not None else None
+    earlier = _earlier_budgets(cfg.output) if reused else {}
     budgets = []
     with atomic_dir(cfg.output) as tmp:
         for text, pick in chosen.items():
             if pick is None:
                 budgets.append({"name": text, "arch": None, "fits": False})
                 continue
-            model = assemble(supernet, pick["arch"])
-            entry = {"name": text, **pick}
+            folder = tmp / "models" / _folder_name(text)
+            same = earlier.get(text, {})
+            if same.get("arch") == pick["arch"] and same.get("final_general") == final:
+                shutil.copytree(Path(cfg.output) / "models" / _folder_name(text), folder, copy_function=link_or_copy)
+                save_config(cfg, folder)
+                budgets.append(same)
+                continue
+            model = assemble(objective.supernet, pick["arch"])
+            entry = {"name": text, **pick, "final_general": final}
             if cfg.final_general is not None:
                 entry.update(_continue(cfg, model, objective, train_features, collate, text))
                 entry["whole_loss_after_final_general"] = _whole_loss(objective, model, heldout)
-            folder = tmp / "models" / _folder_name(text)
             model.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             save_config(cfg, folder)
             budgets.append(entry)
-        measured = [(c["predicted_latency_ms"], c["latency_ms"]) for c in checked.values()]
-        mape = float(np.mean([abs(p - m) / m for p, m in measured])) if measured else None
-        raw = [abs(c["predicted_raw_ms"] - c["latency_ms"]) / c["latency_ms"] for c in checked.values()]
-        report = {"budgets": budgets, "teacher_latency_ms": teacher_ms, "latency_mape": mape,
-                  "latency_mape_raw": float(np.mean(raw)) if raw else None,
-                  "latency_checked_models": len(measured), "latency_calibration": calibration.to_dict(),
-                  "candidates": list(checked.values()),
-                  "space": space, "supernet_seconds": supernet_seconds,
-                  "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), embedding_losses.tolist())),
-                  **pruning,
-                  "latency_table": table.to_dict()}
+        checked = list(search.checked.values())
+        mape, raw = (float(np.mean([abs(c[key] - c["latency_ms"]) / c["latency_ms"] for c in checked])) if checked
+                     else None for key in ("predicted_latency_ms", "predicted_raw_ms"))
+        report = {"budgets": budgets, "teacher_latency_ms": search.teacher_ms, "latency_mape": mape,
+                  "latency_mape_raw": raw, "latency_checked_models": len(checked),
+                  "latency_calibration": search.calibration.to_dict(), "candidates": checked,
+                  "space": space, "supernet_seconds": search.supernet_seconds,
+                  "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), search.embedding_losses.tolist())),
+                  **search.pruning, "latency_table": search.table.to_dict(),
+                  "supernet_kept": f"{KEPT_SEARCH}/" if cfg.keep_supernet else None}
         atomic_write_json(tmp / "nas.json", report)
-        _plot(list(checked.values()), budgets, teacher_ms, tmp / "report")
+        _plot(checked, budgets, search.teacher_ms, tmp / "report")
+        if cfg.keep_supernet:
+            search.save(tmp / KEPT_SEARCH, search_settings(cfg), objective, weights_from=reused)
         save_config(cfg, tmp)
     drop_checkpoints(cfg.output)
     written = len([b for b in budgets if b.get("arch")])
     print(f"[bertcompress] nas: wrote {written} models to {cfg.output}/models"
-          + (f"; latency table error {mape:.1%} over {len(measured)} measured models" if measured else ""))
+          + (f"; latency table error {mape:.1%} over {len(checked)} measured models" if checked else ""))
     return Path(cfg.output)
+
+
+def _earlier_budgets(output: str) -> dict[str, dict[str, Any]]:
+    """The budgets of the nas.json already in `output`, by name (none when it is unreadable)."""
+    try:
+        return {b["name"]: b for b in json.loads((Path(output) / "nas.json").read_text())["budgets"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _continue(cfg: NasConfig, model: nn.Module, objective: BlockwiseObjective, features, collate,
