@@ -340,6 +340,7 @@ def main() -> None:
     ap.add_argument("--domain-budget", default="1000", help="labelled news sentences of the domain setting")
     ap.add_argument("--country", default="USA", help="codecarbon country_iso_code (grid carbon intensity)")
     ap.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
+    ap.add_argument("--result-name", default="cvt_tagging", help="results/NAME.json (side experiments: another name)")
     args = ap.parse_args()
 
     from bertcompress.config import CorpusConfig, DistillConfig, FinetuneConfig, StudentConfig
@@ -557,7 +558,7 @@ def main() -> None:
         print_table(table, list(table[0]))
     for name, t in result["targets"].items():
         print(f"{name}: {t['verdict']}")
-    print(f"wrote {write_result('cvt_tagging', result)}")
+    print(f"wrote {write_result(args.result_name, result)}")
 
 
 def targets(systems: dict, budgets: list[str]) -> dict[str, Any]:
