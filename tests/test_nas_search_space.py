@@ -17,6 +17,7 @@ from bertcompress.nasbert.pruning import (
     PruningSchedule,
     alive_per_bin,
     bin_candidates,
+    cheapest_per_op,
     is_finished,
     paced_drops,
     prune_step,
@@ -150,6 +151,19 @@ def test_paced_drops_share_the_work_and_finish_on_the_last_point():
     assert [s[0] for s in sizes] == [32, 16, 8, 4, 2] and sizes[-1] == [2, 2, 2] and is_finished(alive, bins, 2)
 
 
+def test_cheapest_per_op_keeps_the_fastest_way_to_use_each_op():
+    ops = [["mha", "ffn"], ["mha", "identity"], ["ffn", "identity"], ["conv3", "ffn"], ["conv3", "identity"]]
+    latency = np.array([3.0, 2.0, 1.0, 2.5, 0.5])
+    params = np.array([50, 20, 10, 30, 40])
+    kept = cheapest_per_op(ops, latency, params)
+    # mha -> 1, ffn -> 2, identity and conv3 and the fastest -> 4, the smallest -> 2
+    assert np.flatnonzero(kept).tolist() == [1, 2, 4]
+    tie = cheapest_per_op([["ffn"], ["ffn"]], np.array([1.0, 1.0]), np.array([9, 5]))
+    assert tie.tolist() == [False, True]  # equal latency: fewer parameters
+    with pytest.raises(ValueError, match="2 candidates, 1 latencies"):
+        cheapest_per_op([["ffn"], ["mha"]], np.ones(1), np.ones(2))
+
+
 def test_paced_prune_step_drops_the_worst_of_its_sample():
     bins = np.zeros(10, dtype=int)
     losses = np.array([5, 0, 9, 1, 8, 2, 7, 3, 6, 4.0])
@@ -189,13 +203,13 @@ def _arch(e, blocks):
     return NasArch(list(blocks), embedding_size=None if e == blocks[0].hidden else e)
 
 
-def _brute_force(per_block, embeddings, cost_of, metric, limit, top_k):
+def _brute_force(per_block, embeddings, cost_of, metric, limit, top_k, min_attention=0):
     options = [[c for c, loss, ok in zip(*space) if ok] for space in per_block]
     losses = [{id(c): loss for c, loss in zip(space[0], space[1])} for space in per_block]
     scored = []
     for (e, e_loss), combo in itertools.product(zip(*embeddings), itertools.product(*options)):
         arch = _arch(e, combo)
-        if cost_of(arch)[metric] <= limit:
+        if cost_of(arch)[metric] <= limit and sum(c.ops.count("mha") for c in combo) >= min_attention:
             scored.append((e_loss + sum(loss[id(c)] for loss, c in zip(losses, combo)), str(arch)))
     return sorted(scored)[:top_k]
 
@@ -230,7 +244,8 @@ def _table_latency(rng):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("top_k", [1, 5])
-def test_select_equals_brute_force(seed, top_k):
+@pytest.mark.parametrize("min_attention", [0, 2])
+def test_select_equals_brute_force(seed, top_k, min_attention):
     per_block, embeddings, rng = _random_space(seed)
     latency = _table_latency(rng)
 
@@ -242,8 +257,8 @@ def test_select_equals_brute_force(seed, top_k):
     for metric, quantile in itertools.product((0, 1), (0.02, 0.3, 0.7, 1.0)):
         limit = float(np.quantile([c[metric] for c in every], quantile))
         budget = parse_budget(f"{limit:.6f}ms" if metric == 0 else f"{limit / 1000:.3f}K")
-        expected = _brute_force(per_block, embeddings, cost_of, metric, budget.limit(), top_k)
-        found = select(per_block, embeddings, cost_of, budget, top_k)
+        expected = _brute_force(per_block, embeddings, cost_of, metric, budget.limit(), top_k, min_attention)
+        found = select(per_block, embeddings, cost_of, budget, top_k, min_attention=min_attention)
         assert [str(a) for a, _ in found] == [name for _, name in expected]
         assert [s for _, s in found] == pytest.approx([s for s, _ in expected])
         assert all(cost_of(a)[metric] <= budget.limit() for a, _ in found)
@@ -261,6 +276,21 @@ def test_select_speedup_budget_and_nothing_fits():
     found = select(per_block, embeddings, cost_of, parse_budget("3x"), 3, teacher_latency_ms=teacher_ms)
     assert [str(a) for a, _ in found] == [name for _, name in expected] and expected
     assert select(per_block, embeddings, cost_of, parse_budget("1000x"), 3, teacher_latency_ms=teacher_ms) == []
+
+
+def test_select_needs_the_attention_slots_asked_for():
+    conv, mha = BlockArch(8, ["conv3"]), BlockArch(8, ["mha"])
+    per_block = [([conv, mha], np.array([0.0, 1.0]), np.array([True, True]))] * 2
+
+    def cost_of(arch):
+        return 0.0, 1
+
+    spell = [[str(a) for a, _ in select(per_block, ([8], np.zeros(1)), cost_of, parse_budget("1K"), 4, min_attention=k)]
+             for k in (0, 1, 2, 3)]
+    assert spell[0] == ["8:conv3|8:conv3", "8:conv3|8:mha", "8:mha|8:conv3", "8:mha|8:mha"]
+    assert spell[1] == spell[0][1:]  # the conv-only model is the best and is never chosen
+    assert spell[2] == ["8:mha|8:mha"]
+    assert spell[3] == []
 
 
 def test_select_refuses_a_cost_that_is_not_additive():
@@ -282,7 +312,8 @@ def test_nas_config_defaults_and_round_trip():
     assert cfg.ops == list(OPS) and cfg.budgets == ["2x", "3x", "4x", "6x", "8x", "10x"]
     assert cfg.final_general is None and cfg.latency.threads == 1 and cfg.corpus.max_seq_len == 128
     assert from_dict(NasConfig, to_dict(cfg)) == cfg
-    changed = load_config(NasConfig, overrides=["hiddens=[64,128]", "ops=[ffn,conv3,identity]", "budgets=[2x,5M]",
+    changed = load_config(NasConfig, overrides=["hiddens=[64,128]", "ops=[ffn,conv3,identity]", "min_attention=0",
+                                                "budgets=[2x,5M]",
                                                 "prune.every=5", "latency.device=cuda", "final_general.lr=1e-4"])
     assert changed.hiddens == [64, 128] and changed.prune.every == 5 and changed.latency.device == "cuda"
     assert changed.final_general is not None and changed.final_general.lr == 1e-4
@@ -302,6 +333,8 @@ def test_nas_config_defaults_and_round_trip():
     ("embedding_sizes=[]", "nas embedding_sizes must list at least one size"),
     ("num_blocks=0", "nas num_blocks must be >= 1"),
     ("rerank_top=0", "nas rerank_top must be >= 1"),
+    ("min_attention=-1", "nas min_attention must be >= 0"),
+    ("ops=[ffn,conv3]", "min_attention=1 needs 'mha' among ops"),
     ("prune.keep_per_bin=0", "nas prune.keep_per_bin must be >= 1"),
     ("prune.warmup_steps=-1", "nas prune.warmup_steps must be >= 0"),
     ("latency.device=tpu", "nas latency.device must be one of cpu, cuda"),

@@ -26,6 +26,9 @@ class PruneConfig:
     param_bins: int = setting(5, "quantile bins by parameters of a block's candidates")
     latency_bins: int = setting(4, "quantile bins by latency within each parameter bin")
     keep_per_bin: int = setting(2, "pruning stops at this many candidates per bin")
+    keep_cheapest: bool = setting(True, "never prune each block's fastest candidate holding each op, nor its "
+                                  "fastest and smallest overall (nas/pruning.py), so the smallest budgets stay "
+                                  "reachable")
     heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
     scored_per_bin: int | None = setting(16, "candidates of a bin scored at a pruning point (a random sample "
                                          "when it holds more; with finish_at, at least twice what the point "
@@ -87,6 +90,9 @@ class NasConfig:
                                  help="one model per budget: a speed-up over the teacher (4x), a latency (12ms) "
                                  "or parameters (10M)")
     rerank_top: int = setting(5, "architectures per budget ranked by summed block losses, then compared whole")
+    min_attention: int = setting(1, "attention slots a chosen model must hold at least: a classifier reads one "
+                                 "position, which sees past its convolutions' reach only through attention "
+                                 "(0: attention-free models may be chosen)")
     final_general: TrainConfig | None = setting(
         None, "continue each chosen model with whole-model general distillation (set any key to turn it on)",
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
@@ -113,3 +119,6 @@ class NasConfig:
         same = [(b.kind, b.value) for b in budgets]
         _check(len(set(same)) == len(same), f"nas budgets must not repeat, got {', '.join(self.budgets)}")
         _check(self.rerank_top >= 1, f"nas rerank_top must be >= 1, got {self.rerank_top}")
+        _check(self.min_attention >= 0, f"nas min_attention must be >= 0, got {self.min_attention}")
+        _check(self.min_attention == 0 or "mha" in self.ops,
+               f"nas min_attention={self.min_attention} needs 'mha' among ops, got {self.ops} (or set it to 0)")

@@ -13,12 +13,18 @@ going below `keep_per_bin`. How many: either the worse half of the candidates sc
 paper's pace; with a sample per bin it may not finish), or a paced share (`paced_drops`): each point
 drops the same fraction of what is left, so that the last point of the schedule leaves `keep_per_bin`.
 Pruning is finished when no bin holds more than `keep_per_bin`.
+
+Bins keep each block's best, so the fastest bin keeps its strongest, slowest members: every block's
+cheapest survivor can be far from its cheapest candidate, and small budgets, which need every block
+cheap at once, become unreachable. `cheapest_per_op` names candidates that pruning never drops (the
+fastest holding each op, the fastest and the smallest overall): whatever the space could reach before
+pruning it can still reach, with every kind of op.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +78,23 @@ def prune_step(alive: np.ndarray, bins: np.ndarray, losses: np.ndarray, keep_per
             continue
         worst_first = members[np.argsort(ranking_loss[members], kind="stable")][::-1]
         kept[worst_first[:drop]] = False
+    return kept
+
+
+def cheapest_per_op(ops: Sequence[Sequence[str]], latency: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """A mask of the candidates pruning keeps whatever their loss: for each op, the fastest candidate
+    holding it, and the fastest and the smallest candidate overall (ties: fewer parameters, then the first)."""
+    latency, params = np.asarray(latency, dtype=float), np.asarray(params, dtype=float)
+    if not len(ops) == len(latency) == len(params):
+        raise ValueError(f"{len(ops)} candidates, {len(latency)} latencies, {len(params)} parameter counts")
+    kept = np.zeros(len(ops), dtype=bool)
+    if not len(ops):
+        return kept
+    by_speed = np.lexsort((np.arange(len(ops)), params, latency))
+    kept[by_speed[0]] = True
+    kept[np.lexsort((np.arange(len(ops)), latency, params))[0]] = True
+    for op in {op for candidate in ops for op in candidate}:
+        kept[next(i for i in by_speed if op in ops[i])] = True
     return kept
 
 

@@ -2,7 +2,8 @@
 
 An architecture is an embedding size and one alive candidate per block. Its approximate score is the sum
 of its parts' held-out losses from the supernet (lower is better), so no architecture is trained to be
-ranked. `select` returns the best `top_k` whose predicted latency or parameter count fits a budget.
+ranked. `select` returns the best `top_k` whose predicted latency or parameter count fits a budget and that hold at
+least `min_attention` attention slots.
 
 Exact without enumerating every combination. The cost (`cost_of`, e.g. the latency lookup table) is taken
 to be additive given the widths: cost = C(embedding size, block widths) + sum over blocks of a term of the
@@ -12,7 +13,8 @@ they sit in C. So the architectures are grouped by their width sequence; within 
      reference candidate of the same width, every other block held fixed), and C from one call per group;
   2. a dynamic programme adds one block at a time and keeps, of the partial architectures, only the first
      `top_k` Pareto layers of (cost, loss): one dominated by `top_k` others cannot reach the top `top_k`,
-     whatever blocks follow. Partials that cannot fit the budget even with the cheapest remaining blocks,
+     whatever blocks follow (partials are compared only with others holding as many attention slots, counted
+     up to `min_attention`, since they have the same futures). Partials that cannot fit the budget even with the cheapest remaining blocks,
      or cannot beat the `top_k`-th best score found so far with the best remaining ones, are dropped.
 Groups are visited best lower bound first. Every returned architecture's cost is checked against
 `cost_of` itself; a mismatch means the cost is not additive as assumed and raises. Results come best
@@ -80,11 +82,15 @@ def parse_budget(text: str) -> Budget:
 
 
 def select(per_block: Sequence[BlockSpace], embeddings: tuple[Sequence[int], np.ndarray], cost_of: CostOf,
-           budget: Budget, top_k: int, teacher_latency_ms: float | None = None) -> list[tuple[NasArch, float]]:
-    """The best `top_k` architectures (score = summed held-out losses, lower first) whose cost fits `budget`;
-    fewer, or none, when fewer fit. Candidates that are dead or have a non-finite loss are never chosen."""
+           budget: Budget, top_k: int, teacher_latency_ms: float | None = None,
+           min_attention: int = 0) -> list[tuple[NasArch, float]]:
+    """The best `top_k` architectures (score = summed held-out losses, lower first) whose cost fits `budget`
+    and that hold at least `min_attention` attention (`mha`) slots; fewer, or none, when fewer fit.
+    Candidates that are dead or have a non-finite loss are never chosen."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if min_attention < 0:
+        raise ValueError(f"min_attention must be >= 0, got {min_attention}")
     limit = budget.limit(teacher_latency_ms)
     slack = 1e-9 * max(1.0, abs(limit))  # sums of floats in a different order differ in the last bits
     index = 1 if budget.metric == "params" else 0
@@ -121,7 +127,8 @@ def select(per_block: Sequence[BlockSpace], embeddings: tuple[Sequence[int], np.
         if bound > threshold:
             break  # groups are sorted by this bound: no later one can do better
         group_cost = cost(_arch(e, [w.candidates[0] for w in widths]))
-        for score, predicted, choice in _best_in_group(widths, group_cost, e_loss, limit + slack, threshold, top_k):
+        for score, predicted, choice in _best_in_group(widths, group_cost, e_loss, limit + slack, threshold, top_k,
+                                                       min_attention):
             parts = [w.candidates[c] for w, c in zip(widths, choice)]
             arch = _arch(e, [BlockArch(p.hidden, list(p.ops)) for p in parts])  # copies: callers may edit them
             item = (-score, next(arrival), arch, predicted)
@@ -146,6 +153,11 @@ class _Width:
     losses: np.ndarray
     terms: np.ndarray | None = None
 
+    @property
+    def attention(self) -> np.ndarray:
+        """Attention slots of each candidate."""
+        return np.array([c.ops.count("mha") for c in self.candidates])
+
 
 def _alive_by_width(i: int, candidates: Sequence[BlockArch], losses: np.ndarray,
                     alive: np.ndarray) -> dict[int, _Width]:
@@ -163,21 +175,27 @@ def _alive_by_width(i: int, candidates: Sequence[BlockArch], losses: np.ndarray,
 
 
 def _best_in_group(widths: Sequence[_Width], group_cost: float, e_loss: float, limit: float, threshold: float,
-                   top_k: int) -> list[tuple[float, float, tuple[int, ...]]]:
-    """(score, predicted cost, candidate index per block) of the group's best top_k that fit `limit`."""
+                   top_k: int, min_attention: int = 0) -> list[tuple[float, float, tuple[int, ...]]]:
+    """(score, predicted cost, candidate index per block) of the group's best top_k that fit `limit` and
+    hold at least `min_attention` attention slots."""
     rest_cost = np.cumsum([w.terms.min() for w in widths][::-1])[::-1].tolist() + [0.0]
     rest_loss = np.cumsum([w.losses.min() for w in widths][::-1])[::-1].tolist() + [0.0]
+    rest_attention = np.cumsum([w.attention.max() for w in widths][::-1])[::-1].tolist() + [0]
     costs, losses = np.array([group_cost]), np.array([e_loss])
+    attention = np.zeros(1, dtype=int)  # attention slots so far, counted up to min_attention
     choices = np.zeros((1, 0), dtype=int)
     for b, w in enumerate(widths):
         n = len(w.candidates)
         costs = (costs[:, None] + w.terms[None, :]).ravel()
         losses = (losses[:, None] + w.losses[None, :]).ravel()
+        attention = np.minimum(attention[:, None] + w.attention[None, :], min_attention).ravel()
         choices = np.hstack([np.repeat(choices, n, axis=0), np.tile(np.arange(n), len(choices))[:, None]])
-        keep = (costs + rest_cost[b + 1] <= limit) & (losses + rest_loss[b + 1] <= threshold)
+        keep = ((costs + rest_cost[b + 1] <= limit) & (losses + rest_loss[b + 1] <= threshold)
+                & (attention + rest_attention[b + 1] >= min_attention))
         keep = np.flatnonzero(keep)
-        keep = keep[_pareto_layers(costs[keep], losses[keep], top_k)]
-        costs, losses, choices = costs[keep], losses[keep], choices[keep]
+        keep = np.concatenate([keep[same][_pareto_layers(costs[keep[same]], losses[keep[same]], top_k)]
+                               for same in (attention[keep] == a for a in np.unique(attention[keep]))] or [keep])
+        costs, losses, attention, choices = costs[keep], losses[keep], attention[keep], choices[keep]
     order = np.argsort(losses, kind="stable")[:top_k]
     return [(float(losses[i]), float(costs[i]), tuple(int(c) for c in choices[i])) for i in order]
 

@@ -43,7 +43,15 @@ from .arch import BlockArch, NasArch
 from .assemble import assemble, assembled_parameters
 from .config import NasConfig
 from .latency import LatencyCalibration, LatencyTable, block_ms, measure_model_ms, measure_table, predict_ms
-from .pruning import PruningSchedule, bin_candidates, is_finished, paced_drops, prune_step, sample_per_bin
+from .pruning import (
+    PruningSchedule,
+    bin_candidates,
+    cheapest_per_op,
+    is_finished,
+    paced_drops,
+    prune_step,
+    sample_per_bin,
+)
 from .saved_search import KEPT_SEARCH, SearchResult, link_or_copy, search_settings
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
@@ -110,9 +118,12 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
     num_blocks, embedding_sizes = space["num_blocks"], space["embedding_sizes"]
     work = checkpoint_dir(cfg.output, "nas")
     table, calibration, teacher_ms = _latency(cfg, work, space, teacher, objective.supernet, candidates)
-    bins = bin_candidates(np.array([block_parameters(c) for c in candidates], dtype=float),
-                          np.array([block_ms(table, c) for c in candidates]),
-                          cfg.prune.param_bins, cfg.prune.latency_bins)
+    params = np.array([block_parameters(c) for c in candidates], dtype=float)
+    latency = np.array([block_ms(table, c) for c in candidates])
+    bins = bin_candidates(params, latency, cfg.prune.param_bins, cfg.prune.latency_bins)
+    # pruning never touches these, and they do not count towards their bins' keep_per_bin
+    kept = (cheapest_per_op([c.ops for c in candidates], latency, params) if cfg.prune.keep_cheapest
+            else np.zeros(len(candidates), dtype=bool))
     train_cfg = replace(cfg.train, eval_every=cfg.prune.every, keep_best=False)
     total_steps = planned_steps(train_cfg, math.ceil(len(train_features) / train_cfg.batch_size))
     schedule = PruningSchedule(cfg.prune.warmup_steps, cfg.prune.every, total_steps, cfg.prune.finish_at)
@@ -123,10 +134,12 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
             rng = np.random.default_rng([cfg.train.seed, step])  # the same sample after a resume
             for b in range(num_blocks):
                 alive = _alive_mask(module, b)
-                drops, sample = _point_plan(cfg, alive, bins, schedule.points_left(step))
-                scored = sample_per_bin(alive, bins, sample, rng)
+                prunable = alive & ~kept
+                drops, sample = _point_plan(cfg, prunable, bins, schedule.points_left(step))
+                scored = sample_per_bin(prunable, bins, sample, rng)
                 losses = _block_losses(module, heldout, b, scored)
-                module.set_alive(b, prune_step(alive, bins, losses, cfg.prune.keep_per_bin, scored, drops))
+                survivors = prune_step(prunable, bins, losses, cfg.prune.keep_per_bin, scored, drops)
+                module.set_alive(b, survivors | (alive & kept))
         return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
 
     t0 = time.perf_counter()
@@ -138,7 +151,7 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
     block_losses, finished = [], []
     for b in range(num_blocks):
         alive = _alive_mask(objective, b)
-        finished.append(is_finished(alive, bins, cfg.prune.keep_per_bin))
+        finished.append(is_finished(alive & ~kept, bins, cfg.prune.keep_per_bin))
         if not finished[-1]:
             print(f"[bertcompress] nas: WARNING: block {b + 1} still has {int(alive.sum())} candidates (pruning "
                   "did not finish: more steps, prune.finish_at, or a shorter prune.every); all of them are "
@@ -171,10 +184,11 @@ def _choose(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, s
     for text in cfg.budgets:
         budget = parse_budget(text)
         top = select(per_block, (space["embedding_sizes"], search.embedding_losses), cost_of, budget,
-                     cfg.rerank_top, teacher_latency_ms=search.teacher_ms)
+                     cfg.rerank_top, teacher_latency_ms=search.teacher_ms, min_attention=cfg.min_attention)
         if not top:
             chosen[text] = None
-            print(f"[bertcompress] nas: no architecture of the search space fits budget {text}")
+            attention = f" with {cfg.min_attention} attention slot(s) (min_attention)" if cfg.min_attention else ""
+            print(f"[bertcompress] nas: no architecture of the search space fits budget {text}{attention}")
             continue
         ranked = []
         for arch, approx in top:

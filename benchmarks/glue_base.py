@@ -1,0 +1,429 @@
+"""A base-size teacher compressed the TinyBERT way, on GLUE SST-2 and MRPC.
+
+Teacher: all-mpnet-base-v2 (MPNet, 12 layers x 768, 109.5M parameters, installed offline by
+`bertcompress install-teacher`), fine-tuned per task: a seeded sample of SST-2 train (`--sst2-train`,
+64 tokens) and all of MRPC train (3,668 pairs, 128 tokens), `--teacher-epochs` at lr 2e-5, ending on
+its best dev checkpoint. Students, each through the same TinyBERT stages:
+
+- general distillation ONCE on WikiText-2 (valid + test, 128-token sequences) from the *pre-trained*
+  all-mpnet-base-v2, `--general-steps` steps; task-agnostic, so both tasks share it;
+  `4x312-rand`: 4 layers x 312, 12 heads, FFN 1200, random weights (TinyBERT-4's shape and init);
+  `4x312-impt`: the same shape cut from the pre-trained teacher by ETD-Impt (`extract`, as
+  etd.py does): Taylor importance needs no fine-tuned teacher here, it is scored on the corpus
+  (the hidden-norm loss of a model without a task head), so the extracted student is task-agnostic
+  too; its layers are the uniform mapping's, teacher layers 3, 6, 9, 12;
+  `6x768`: TinyBERT-6's shape, started from the teacher's layers 2, 4, ..., 12 (uniform mapping);
+- task distillation per task with TinyBERT's two phases (intermediate losses, then the prediction
+  loss; `--task-epochs` each) on the task data plus TinyBERT augmentation (`--augment-n` new
+  sentences for each of the first `--augment-max-examples` training examples; this teacher has no
+  masked-LM head, so candidates are its embedding neighbours; for pairs only the first sentence
+  changes);
+- KDLSQ w4a8 (4-bit weights and embeddings, 8-bit activations, `--kdlsq-epochs`, distilled from the
+  student's own fp32 copy as in the KDLSQ paper, `--kdlsq-teacher teacher` for the fine-tuned
+  teacher) on the best 4x312 of each task by dev score, exported packed and as an int8 ONNX model.
+
+Measured for the teacher and every student, per task: dev score (SST-2 accuracy on 872 sentences,
+MRPC F1 on 408 pairs), retention (student / teacher), label and probability loyalty to the teacher
+(same dev split), parameters and bytes of weights on disk with `size_ratio` and `disk_ratio`
+(teacher / student; a w4a8 model has the fp32 student's parameter count, its bytes are the packed
+file), and CPU latency on a synthetic batch of 1 and of 32 sequences of 128 tokens, PyTorch eager and
+ONNX Runtime, `--threads` threads (default 1), all models timed in one phase at the end, after all
+training: `latency_ratio_batch1/32` = teacher ms / student ms in PyTorch, `latency_ratio_onnx_batch1/32`
+in ONNX Runtime. A w4a8 model is timed as rebuilt in PyTorch (dequantized fp32 weights, fake-quantized
+activations: not a deployable speed) and as its int8 ONNX model in ONNX Runtime (the deployable one).
+Latency does not depend on the weights or the task: each architecture is timed once, on the first
+task's model, and the other task's model of that architecture gets the same times
+(`latency_timed_on`). `stage_seconds`: the wall time of every stage a model needed (the fine-tuned
+teacher, the shared extraction and general distillation counted whole for each task), from the run
+that did the stage (`WORK/seconds.json`). The best 4x312 is chosen on the dev split it is reported on.
+
+Targets (`targets`, each with a plain verdict): a 4x312 student keeps >= 97% of the teacher's SST-2
+accuracy and of its MRPC F1 while >= 7x smaller (parameters) and >= 8x faster at batch 1 (PyTorch);
+w4a8 >= 50x smaller than the fp32 teacher on disk and within 1 point of its fp32 student, per task.
+
+    python benchmarks/glue_base.py                         # both tasks: about 8 h on 2 CPU cores (estimate)
+    python benchmarks/glue_base.py --tasks sst2            # SST-2 alone: about 4 h (estimate)
+    python benchmarks/glue_base.py --measure-only          # re-time the finished models (e.g. on an idle machine)
+    python benchmarks/glue_base.py --smoke --work /tmp/gb --result-name glue_base_smoke   # end to end, tiny
+
+The times above are estimates, not measurements of a full run: rates from the smoke run (one thread,
+nice 19, beside two other CPU jobs on 2 cores: the teacher's forward ~1.9 ms a token at batch 32 x 128,
+general distillation ~2.6 s a step of 8 sequences for a 4x312 and ~5.2 s for the 6x768) scaled to the
+default sizes: teacher fine-tuning ~35 min (SST-2, 8,000 x 3 epochs) and ~55 min (MRPC, 3 epochs);
+general distillation ~10 s a step (batch 32) for a 4x312 and ~21 s for the 6x768, ~2.3 h for 200
+steps of all three; task distillation ~1 h on SST-2 and ~2.2 h on MRPC (three students, 2,000 x 2
+augmented examples, the teacher's forward in every step); KDLSQ, evaluation and the timing phase
+~30 min. Both tasks: about 8 h; MRPC's longer pairs make it the larger half.
+
+Stages are reused when their output folder holds `bertcompress_config.yaml`; a stage killed half-way
+resumes from its checkpoints; a --work trained with other settings is refused. The result holds the
+tasks of this run only: after `--tasks sst2`, run both tasks (SST-2 is then reused, its scores read
+from WORK/sst2/evaluation.json) to check the targets. Writes benchmarks/results/<--result-name>.json
+(default glue_base) after each finished task (latency then pending) and again after the timing
+phase. Contract: `tasks.<task>`
+{`teacher`: {score, metric, parameters, bytes_on_disk, latency_ms, stage_seconds, ...}, `students`:
+{name: {score, retention, size_ratio, disk_ratio, latency_ratio_batch1, latency_ratio_batch32,
+label_loyalty, stage_seconds, ...}}}; `targets`; `settings`; `environment`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common import SHARED_DATA, environment, load_json, print_table, write_result
+
+TEACHER = "all-mpnet-base-v2"
+TINY = dict(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
+# name -> shape, ETD strategy (None: no extraction) and learning rates (general, intermediate,
+# prediction): TinyBERT-4's for the 4x312s (as glue_sst2.py), smaller ones for the teacher-wide
+# 6x768 that starts from the teacher's own layers (TinyBERT-6 / BERT-base practice)
+STUDENTS: dict[str, dict[str, Any]] = {
+    "4x312-rand": dict(shape=TINY, init="random", extract=None, lr=(3e-4, 3e-4, 1e-4)),
+    "4x312-impt": dict(shape=TINY, init="etd-impt", extract="impt", lr=(3e-4, 3e-4, 1e-4)),
+    "6x768": dict(shape=dict(num_layers=6, hidden_size=None, num_heads=None, ffn_size=None),
+                  init="teacher_layers", extract=None, lr=(1e-4, 5e-5, 3e-5)),
+}
+TASKS = ("sst2", "mrpc")
+BITS = "w4a8"
+TARGET_RETENTION, TARGET_SIZE, TARGET_SPEED, TARGET_DISK, TARGET_DROP = 0.97, 7.0, 8.0, 50.0, 1.0
+SMOKE = dict(sst2_train=64, mrpc_train=64, eval_examples=64, teacher_steps=2, general_steps=4, task_steps=2,
+             kdlsq_steps=2, augment_max_examples=16, augment_n=2, batch=8, corpus_sequences=64, samples=16,
+             repeats=2, warmup=1)
+ARCH_OF = {"teacher": "teacher", **{n: n for n in STUDENTS}}  # the w4a8 models: "4x312-w4a8"
+
+
+def task_data(task: str, s: dict[str, Any]):
+    from bertcompress.config import DataConfig
+
+    folder, seq_len = {"sst2": ("SST-2", 64), "mrpc": ("MRPC", 128)}[task]
+    return DataConfig(task=task, path=str(SHARED_DATA / "glue" / folder), max_seq_len=seq_len,
+                      max_train_examples=s["sst2_train"] if task == "sst2" else s["mrpc_train"],
+                      max_eval_examples=s["eval_examples"])
+
+
+def dev_score(folder: Path) -> float:
+    return json.loads((folder / "bertcompress_result.json").read_text())["dev"]["score"]
+
+
+def evaluate_task(models: list[Path], data, cache: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Scores, sizes and loyalty to the teacher (the first model) on the task's dev split, no
+    latency; kept in `cache` while the same finished models are asked for again. Also: whether
+    they were computed in this call."""
+    from bertcompress.evaluation.evaluator import evaluate
+
+    key = [[str(m), (m / "bertcompress_result.json").stat().st_mtime] for m in models]
+    cached = load_json(cache)
+    if cached.get("key") == key:
+        return cached["records"], False
+    records = evaluate([str(m) for m in models], data, latency=False, onnx=False, loyalty_to=str(models[0]))
+    cache.write_text(json.dumps({"key": key, "records": records}, indent=1))
+    return records, True
+
+
+def time_model(folder: Path, onnx_path: Path, threads: int, repeats: int, warmup: int) -> dict[str, Any]:
+    """Median ms of PyTorch eager, then ONNX Runtime (`onnx_path`; exported here from the model when
+    absent), batch 1 and 32 x 128 tokens, `threads` threads in both runtimes."""
+    from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
+    from bertcompress.export.onnx import export_onnx, onnx_session
+    from bertcompress.models.loading import load_model
+
+    model = load_model(str(folder), "classifier").eval()
+    kw = dict(seq_len=128, repeats=repeats, warmup=warmup)
+    out: dict[str, Any] = {"pytorch": {f"batch{b}": round(measure_latency(model, batch_size=b, threads=threads,
+                                                                          **kw)["median_ms"], 3)
+                                       for b in (1, 32)}}
+    if not onnx_path.is_file():
+        export_onnx(model, onnx_path)
+    session = onnx_session(onnx_path, threads=threads)
+    out["onnx"] = {f"batch{b}": round(measure_onnx_latency(session, model, batch_size=b, **kw)["median_ms"], 3)
+                   for b in (1, 32)}
+    del session  # frees ORT's thread pool before the next model is timed
+    return out
+
+
+def targets(tasks: dict[str, Any]) -> dict[str, Any]:
+    """The two targets, checked on what was measured, each with a plain verdict."""
+    small = {}
+    for name in (n for n in STUDENTS if n.startswith("4x312")):
+        rows = {t: tasks[t]["students"][name] for t in tasks if name in tasks[t]["students"]}
+        if not rows:
+            continue
+        first = next(iter(rows.values()))
+        check: dict[str, Any] = {f"{t}_retention": rows[t].get("retention") if t in rows else None for t in TASKS}
+        check.update(size_ratio=first.get("size_ratio"), latency_ratio_batch1=first.get("latency_ratio_batch1"))
+        if any(v is None for v in check.values()):  # a task not run, or latency not timed yet
+            check["met"] = None
+        else:
+            check["met"] = (all(check[f"{t}_retention"] >= TARGET_RETENTION for t in TASKS)
+                            and check["size_ratio"] >= TARGET_SIZE and check["latency_ratio_batch1"] >= TARGET_SPEED)
+        small[name] = check
+    met = [n for n, c in small.items() if c["met"]]
+    if met:
+        verdict = f"met by {', '.join(met)}"
+    elif not small:
+        verdict = "not measured: no 4x312 student was trained"
+    elif not set(TASKS) <= set(tasks):
+        verdict = "not measured: needs both SST-2 and MRPC (this run: " + ", ".join(tasks) + ")"
+    elif any(c["met"] is None for c in small.values()):
+        verdict = "not measured yet: latency pending (the timing phase has not run)"
+    else:
+        verdict = "not met: " + "; ".join(
+            f"{n} keeps " + ", ".join(f"{t} {c[f'{t}_retention']:.1%}" for t in TASKS)
+            + f", {c['size_ratio']:.1f}x smaller, {c['latency_ratio_batch1']:.1f}x faster at batch 1"
+            for n, c in small.items())
+    quant = {}
+    for t, entry in tasks.items():
+        q = next((r for n, r in entry["students"].items() if n.endswith(f"-{BITS}")), None)
+        if q is None:
+            continue
+        drop = round((q["fp32_score"] - q["score"]) * 100, 2)
+        quant[t] = {"model": q["quantized_from"] + f"-{BITS}", "disk_ratio": q["disk_ratio"],
+                    "score_drop_points": drop, "met": q["disk_ratio"] >= TARGET_DISK and drop <= TARGET_DROP}
+    if not quant:
+        q_verdict = f"not measured: no {BITS} model"
+    elif all(c["met"] for c in quant.values()):
+        q_verdict = "met on " + ", ".join(quant)
+    else:
+        q_verdict = "not met: " + "; ".join(f"{t} {c['disk_ratio']:.1f}x smaller on disk, {c['score_drop_points']:+.2f}"
+                                            " points below its fp32 student" for t, c in quant.items() if not c["met"])
+    return {"4x312": {"requirement": f">= {TARGET_RETENTION:.0%} of the teacher's SST-2 accuracy and MRPC F1, "
+                                     f">= {TARGET_SIZE:g}x fewer parameters, >= {TARGET_SPEED:g}x faster at batch 1 "
+                                     "(PyTorch, CPU)",
+                      "students": small, "met": bool(met) if verdict.startswith(("met", "not met")) else None,
+                      "verdict": verdict},
+            BITS: {"requirement": f">= {TARGET_DISK:g}x smaller on disk than the fp32 teacher, within "
+                                  f"{TARGET_DROP:g} point of its fp32 student",
+                   "tasks": quant, "met": all(c["met"] for c in quant.values()) if quant else None,
+                   "verdict": q_verdict}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", default="runs/glue_base", help="folder for the trained models")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--sst2-train", type=int, default=8000, help="SST-2 training sentences (seeded sample)")
+    ap.add_argument("--teacher-epochs", type=float, default=3.0)
+    ap.add_argument("--general-steps", type=int, default=200, help="general-distillation steps (batch 32)")
+    ap.add_argument("--task-epochs", type=float, default=1.0, help="epochs of each task-distillation phase")
+    ap.add_argument("--augment-max-examples", type=int, default=2000, help="training examples augmented")
+    ap.add_argument("--augment-n", type=int, default=2, help="augmented sentences per augmented example")
+    ap.add_argument("--kdlsq-epochs", type=float, default=1.0)
+    ap.add_argument("--kdlsq-teacher", choices=("student", "teacher"), default="student",
+                    help="KDLSQ distils from the student's fp32 copy (the paper) or the fine-tuned teacher")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of the latency measurements")
+    ap.add_argument("--repeats", type=int, default=10, help="timed calls per latency measurement")
+    ap.add_argument("--measure-only", action="store_true", help="only re-time the finished models")
+    ap.add_argument("--result-name", help="writes benchmarks/results/NAME.json (default glue_base; with --smoke "
+                                          "glue_base_smoke)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a few steps on tiny samples, to check the script end to end (numbers mean nothing)")
+    args = ap.parse_args()
+
+    from bertcompress.config import (
+        AugmentConfig,
+        CorpusConfig,
+        DistillConfig,
+        FinetuneConfig,
+        StudentConfig,
+        TrainConfig,
+    )
+    from bertcompress.distillation.stages import distill
+    from bertcompress.finetuning import finetune
+    from bertcompress.models.loading import resolve_model_path
+    from bertcompress.pruning.config import ExtractConfig
+    from bertcompress.pruning.verbs import extract
+    from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
+    from bertcompress.quant.train import quantize
+
+    s: dict[str, Any] = dict(sst2_train=args.sst2_train, mrpc_train=None, eval_examples=None, teacher_steps=None,
+                             general_steps=args.general_steps, task_steps=None, kdlsq_steps=None,
+                             augment_max_examples=args.augment_max_examples, augment_n=args.augment_n, batch=32,
+                             corpus_sequences=None, samples=256, repeats=args.repeats, warmup=3)
+    if args.smoke:
+        s.update(SMOKE)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    bs = s["batch"]
+
+    def train(epochs: float, lr: float, steps: int | None, **kw) -> TrainConfig:
+        return TrainConfig(epochs=epochs, max_steps=steps, lr=lr, batch_size=bs, **kw)
+
+    # the stages' settings: a --work trained with other ones is not reused
+    settings = {"teacher": TEACHER, "teacher_path": resolve_model_path(TEACHER), "smoke": args.smoke,
+                **{k: v for k, v in s.items() if k not in ("repeats", "warmup")},
+                "teacher_epochs": args.teacher_epochs, "teacher_lr": 2e-5, "task_epochs": args.task_epochs,
+                "kdlsq_epochs": args.kdlsq_epochs, "kdlsq_teacher": args.kdlsq_teacher, "kdlsq_lr": 5e-5,
+                "corpus": "wikitext-2 valid+test, 128 tokens", "students": {n: STUDENTS[n] for n in STUDENTS}}
+    settings = json.loads(json.dumps(settings))  # tuples as lists, as they read back
+    saved = load_json(work / "settings.json")
+    if saved and saved != settings:
+        changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
+        raise SystemExit(f"{work} was trained with other settings ({', '.join(changed)}); use another --work")
+    (work / "settings.json").write_text(json.dumps(settings, indent=1))
+
+    seconds: dict[str, float] = dict(load_json(work / "seconds.json"))
+
+    def timed(name: str, fn, cfg) -> Path:
+        out = Path(cfg.output)
+        if (out / "bertcompress_config.yaml").is_file():  # finished earlier: reuse
+            return out
+        if args.measure_only:
+            raise SystemExit(f"--measure-only: {out} is not finished; run without it first")
+        t0 = time.perf_counter()
+        # a stage killed half-way continues from its checkpoints (extract has none: it is quick)
+        fn(cfg) if fn is extract else fn(cfg, resume=(out.parent / f".{out.name}.checkpoints").is_dir())
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+        print(f"[glue_base] {name}: {seconds[name]:.0f} s", flush=True)
+        return out
+
+    corpus = CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=128,
+                          max_sequences=s["corpus_sequences"])
+    # general distillation: once per student shape, from the pre-trained teacher, shared by the tasks
+    general: dict[str, Path] = {}
+    general_stages: dict[str, list[str]] = {}
+    for name in args.students:
+        spec = STUDENTS[name]
+        start, stages = None, []
+        if spec["extract"]:
+            stages.append(f"extract {name}")
+            start = timed(stages[-1], extract, ExtractConfig(
+                teacher=TEACHER, output=str(work / "general" / f"{name}-extracted"), strategy=spec["extract"],
+                corpus=corpus, samples=s["samples"], **spec["shape"]))
+        stages.append(f"general {name}")
+        general[name] = timed(stages[-1], distill, DistillConfig(
+            stage="general", teacher=TEACHER,
+            student=StudentConfig(**spec["shape"], init="teacher_layers" if spec["init"] == "teacher_layers"
+                                  else "random"),
+            student_path=str(start) if start else None, corpus=corpus,
+            train=train(1, spec["lr"][0], s["general_steps"], log_every=10), output=str(work / "general" / name)))
+        general_stages[name] = stages
+
+    def stage_seconds(names: list[str]) -> dict[str, float | None]:
+        return {n: seconds.get(n) for n in names}
+
+    result: dict[str, Any] = {"tasks": {}, "targets": {}, "settings": settings, "environment": environment()}
+    result_name = args.result_name or ("glue_base_smoke" if args.smoke else "glue_base")
+    folders: dict[str, dict[str, Path]] = {}
+    for task in args.tasks:
+        data = task_data(task, s)
+        tdir = work / task
+        teacher_stage = f"teacher {task}"
+        teacher = timed(teacher_stage, finetune, FinetuneConfig(
+            model=TEACHER, data=data, output=str(tdir / "teacher"),
+            train=train(args.teacher_epochs, 2e-5, s["teacher_steps"], keep_best=True)))
+        augment = AugmentConfig(enabled=True, n_aug=s["augment_n"], max_examples=s["augment_max_examples"],
+                                cache_dir=str(tdir / "augment_cache"))  # one augmentation for every student
+        models: dict[str, Path] = {"teacher": teacher}
+        needed: dict[str, list[str]] = {"teacher": [teacher_stage]}
+        for name in args.students:
+            lr = STUDENTS[name]["lr"]
+            stage = f"task {task} {name}"
+            models[name] = timed(stage, distill, DistillConfig(
+                stage="task", teacher=str(teacher), student_path=str(general[name]), data=data, augment=augment,
+                train=train(args.task_epochs, lr[1], s["task_steps"]),
+                prediction_train=train(args.task_epochs, lr[2], s["task_steps"]), output=str(tdir / name)))
+            needed[name] = [teacher_stage, *general_stages[name], stage]
+        small = [n for n in args.students if n.startswith("4x312")]
+        best = max(small, key=lambda n: dev_score(models[n])) if small else None
+        if best:
+            qname, stage = f"{best}-{BITS}", f"kdlsq {task} {best}-{BITS}"
+            models[qname] = timed(stage, quantize, QuantizeTrainConfig(
+                student=str(models[best]), teacher=str(teacher) if args.kdlsq_teacher == "teacher" else None,
+                kd=True, quant=QuantConfig.parse(BITS), train=train(args.kdlsq_epochs, 5e-5, s["kdlsq_steps"]),
+                data=data, onnx=True, output=str(tdir / qname)))
+            needed[qname] = needed[best] + [stage]
+        folders[task] = models
+
+        t0 = time.perf_counter()
+        records, fresh = evaluate_task(list(models.values()), data, tdir / "evaluation.json")
+        if fresh:
+            seconds[f"evaluate {task}"] = round(time.perf_counter() - t0, 1)
+            (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+        t_rec = records[0]
+        entry: dict[str, Any] = {"teacher": {"model": str(teacher), "metric": t_rec["metric"], "score": t_rec["score"],
+                                             "parameters": t_rec["parameters"],
+                                             "bytes_on_disk": t_rec["bytes_on_disk"], "latency_ms": None,
+                                             "stage_seconds": stage_seconds(needed["teacher"])},
+                                 "students": {}, "eval_split": t_rec["split"], "examples": t_rec["examples"],
+                                 "best_4x312": best}
+        for name, rec in zip(list(models)[1:], records[1:]):
+            arch = name.removesuffix(f"-{BITS}")
+            ratios = rec["ratios"]
+            row = {"model": str(models[name]), "init": STUDENTS[arch]["init"], "shape": STUDENTS[arch]["shape"],
+                   "score": rec["score"], "retention": ratios["retention"], "parameters": rec["parameters"],
+                   "bytes_on_disk": rec["bytes_on_disk"], "size_ratio": ratios["size_ratio"],
+                   "disk_ratio": ratios["disk_ratio"], "latency_ms": None, "latency_ratio_batch1": None,
+                   "latency_ratio_batch32": None, "label_loyalty": rec["label_loyalty"],
+                   "probability_loyalty": rec["probability_loyalty"], "stage_seconds": stage_seconds(needed[name])}
+            if name != arch:
+                row.update(bits=BITS, quantized_from=arch, fp32_score=entry["students"][arch]["score"],
+                           kdlsq_teacher=args.kdlsq_teacher, bytes_what="packed quantized.safetensors")
+            row["stage_seconds_total"] = round(sum(v for v in row["stage_seconds"].values() if v), 1)
+            entry["students"][name] = row
+        result["tasks"][task] = entry
+        result["targets"] = targets(result["tasks"])
+        result["latency"] = "pending: the timing phase runs after every task is trained"
+        print(f"wrote {write_result(result_name, result)} ({task} trained and scored)", flush=True)
+
+    # one timing phase for every model, after all training: each architecture once
+    t0 = time.perf_counter()
+    timings: dict[str, dict[str, Any]] = {}
+    for task, models in folders.items():
+        for name, folder in models.items():
+            arch = ARCH_OF.get(name, f"4x312-{BITS}")
+            if arch not in timings:
+                onnx = folder / "onnx" / "model.onnx" if name.endswith(BITS) else work / "onnx" / f"{arch}.onnx"
+                print(f"[glue_base] timing {arch} ({folder})", flush=True)
+                timings[arch] = {"timed_on": str(folder), "runtime_onnx": "int8" if name.endswith(BITS) else "fp32",
+                                 **time_model(folder, onnx, args.threads, s["repeats"], s["warmup"])}
+    seconds["timing"] = round(time.perf_counter() - t0, 1)
+    (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+    for task, entry in result["tasks"].items():
+        t_ms = timings["teacher"]
+        entry["teacher"].update(latency_ms={k: t_ms[k] for k in ("pytorch", "onnx")},
+                                latency_timed_on=t_ms["timed_on"])
+        for name, row in entry["students"].items():
+            ms = timings[ARCH_OF.get(name, f"4x312-{BITS}")]
+            row.update(latency_ms={k: ms[k] for k in ("pytorch", "onnx")}, latency_timed_on=ms["timed_on"],
+                       onnx_weights=ms["runtime_onnx"])
+            for b in ("batch1", "batch32"):
+                row[f"latency_ratio_{b}"] = t_ms["pytorch"][b] / ms["pytorch"][b]
+                row[f"latency_ratio_onnx_{b}"] = t_ms["onnx"][b] / ms["onnx"][b]
+    result["latency"] = {"threads": args.threads, "seq_len": 128, "batch_sizes": [1, 32], "repeats": s["repeats"],
+                         "warmup": s["warmup"], "input": "synthetic, every token real",
+                         "w4a8": "pytorch: the packed model rebuilt (fp32 dequantized weights, fake-quantized "
+                                 "activations); onnx: its int8 QDQ model"}
+    result["targets"] = targets(result["tasks"])
+    result["stage_seconds"] = seconds  # a stage reused from an earlier run keeps that run's time
+    result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)
+    result["settings"] = {**settings, "tasks_run": args.tasks, "students_run": args.students,
+                          "latency_threads": args.threads}
+
+    rows = []
+    for task, entry in result["tasks"].items():
+        t = entry["teacher"]
+        rows.append({"task": task, "model": "teacher", "score": t["score"], "params_M": t["parameters"] / 1e6,
+                     "ms_b1": t["latency_ms"]["pytorch"]["batch1"], "ms_b32": t["latency_ms"]["pytorch"]["batch32"]})
+        for name, r in entry["students"].items():
+            rows.append({"task": task, "model": name, "score": r["score"], "retention": r["retention"],
+                         "params_M": r["parameters"] / 1e6, "size_ratio": r["size_ratio"],
+                         "disk_ratio": r["disk_ratio"], "ms_b1": r["latency_ms"]["pytorch"]["batch1"],
+                         "ms_b32": r["latency_ms"]["pytorch"]["batch32"], "speed_b1": r["latency_ratio_batch1"],
+                         "speed_b32": r["latency_ratio_batch32"], "onnx_b1": r["latency_ratio_onnx_batch1"],
+                         "loyalty": r["label_loyalty"]})
+    print_table(rows, ["task", "model", "score", "retention", "params_M", "size_ratio", "disk_ratio", "ms_b1",
+                       "ms_b32", "speed_b1", "speed_b32", "onnx_b1", "loyalty"])
+    for name, target in result["targets"].items():
+        print(f"target {name}: {target['verdict']}")
+    print(f"wrote {write_result(result_name, result)}")
+
+
+if __name__ == "__main__":
+    main()
