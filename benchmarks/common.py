@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -49,3 +51,35 @@ def _fmt(v: Any) -> str:
 
 def load_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class Stages:
+    """Runs a benchmark's stages once each. A stage whose output folder is finished (it holds
+    bertcompress_config.yaml) is reused; one killed half-way resumes from its checkpoints; the wall
+    seconds of the stages this work folder ran are kept in WORK/seconds.json across runs."""
+
+    def __init__(self, work: Path, measure_only: bool = False, tag: str | None = None) -> None:
+        self.work, self.measure_only, self.tag = Path(work), measure_only, tag
+        self.seconds: dict[str, float] = dict(load_json(self.work / "seconds.json"))
+
+    def __call__(self, name: str, fn: Callable[..., Any], cfg: Any) -> Path:
+        out = Path(cfg.output)
+        if (out / "bertcompress_config.yaml").is_file():
+            return out
+        if self.measure_only:
+            raise SystemExit(f"--measure-only: {out} is not finished; run without it first")
+        t0 = time.perf_counter()
+        if "resume" in inspect.signature(fn).parameters:
+            fn(cfg, resume=(out.parent / f".{out.name}.checkpoints").is_dir())
+        else:  # a quick stage with no checkpoints (extract)
+            fn(cfg)
+        self.record(name, time.perf_counter() - t0)
+        return out
+
+    def record(self, name: str, seconds: float) -> None:
+        """Keep the wall time of a step that is not a stage (evaluation, timing)."""
+        self.seconds[name] = round(seconds, 1)
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "seconds.json").write_text(json.dumps(self.seconds, indent=1))
+        if self.tag:
+            print(f"[{self.tag}] {name}: {self.seconds[name]:.0f} s", flush=True)

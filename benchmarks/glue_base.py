@@ -74,7 +74,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import SHARED_DATA, environment, load_json, print_table, write_result
+from common import SHARED_DATA, Stages, environment, load_json, print_table, write_result
 
 TEACHER = "all-mpnet-base-v2"
 TINY = dict(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
@@ -267,21 +267,8 @@ def main() -> None:
         raise SystemExit(f"{work} was trained with other settings ({', '.join(changed)}); use another --work")
     (work / "settings.json").write_text(json.dumps(settings, indent=1))
 
-    seconds: dict[str, float] = dict(load_json(work / "seconds.json"))
-
-    def timed(name: str, fn, cfg) -> Path:
-        out = Path(cfg.output)
-        if (out / "bertcompress_config.yaml").is_file():  # finished earlier: reuse
-            return out
-        if args.measure_only:
-            raise SystemExit(f"--measure-only: {out} is not finished; run without it first")
-        t0 = time.perf_counter()
-        # a stage killed half-way continues from its checkpoints (extract has none: it is quick)
-        fn(cfg) if fn is extract else fn(cfg, resume=(out.parent / f".{out.name}.checkpoints").is_dir())
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
-        print(f"[glue_base] {name}: {seconds[name]:.0f} s", flush=True)
-        return out
+    timed = Stages(work, args.measure_only, tag="glue_base")
+    seconds = timed.seconds
 
     corpus = CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=128,
                           max_sequences=s["corpus_sequences"])
@@ -344,8 +331,7 @@ def main() -> None:
         t0 = time.perf_counter()
         records, fresh = evaluate_task(list(models.values()), data, tdir / "evaluation.json")
         if fresh:
-            seconds[f"evaluate {task}"] = round(time.perf_counter() - t0, 1)
-            (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+            timed.record(f"evaluate {task}", time.perf_counter() - t0)
         t_rec = records[0]
         entry: dict[str, Any] = {"teacher": {"model": str(teacher), "metric": t_rec["metric"], "score": t_rec["score"],
                                              "parameters": t_rec["parameters"],
@@ -383,8 +369,7 @@ def main() -> None:
                 print(f"[glue_base] timing {arch} ({folder})", flush=True)
                 timings[arch] = {"timed_on": str(folder), "runtime_onnx": "int8" if name.endswith(BITS) else "fp32",
                                  **time_model(folder, onnx, args.threads, s["repeats"], s["warmup"])}
-    seconds["timing"] = round(time.perf_counter() - t0, 1)
-    (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
+    timed.record("timing", time.perf_counter() - t0)
     for task, entry in result["tasks"].items():
         t_ms = timings["teacher"]
         entry["teacher"].update(latency_ms={k: t_ms[k] for k in ("pytorch", "onnx")},

@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from common import SHARED_DATA, environment, load_json, print_table, write_result
+from common import SHARED_DATA, Stages, environment, load_json, print_table, write_result
 
 TEACHER = "all-MiniLM-L6-v2"
 HEAD_SIZE = 32  # the teacher's: 384 / 12
@@ -193,23 +192,8 @@ def main() -> None:
     from bertcompress.pruning.verbs import extract
 
     work = Path(args.work)
-    earlier = load_json(work / "seconds.json")
-    seconds: dict[str, float] = dict(earlier)
+    timed = Stages(work, args.measure_only)
     latency = LatencyConfig()  # cpu, 1 thread, batch 1 x 128 tokens: the table's and every timing's settings
-
-    def timed(name: str, fn, cfg) -> Path:
-        out = Path(cfg.output)
-        if (out / "bertcompress_config.yaml").is_file():  # finished earlier: reuse
-            return out
-        if args.measure_only:
-            raise SystemExit(f"--measure-only: {out} is not finished; run without it first")
-        t0 = time.perf_counter()
-        # a stage killed half-way continues from its checkpoints (extract has none: it is quick)
-        fn(cfg) if fn is extract else fn(cfg, resume=(out.parent / f".{out.name}.checkpoints").is_dir())
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "seconds.json").write_text(json.dumps(seconds, indent=1))
-        return out
 
     corpus = CorpusConfig(path=str(build_corpus(work)), max_seq_len=128)
     general = TrainConfig(max_steps=args.general_steps, lr=3e-4, batch_size=16, log_every=10)
@@ -313,11 +297,12 @@ def main() -> None:
               "alive_after_pruning": report["alive_after_pruning"], "space": report["space"],
               "settings": {"supernet_steps": args.supernet_steps, "general_steps": args.general_steps,
                            "general_batch": general.batch_size, "sst2_train": args.sst2_train,
-                           "tasks": args.tasks, "task_epochs": args.task_epochs, "task_lr": task_train.lr, "compared": args.compare,
+                           "tasks": args.tasks, "task_epochs": args.task_epochs, "task_lr": task_train.lr,
+                           "compared": args.compare,
                            "latency": {"threads": latency.threads, "batch_size": latency.batch_size,
                                        "seq_len": latency.seq_len},
                            "prune": to_dict(nas_cfg.prune), "min_attention": nas_cfg.min_attention},
-              "stage_seconds": seconds, "environment": environment()}
+              "stage_seconds": timed.seconds, "environment": environment()}
     table = []
     for r in rows:
         b = r.get("baseline", {})
