@@ -14,8 +14,9 @@ they sit in C. So the architectures are grouped by their width sequence; within 
   2. a dynamic programme adds one block at a time and keeps, of the partial architectures, only the first
      `top_k` Pareto layers of (cost, loss): one dominated by `top_k` others cannot reach the top `top_k`,
      whatever blocks follow (partials are compared only with others holding as many attention slots, counted
-     up to `min_attention`, since they have the same futures). Partials that cannot fit the budget even with the cheapest remaining blocks,
-     or cannot beat the `top_k`-th best score found so far with the best remaining ones, are dropped.
+     up to `min_attention`, since they have the same futures). Partials that cannot fit the budget even with
+     the cheapest remaining blocks, cannot beat the `top_k`-th best score found so far with the best remaining
+     ones, or cannot reach `min_attention` with the remaining blocks, are dropped.
 Groups are visited best lower bound first. Every returned architecture's cost is checked against
 `cost_of` itself; a mismatch means the cost is not additive as assumed and raises. Results come best
 first, equal scores by the architecture's string; which of several equal scores makes the top_k is arbitrary.
