@@ -1,48 +1,86 @@
-"""Layer-mapping search on real data: does the proxy rank mappings like full runs do, and does the
-genetic algorithm find the proxy's best mapping with fewer proxy runs than trying them all?
+"""Layer-mapping search on real data, in the order that makes its numbers readable: how noisy is
+the proxy, how much do mappings differ under it, does the genetic algorithm find the proxy's best
+with fewer proxy runs than trying them all, and does the proxy's ranking hold at full size?
 
-Teacher all-MiniLM-L6-v2 (6 layers, pre-trained); a small random-init student (2 layers × 192,
-12 heads, FFN 768 by default), whose 21 non-decreasing mappings can all be scored here. Proxy:
-general distillation on the first --proxy-sequences 64-token WikiText-2 sequences, then
-fine-tuning on 2,000 examples each of SST-2, MRPC and QNLI (QNLI ships only its dev file here, so
-its first 4,000 rows train and the rest score; the split is written under --work), averaging the
-dev scores (500 each). Steps:
-  1. `search_mapping` itself (the verb users run): population 6, 3 generations;
-  2. the remaining mappings scored with the same proxy: the whole landscape;
-  3. the genetic algorithm replayed on that landscape with 50 seeds: how often it finds the best
-     mapping, with how many proxy runs;
-  4. full runs for --full mappings (uniform, last, the proxy's best, worst and median): general
-     distillation on all of WikiText-2, fine-tuning on 3× the data; Spearman correlation of the
-     proxy and full scores.
-Writes benchmarks/results/mapping_search.json.
+Teacher all-MiniLM-L6-v2 (6 layers × 384, 12 heads). Student: --student-layers k (3) × 384, 12
+heads, FFN 768 by default. Proxy (`search.layer_mapping.proxy_score`, the search verb's own):
+general distillation of the student on the first --proxy-sequences (2,000) --seq-len-token (64)
+WikiText-2 sequences, starting (--proxy-init etd, the default) from ONE ETD-Rand student extracted
+from the teacher once, so only the mapping differs between candidates (random: new random weights,
+the setting whose scores were all alike at CPU scale); then (--proxy-metric heldout_loss, the
+default) minus the MSE between the student's and the teacher's last hidden states on the next
+--heldout-sequences (256) sequences, or (finetune) the mean dev score of fine-tuning on SST-2,
+MRPC and QNLI samples (QNLI ships only its dev file here: its first 4,000 rows train, the rest
+score; the split is written under --work). Parts, each written to the result as soon as a mapping
+is scored:
+  1. noise: the uniform mapping scored with 3 seeds (data order and dropout of the proxy's general
+     distillation and fine-tuning): their scores and standard deviation;
+  2. landscape: every strictly increasing mapping of the k student layers onto the 6 teacher layers
+     (C(6, k): 20 for k = 3; --non-decreasing: every non-decreasing one, 56), each scored once (the
+     first noise seed); spread = best − worst, and spread / noise sd;
+  3. search: the genetic algorithm (search/genetic.py, seeded with the uniform and last mappings)
+     replayed on the landscape with --replays seeds: how often it finds the best mapping, the proxy
+     runs it used and needed, the generation it found it in, against the exhaustive size. A genome
+     outside the landscape (a repeated layer, without --non-decreasing) is refused without a proxy
+     run and not counted;
+  4. validation (--skip-validation: none): the proxy's best three mappings, uniform and last get the
+     full general distillation (--full-sequences; 0: all of WikiText-2 valid+test) from the same
+     initialisation, then fine-tuning on SST-2, MRPC and QNLI samples (--validation-examples) with
+     2 seeds each: per mapping and task mean ± sd, the Spearman correlation of proxy and full scores,
+     and best_vs_uniform / best_vs_last (the proxy's best minus each, averaged over the tasks).
+Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke)
+after every scored mapping, so a stopped run still leaves a table. Finished stages are reused from
+--work (runs/mapping_search), keyed by a hash of their settings.
 
-    python benchmarks/mapping_search.py [--proxy-sequences 4000]
+    python benchmarks/mapping_search.py                      # the full run
+    python benchmarks/mapping_search.py --smoke --work /tmp/ms_smoke   # every part, tiny, minutes
 
-Scale: on 2 CPU cores one proxy run takes about 2 minutes, and at that size general distillation
-does not yet help (measured 2026-11-26: SST-2 fine-tuned from a student distilled on 4,000
-sequences 0.692, from one distilled for a single step 0.714), so the landscape is noise. Run it
-where the proxy can be 10-100× longer (a GPU), and read the Spearman check before the search.
+Time on 2 CPU cores (estimates until measured, from etd.py's general-distillation steps): one
+proxy run (2,000 sequences: 63 steps, then the held-out scoring) about 1.5 minutes, so noise ~5
+minutes and the landscape ~30 minutes; the search replays seconds; validation about 5 minutes of
+general distillation per mapping on all of WikiText-2 (9,024 sequences: 282 steps) and about 1
+minute per fine-tuning (6 per mapping), about 1 hour for 5 mappings. All told about 1.5-2 hours.
+--smoke: 80 seconds on one core (measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
+import math
+import shutil
 import statistics
 import time
+import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 from scipy.stats import spearmanr
 
-from bertcompress.config import CorpusConfig, DataConfig, StudentConfig, TrainConfig
+from bertcompress.config import CorpusConfig, DataConfig, FinetuneConfig, StudentConfig, TrainConfig, to_dict
+from bertcompress.distillation.mapping import resolve_mapping
+from bertcompress.distillation.stages import distill
+from bertcompress.finetuning import finetune
+from bertcompress.io import atomic_write_json
 from bertcompress.search.config import GeneticConfig, MappingSearchConfig
-from bertcompress.search.genetic import genetic_search
-from bertcompress.search.layer_mapping import RESULT_FILE, proxy_score, search_mapping
-from common import SHARED_DATA, environment, print_table, write_result
+from bertcompress.search.genetic import Genome, genetic_search
+from bertcompress.search.layer_mapping import general_config, proxy_score
+from common import SHARED_DATA, Stages, environment, print_table, write_result
 
-TEACHER = "all-MiniLM-L6-v2"
+TEACHER, TEACHER_LAYERS = "all-MiniLM-L6-v2", 6
+VALIDATION_TASKS = ("sst2", "mrpc", "qnli")
+# flags left unset take these (--smoke: the second set): tiny step counts, every part end to end
+DEFAULTS = dict(student_layers=3, student_hidden=384, student_heads=12, student_ffn=768, proxy_sequences=2000,
+                heldout_sequences=256, seq_len=64, batch_size=32, task_examples=2000, eval_examples=500,
+                validation_examples=2000, full_sequences=0, population=6, generations=5, replays=100,
+                max_steps=None, result_name="mapping_search")
+SMOKE = dict(student_layers=2, student_hidden=384, student_heads=12, student_ffn=384, proxy_sequences=32,
+             heldout_sequences=32, seq_len=32, batch_size=16, task_examples=64, eval_examples=64,
+             validation_examples=64, full_sequences=64, population=3, generations=3, replays=10, max_steps=2,
+             result_name="mapping_search_smoke")
 
 
 def qnli_split(work: Path, train_rows: int = 4000) -> Path:
@@ -56,104 +94,279 @@ def qnli_split(work: Path, train_rows: int = 4000) -> Path:
     return folder
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--hidden", type=int, default=192)
-    ap.add_argument("--proxy-sequences", type=int, default=4000)
-    ap.add_argument("--task-examples", type=int, default=2000)
-    ap.add_argument("--full", type=int, default=5, help="mappings to run at full size for the ranking check")
+    ap.add_argument("--proxy-init", choices=("etd", "random"), default="etd")
+    ap.add_argument("--proxy-metric", choices=("heldout_loss", "finetune"), default="heldout_loss")
+    ap.add_argument("--student-layers", type=int, help="k: student layers (3; smoke 2)")
+    ap.add_argument("--student-hidden", type=int, help="student width (384: heldout_loss needs the teacher's)")
+    ap.add_argument("--student-heads", type=int, help="student attention heads (12)")
+    ap.add_argument("--student-ffn", type=int, help="student FFN size (768)")
+    ap.add_argument("--proxy-sequences", type=int, help="corpus sequences of the proxy general distillation (2000)")
+    ap.add_argument("--heldout-sequences", type=int, help="held-out sequences of heldout_loss (256)")
+    ap.add_argument("--seq-len", type=int, help="tokens per corpus sequence and task example (64)")
+    ap.add_argument("--batch-size", type=int, help="batch of every training run (32)")
+    ap.add_argument("--proxy-lr", type=float, default=3e-4, help="general distillation learning rate")
+    ap.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (1e-4 from ETD, 1e-3 from random "
+                    "init, which stays at the majority class at lower rates on 2,000 examples)")
+    ap.add_argument("--finetune-epochs", type=float, default=3.0)
+    ap.add_argument("--task-examples", type=int, help="training examples per task of the finetune proxy (2000)")
+    ap.add_argument("--eval-examples", type=int, help="dev examples per task (500)")
+    ap.add_argument("--non-decreasing", action="store_true", help="landscape of every non-decreasing mapping")
+    ap.add_argument("--noise-seeds", type=int, default=3)
+    ap.add_argument("--population", type=int, help="GA population of the replays (6)")
+    ap.add_argument("--generations", type=int, help="GA generations of the replays (5)")
+    ap.add_argument("--replays", type=int, help="GA replays on the landscape, one seed each (100)")
+    ap.add_argument("--full-sequences", type=int, help="validation general distillation sequences (0: all)")
+    ap.add_argument("--validation-examples", type=int, help="validation training examples per task (2000)")
+    ap.add_argument("--validation-seeds", type=int, default=2)
+    ap.add_argument("--skip-validation", action="store_true")
+    ap.add_argument("--max-steps", type=int, help="cap every training run at this many steps (smoke: 2)")
+    ap.add_argument("--smoke", action="store_true", help="every part on tiny settings, in a few minutes")
+    ap.add_argument("--result-name", help="benchmarks/results/<name>.json (mapping_search; smoke: "
+                    "mapping_search_smoke)")
     ap.add_argument("--work", default="runs/mapping_search")
     args = ap.parse_args()
+    for key, value in (SMOKE if args.smoke else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.finetune_lr is None:
+        args.finetune_lr = 1e-4 if args.proxy_init == "etd" else 1e-3
+    return args
+
+
+def tasks(args: argparse.Namespace, work: Path, examples: int) -> list[DataConfig]:
+    glue = SHARED_DATA / "glue"
+    paths = {"sst2": glue / "SST-2", "mrpc": glue / "MRPC", "qnli": qnli_split(work)}
+    return [DataConfig(task=t, path=str(paths[t]), max_seq_len=args.seq_len, max_train_examples=examples,
+                       max_eval_examples=args.eval_examples) for t in VALIDATION_TASKS]
+
+
+def train(args: argparse.Namespace, lr: float, epochs: float = 1.0, seed: int = 0) -> TrainConfig:
+    return TrainConfig(epochs=epochs, max_steps=args.max_steps, lr=lr, batch_size=args.batch_size, seed=seed)
+
+
+def digest(settings: Any) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def search_config(args: argparse.Namespace, work: Path) -> MappingSearchConfig:
+    """The proxy's settings; its output folder (the ETD init, the score cache) is named by their hash."""
+    student = StudentConfig(num_layers=args.student_layers, hidden_size=args.student_hidden,
+                            num_heads=args.student_heads, ffn_size=args.student_ffn)
+    cfg = MappingSearchConfig(
+        teacher=TEACHER, student=student, proxy_init=args.proxy_init, proxy_metric=args.proxy_metric,
+        corpus=CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=args.seq_len),
+        proxy_sequences=args.proxy_sequences, heldout_sequences=args.heldout_sequences,
+        proxy_general=train(args, args.proxy_lr), tasks=tasks(args, work, args.task_examples),
+        proxy_finetune=train(args, args.finetune_lr, args.finetune_epochs), monotone=True)
+    settings = {k: v for k, v in to_dict(cfg).items() if k != "output"}
+    if args.proxy_metric == "heldout_loss":  # ignored: not part of the cache key
+        settings.pop("tasks"), settings.pop("proxy_finetune")
+    tag = f"{args.proxy_init}-{args.proxy_metric}-{args.student_layers}x{args.student_hidden}-{digest(settings)}"
+    return dataclasses.replace(cfg, output=str(work / tag))
+
+
+def name(m: Genome) -> str:
+    return "[" + ",".join(map(str, m)) + "]"
+
+
+def with_seed(cfg: MappingSearchConfig, seed: int) -> MappingSearchConfig:
+    return dataclasses.replace(cfg, proxy_general=dataclasses.replace(cfg.proxy_general, seed=seed),
+                               proxy_finetune=dataclasses.replace(cfg.proxy_finetune, seed=seed))
+
+
+def cached_score(cfg: MappingSearchConfig, mapping: Genome, seed: int) -> dict[str, Any]:
+    """The proxy's record for (mapping, seed), computed once and kept under the search's folder."""
+    key = f"{'-'.join(map(str, mapping))}-s{seed}"
+    cache = Path(cfg.output) / "scores" / f"{key}.json"
+    if not cache.is_file():
+        print(f"[mapping_search] proxy {name(mapping)} seed {seed}")
+        # resume: a run killed after its last checkpoint continues; without one it starts afresh
+        record = proxy_score(with_seed(cfg, seed), mapping, Path(cfg.output) / "candidates" / key, resume=True)
+        atomic_write_json(cache, record)
+    return json.loads(cache.read_text())
+
+
+def sd(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) >= 2 else None
+
+
+def landscape_mappings(k: int, non_decreasing: bool) -> list[Genome]:
+    pick = itertools.combinations_with_replacement if non_decreasing else itertools.combinations
+    return list(pick(range(1, TEACHER_LAYERS + 1), k))
+
+
+def run_noise(cfg: MappingSearchConfig, uniform: Genome, seeds: list[int], save: Callable[[], None],
+              result: dict[str, Any]) -> dict[str, Any]:
+    noise: dict[str, Any] = {"mapping": list(uniform), "seeds": [], "fitness": [], "records": []}
+    result["noise"] = noise
+    for seed in seeds:
+        record = cached_score(cfg, uniform, seed)
+        noise["seeds"].append(seed)
+        noise["fitness"].append(record["fitness"])
+        noise["records"].append(record)
+        noise.update(mean=statistics.mean(noise["fitness"]), sd=sd(noise["fitness"]))
+        save()
+    return noise
+
+
+def run_landscape(cfg: MappingSearchConfig, mappings: list[Genome], seed: int, noise_sd: float | None,
+                  save: Callable[[], None], result: dict[str, Any]) -> dict[Genome, float]:
+    fitness: dict[Genome, float] = {}
+    land: dict[str, Any] = {"size": len(mappings), "seed": seed, "mappings": {}}
+    result["landscape"] = land
+    for mapping in mappings:
+        record = cached_score(cfg, mapping, seed)
+        fitness[mapping] = record["fitness"]
+        land["mappings"][name(mapping)] = {k: v for k, v in record.items() if k != "mapping"}
+        spread = max(fitness.values()) - min(fitness.values())
+        land.update(scored=len(fitness), spread=spread,
+                    spread_over_noise_sd=spread / noise_sd if noise_sd else None,
+                    ranked=[name(m) for m in sorted(fitness, key=lambda m: -fitness[m])])
+        save()
+    return fitness
+
+
+def run_search(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genome], args: argparse.Namespace,
+               monotone_space: bool) -> dict[str, Any]:
+    """The GA replayed on the scored landscape, one seed per replay."""
+    top = max(fitness.values())
+    runs = []
+    for seed in range(args.replays):
+        order: list[Genome] = []
+        ga = GeneticConfig(population=args.population, generations=args.generations, elite=1, seed=seed)
+        r = genetic_search(lambda g: fitness.get(g, -math.inf), k, 1, TEACHER_LAYERS, ga, monotone=True,
+                           seeds=heuristics.values(), on_scored=lambda g, f: order.append(g) if g in fitness else None)
+        found = next((h.generation for h in r.history if h.best_fitness == top), None)
+        runs.append({"seed": seed, "best": list(r.best), "found_best": found is not None, "generation_found": found,
+                     "evaluations": len(order),
+                     "evaluations_to_best": next((i + 1 for i, g in enumerate(order) if fitness[g] == top), None)})
+    hits = [r for r in runs if r["found_best"]]
+    return {"replays": len(runs), "population": args.population, "generations": args.generations, "elite": 1,
+            "space": "non-decreasing" if not monotone_space else "strictly increasing", "exhaustive": len(fitness),
+            "found_best_rate": len(hits) / len(runs),
+            "mean_evaluations": statistics.mean(r["evaluations"] for r in runs),
+            "mean_evaluations_to_best": statistics.mean(r["evaluations_to_best"] for r in hits) if hits else None,
+            "mean_generation_found": statistics.mean(r["generation_found"] for r in hits) if hits else None,
+            "runs": runs}
+
+
+def finetune_score(general: Path, task: DataConfig, train_cfg: TrainConfig, cache: Path) -> float:
+    """Dev score of fine-tuning `general` on `task`, kept as a small JSON (the model is dropped)."""
+    if not cache.is_file():
+        out = finetune(FinetuneConfig(model=str(general), data=task, train=train_cfg,
+                                      output=str(cache.with_suffix(""))))
+        score = json.loads((out / "bertcompress_result.json").read_text())["dev"]["score"]
+        atomic_write_json(cache, {"score": score})
+        shutil.rmtree(out, ignore_errors=True)
+    return json.loads(cache.read_text())["score"]
+
+
+def run_validation(cfg: MappingSearchConfig, args: argparse.Namespace, work: Path, chosen: list[Genome],
+                   fitness: dict[Genome, float], save: Callable[[], None], result: dict[str, Any]) -> None:
+    full_train = dataclasses.replace(train(args, args.proxy_lr), save_every=100)  # minutes long: resumable
+    task_cfgs = tasks(args, work, args.validation_examples)
+    seeds = list(range(args.validation_seeds))
+    settings = {"full_sequences": args.full_sequences, "general": to_dict(full_train),
+                "tasks": [to_dict(t) for t in task_cfgs], "finetune_lr": args.finetune_lr,
+                "finetune_epochs": args.finetune_epochs, "max_steps": args.max_steps}
+    folder = Path(cfg.output) / f"validation-{digest(settings)}"
+    val: dict[str, Any] = {"settings": settings, "seeds": seeds, "mappings": {}}
+    result["validation"] = val
+    stages = Stages(folder, tag="mapping_search")  # finished ones reused, killed ones resumed
+    for mapping in chosen:
+        out = folder / "-".join(map(str, mapping))
+        general = stages(f"general {name(mapping)}", distill,
+                         general_config(cfg, mapping, out / "general", full_train, args.full_sequences or None))
+        per_task = {}
+        for task in task_cfgs:
+            scores = [finetune_score(general, task, train(args, args.finetune_lr, args.finetune_epochs, seed),
+                                     out / f"{task.task}-s{seed}.json") for seed in seeds]
+            per_task[task.task] = {"scores": scores, "mean": statistics.mean(scores), "sd": sd(scores)}
+        val["mappings"][name(mapping)] = {"proxy": fitness[mapping], "tasks": per_task,
+                                          "mean": statistics.mean(t["mean"] for t in per_task.values())}
+        summarise_validation(val, result["heuristics"], result["proxy_best"])
+        save()
+
+
+def summarise_validation(val: dict[str, Any], heuristics: dict[str, list[int]], best: list[int]) -> None:
+    rows = val["mappings"]
+    if len(rows) >= 3:
+        with warnings.catch_warnings():  # equal full scores: rho is undefined, recorded as null
+            warnings.simplefilter("ignore")
+            rho = spearmanr([r["proxy"] for r in rows.values()], [r["mean"] for r in rows.values()]).statistic
+        val["spearman_proxy_full"] = None if math.isnan(rho) else float(rho)
+
+    def versus(other: list[int]) -> float | None:
+        a, b = rows.get(name(tuple(best))), rows.get(name(tuple(other)))
+        if a is None or b is None:
+            return None
+        return statistics.mean(a["tasks"][t]["mean"] - b["tasks"][t]["mean"] for t in a["tasks"])
+
+    val["best_vs_uniform"] = versus(heuristics["uniform"])
+    val["best_vs_last"] = versus(heuristics["last"])
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    noise, land = result["noise"], result["landscape"]
+    print(f"noise: {name(tuple(noise['mapping']))} over seeds {noise['seeds']}: "
+          + ", ".join(f"{f:.4f}" for f in noise["fitness"]) + f" (sd {noise['sd']})")
+    rows = [{"mapping": m, "fitness": land["mappings"][m]["fitness"],
+             "heldout_loss": land["mappings"][m].get("heldout_loss"), **land["mappings"][m].get("scores", {}),
+             "seconds": land["mappings"][m]["seconds"]} for m in land["ranked"]]
+    print_table(rows, ["mapping", "fitness", "heldout_loss", *VALIDATION_TASKS, "seconds"])
+    print(f"landscape: {land['size']} mappings, spread {land['spread']:.4f}, spread / noise sd "
+          f"{land['spread_over_noise_sd']}")
+    s = result["search"]
+    print(f"search: GA found the best in {s['found_best_rate']:.0%} of {s['replays']} replays, "
+          f"{s['mean_evaluations']:.1f} proxy runs on average ({s['mean_evaluations_to_best']} to the best, "
+          f"generation {s['mean_generation_found']}) against {s['exhaustive']} exhaustive")
+    val = result.get("validation")
+    if val:
+        print_table([{"mapping": m, "proxy": r["proxy"], **{t: f"{v['mean']:.4f}±{v['sd'] or 0:.4f}"
+                                                           for t, v in r["tasks"].items()}, "mean": r["mean"]}
+                     for m, r in val["mappings"].items()], ["mapping", "proxy", *VALIDATION_TASKS, "mean"])
+        print(f"validation: Spearman proxy vs full {val.get('spearman_proxy_full')}, best vs uniform "
+              f"{val['best_vs_uniform']}, best vs last {val['best_vs_last']}")
+
+
+def main() -> None:
+    args = parse_args()
     work = Path(args.work)
     t_start = time.perf_counter()
-    glue = SHARED_DATA / "glue"
+    cfg = search_config(args, work)
+    k = args.student_layers
+    heuristics = {h: tuple(resolve_mapping(h, k, TEACHER_LAYERS)) for h in ("uniform", "last")}
+    result: dict[str, Any] = {
+        "settings": {"teacher": TEACHER, "smoke": args.smoke, "args": vars(args), "search_output": cfg.output,
+                     "proxy": to_dict(cfg)},
+        "heuristics": {h: list(m) for h, m in heuristics.items()}, "seconds": {}, "environment": environment()}
 
-    def tasks(n: int) -> list[DataConfig]:
-        return [DataConfig(task=t, path=str(p), max_seq_len=64, max_train_examples=n, max_eval_examples=500)
-                for t, p in (("sst2", glue / "SST-2"), ("mrpc", glue / "MRPC"), ("qnli", qnli_split(work)))]
+    def save() -> None:
+        result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)
+        write_result(args.result_name, result)
 
-    student = StudentConfig(num_layers=args.layers, hidden_size=args.hidden, num_heads=12, ffn_size=4 * args.hidden)
-    cfg = MappingSearchConfig(
-        teacher=TEACHER, student=student,
-        corpus=CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=64),
-        proxy_sequences=args.proxy_sequences, tasks=tasks(args.task_examples),
-        proxy_general=TrainConfig(epochs=1, lr=5e-4, batch_size=32),
-        # a small random-init student stays at the majority class at lr 2e-4-3e-4 on 2,000 examples
-        proxy_finetune=TrainConfig(epochs=3, lr=1e-3, batch_size=32),
-        search=GeneticConfig(population=6, generations=3, elite=2, seed=0),
-        output=str(work / f"search-{args.layers}x{args.hidden}-{args.proxy_sequences}"))
+    def timed(part: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        value = fn()
+        result["seconds"][part] = round(time.perf_counter() - t0, 1)
+        save()
+        return value
 
-    # 1. the search itself
-    t0 = time.perf_counter()
-    out = search_mapping(cfg, resume=True)
-    search_seconds = time.perf_counter() - t0
-    saved = json.loads((out / RESULT_FILE).read_text())
-    searched = {tuple(c["mapping"]): c for c in saved["candidates"]}
-    n_by_search = len(searched)
-
-    # 2. the whole landscape (cached beside the search, one file per mapping)
-    landscape = dict(searched)
-    for mapping in itertools.combinations_with_replacement(range(1, 7), args.layers):
-        cache = out / "landscape" / ("-".join(map(str, mapping)) + ".json")
-        if mapping not in landscape:
-            if not cache.is_file():
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                cache.write_text(json.dumps(proxy_score(cfg, mapping, out / "candidates" / cache.stem)))
-            landscape[mapping] = json.loads(cache.read_text())
-    fitness = {m: c["fitness"] for m, c in landscape.items()}
+    seeds = list(range(args.noise_seeds))
+    noise = timed("noise", lambda: run_noise(cfg, heuristics["uniform"], seeds, save, result))
+    mappings = landscape_mappings(k, args.non_decreasing)
+    fitness = timed("landscape", lambda: run_landscape(cfg, mappings, seeds[0], noise["sd"], save, result))
     ranked = sorted(fitness, key=lambda m: -fitness[m])
-    best = ranked[0]
-
-    # 3. the GA replayed on the landscape with other seeds
-    replays = []
-    for seed in range(50):
-        r = genetic_search(fitness.__getitem__, args.layers, 1, 6, dataclasses.replace(cfg.search, seed=seed),
-                           seeds=[tuple(saved["heuristics"][h]["mapping"]) for h in saved["heuristics"]])
-        replays.append({"found_best": fitness[r.best] == fitness[best], "rank": ranked.index(r.best) + 1,
-                        "proxy_runs": len(r.scores)})
-
-    # 4. full runs for a few mappings
-    heur = {h: tuple(v["mapping"]) for h, v in saved["heuristics"].items()}
-    chosen = list(dict.fromkeys([heur["uniform"], heur.get("last", best), best, ranked[-1],
-                                 ranked[len(ranked) // 2], *ranked[1:]]))[:args.full]
-    full_cfg = dataclasses.replace(cfg, proxy_sequences=10 ** 9, tasks=tasks(3 * args.task_examples))
-    full = {}
-    for mapping in chosen:
-        cache = work / f"full-{args.layers}x{args.hidden}" / ("-".join(map(str, mapping)) + ".json")
-        if not cache.is_file():
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(proxy_score(full_cfg, mapping, cache.parent / cache.stem)))
-        full[mapping] = json.loads(cache.read_text())
-    rho = spearmanr([fitness[m] for m in chosen], [full[m]["fitness"] for m in chosen]).statistic
-
-    name = lambda m: "[" + ",".join(map(str, m)) + "]"  # noqa: E731
-    result = {
-        "settings": {"teacher": TEACHER, "student": dataclasses.asdict(student),
-                     "proxy_sequences": args.proxy_sequences, "proxy_task_examples": args.task_examples,
-                     "eval_examples": 500,
-                     "search": dataclasses.asdict(cfg.search), "full_task_examples": 3 * args.task_examples,
-                     "full_sequences": "all of WikiText-2 valid+test"},
-        "search": {"best": list(saved["best"]["mapping"]), "best_fitness": saved["best"]["fitness"],
-                   "proxy_runs": n_by_search, "seconds": round(search_seconds, 1),
-                   "rank_of_found_in_landscape": ranked.index(tuple(saved["best"]["mapping"])) + 1},
-        "heuristics": {h: {"mapping": list(m), "proxy": fitness[m], "rank": ranked.index(m) + 1}
-                       for h, m in heur.items()},
-        "landscape": {name(m): landscape[m]["scores"] | {"mean": fitness[m]} for m in ranked},
-        "ga_replays": {"seeds": len(replays), "found_best_rate": sum(r["found_best"] for r in replays) / len(replays),
-                       "mean_rank": statistics.mean(r["rank"] for r in replays),
-                       "mean_proxy_runs": statistics.mean(r["proxy_runs"] for r in replays),
-                       "space": len(fitness)},
-        "full_runs": {name(m): {"proxy": fitness[m], "full": full[m]["fitness"], "scores": full[m]["scores"]}
-                      for m in chosen},
-        "spearman_proxy_vs_full": rho,
-        "wall_seconds_this_run": round(time.perf_counter() - t_start, 1), "environment": environment()}
-    print_table([{"mapping": name(m), "proxy": fitness[m], "full": full[m]["fitness"] if m in full else None,
-                  **landscape[m]["scores"]} for m in ranked], ["mapping", "proxy", "full", "sst2", "mrpc", "qnli"])
-    print(f"search: {name(saved['best']['mapping'])} after {n_by_search} proxy runs "
-          f"(rank {result['search']['rank_of_found_in_landscape']} of {len(fitness)}); GA replays found the best "
-          f"in {result['ga_replays']['found_best_rate']:.0%} of 50 seeds; Spearman proxy vs full {rho:.2f}")
-    print(f"wrote {write_result('mapping_search', result)}")
+    result["proxy_best"] = list(ranked[0])
+    result["search"] = timed("search", lambda: run_search(fitness, k, heuristics, args, not args.non_decreasing))
+    if not args.skip_validation:
+        chosen = list(dict.fromkeys([*ranked[:3], heuristics["uniform"], heuristics["last"]]))
+        timed("validation", lambda: run_validation(cfg, args, work, chosen, fitness, save, result))
+    save()
+    print_summary(result)
+    print(f"wrote {write_result(args.result_name, result)}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Layer-mapping search: the genetic algorithm on known fitness functions, its config errors, and
-a tiny end-to-end search (proxy distillation + fine-tuning) with resume and the CLI."""
+"""Layer-mapping search: the genetic algorithm on known fitness functions, its config errors, a
+tiny end-to-end search (proxy distillation + fine-tuning) with resume and the CLI, the ETD
+initialisation shared by every candidate, and the held-out loss checked by hand."""
 
 import dataclasses
 import json
+import random
 
 import pytest
-from transformers import AutoModel
+import torch
+from transformers import AutoModel, AutoTokenizer
 
 from bertcompress.cli import main
-from bertcompress.config import CorpusConfig, DataConfig, StudentConfig, TrainConfig
+from bertcompress.config import CorpusConfig, DataConfig, StudentConfig, TrainConfig, from_dict, to_dict
 from bertcompress.errors import UserError
 from bertcompress.search.config import GeneticConfig, MappingSearchConfig
 from bertcompress.search.genetic import genetic_search
@@ -134,9 +137,9 @@ def test_search_end_to_end_with_resume(tmp_path, tiny_bert_dir, sentiment_tsv, c
     monkeypatch.setattr(layer_mapping, "proxy_score", lambda *a, **k: pytest.fail("re-scored a mapping"))
     search_mapping(cfg, resume=True)
     assert json.loads((out / "search.json").read_text())["best"] == best
-    other = dataclasses.replace(cfg, proxy_sequences=8)
-    with pytest.raises(UserError, match="started with other settings"):
-        search_mapping(other, resume=True)
+    for change in ({"proxy_sequences": 8}, {"heldout_sequences": 8}, {"proxy_init": "etd"}):
+        with pytest.raises(UserError, match="started with other settings"):
+            search_mapping(dataclasses.replace(cfg, **change), resume=True)
 
 
 def test_search_cli_errors(tmp_path, capsys):
@@ -145,3 +148,121 @@ def test_search_cli_errors(tmp_path, capsys):
     assert main(["search-mapping", "--teacher", str(tmp_path / "missing"), "-o", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bertcompress: error:") and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ proxy_init and proxy_metric
+
+def test_proxy_settings_default_round_trip_and_errors(tmp_path):
+    from bertcompress.config import load_config, save_config
+
+    cfg = MappingSearchConfig()
+    assert (cfg.proxy_init, cfg.proxy_metric, cfg.heldout_sequences) == ("random", "finetune", 256)
+    cfg = MappingSearchConfig(proxy_init="etd", proxy_metric="heldout_loss", heldout_sequences=32, tasks=[])
+    assert from_dict(MappingSearchConfig, to_dict(cfg)) == cfg
+    save_config(cfg, tmp_path)
+    assert load_config(MappingSearchConfig, str(tmp_path / "bertcompress_config.yaml")) == cfg
+    for kwargs, match in (({"proxy_init": "teacher"}, "proxy_init must be 'random' or 'etd'"),
+                          ({"proxy_metric": "loss"}, "proxy_metric must be 'finetune' or 'heldout_loss'"),
+                          ({"heldout_sequences": 0}, "heldout_sequences must be >= 1"),
+                          ({"tasks": []}, "at least one task")):  # finetune still needs its tasks
+        with pytest.raises(UserError, match=match) as e:
+            MappingSearchConfig(**kwargs)
+        assert "\n" not in str(e.value)
+
+
+@pytest.fixture
+def long_corpus(tmp_path):
+    """About 40 sequences of 16 tokens, ending with a shorter one (padding in the held-out set)."""
+    from conftest import WORDS
+
+    rng = random.Random(0)
+    lengths = [rng.randint(8, 30) for _ in range(40)]
+    lengths.append(14 + (10 - sum(lengths)) % 14)  # one token a word: 14 per sequence, a 10-token tail
+    path = tmp_path / "long.txt"
+    path.write_text("\n\n".join(" ".join(rng.choice(WORDS) for _ in range(n)) for n in lengths), encoding="utf-8")
+    return path
+
+
+def _heldout_search(tiny_bert_dir, corpus, out, **extra) -> MappingSearchConfig:
+    extra.setdefault("student", StudentConfig(num_layers=2, hidden_size=32, num_heads=4, ffn_size=32))
+    return MappingSearchConfig(
+        teacher=str(tiny_bert_dir), corpus=CorpusConfig(path=str(corpus), max_seq_len=16), proxy_sequences=16,
+        proxy_general=TrainConfig(max_steps=2, batch_size=8), proxy_metric="heldout_loss", heldout_sequences=1000,
+        tasks=[], search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
+
+
+def test_etd_init_is_extracted_once_and_shared_by_every_candidate(tmp_path, tiny_bert_dir, long_corpus,
+                                                                  monkeypatch):
+    from safetensors.torch import load_file
+
+    from bertcompress.pruning import verbs
+    from bertcompress.search import layer_mapping
+    from bertcompress.search.layer_mapping import search_mapping
+
+    extracted, starts = [], []
+    real_extract, real_distill = verbs.extract, layer_mapping.distill
+    monkeypatch.setattr(verbs, "extract", lambda c: extracted.append(c) or real_extract(c))
+    monkeypatch.setattr(layer_mapping, "distill", lambda c, **k: starts.append(c.student_path) or real_distill(c, **k))
+    out = tmp_path / "search"
+    cfg = _heldout_search(tiny_bert_dir, long_corpus, out, proxy_init="etd")
+    search_mapping(cfg)
+    init = out / "init"
+    assert len(extracted) == 1 and extracted[0].strategy == "rand" and extracted[0].output == str(init)
+    assert (extracted[0].num_layers, extracted[0].hidden_size, extracted[0].ffn_size) == (2, 32, 32)
+    scored = json.loads((out / "search.json").read_text())["candidates"]
+    assert len(starts) == len(scored) >= 3 and set(starts) == {str(init)}  # every candidate, the same start
+    before = load_file(init / "model.safetensors")
+    # resuming neither re-extracts nor re-scores, and the shared start is left as it was
+    monkeypatch.setattr(verbs, "extract", lambda c: pytest.fail("extracted the initial student again"))
+    monkeypatch.setattr(layer_mapping, "proxy_score", lambda *a, **k: pytest.fail("re-scored a mapping"))
+    search_mapping(cfg, resume=True)
+    after = load_file(init / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    # an init folder extracted for another student shape is refused, not silently reused
+    other = dataclasses.replace(cfg, student=dataclasses.replace(cfg.student, ffn_size=16))
+    with pytest.raises(UserError, match="extracted with other settings"):
+        layer_mapping.student_init(other)
+
+
+def _last_hidden_mse_by_hand(student_dir, teacher_dir, features) -> float:
+    """Plain torch: pad the features into one batch, MSE of the last hidden states over real tokens."""
+    longest = max(len(f["input_ids"]) for f in features)
+    ids = torch.tensor([f["input_ids"] + [0] * (longest - len(f["input_ids"])) for f in features])
+    mask = (torch.arange(longest)[None, :] < torch.tensor([len(f["input_ids"]) for f in features])[:, None]).float()
+    with torch.no_grad():
+        s = AutoModel.from_pretrained(student_dir).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+        t = AutoModel.from_pretrained(teacher_dir).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+    return float((((s - t) ** 2).sum(-1) * mask).sum() / (mask.sum() * t.shape[-1]))
+
+
+def test_heldout_loss_equals_the_mse_by_hand_on_sequences_the_proxy_never_saw(tmp_path, tiny_bert_dir, long_corpus):
+    from bertcompress.data import chunk_corpus, load_corpus
+    from bertcompress.search.heldout import heldout_features
+    from bertcompress.search.layer_mapping import proxy_score
+
+    cfg = _heldout_search(tiny_bert_dir, long_corpus, tmp_path / "search", keep_candidates=True)
+    record = proxy_score(cfg, (2, 4), tmp_path / "candidate")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    every = chunk_corpus(tokenizer, load_corpus(cfg.corpus), 16)
+    held = heldout_features(tokenizer, cfg.corpus, cfg.proxy_sequences, cfg.heldout_sequences)
+    assert held == every[16:] and len(held) > cfg.proxy_general.batch_size  # more than one batch
+    assert len(held[-1]["input_ids"]) < 16  # and a padded one
+    general = tmp_path / "candidate" / "general"
+    # the proxy trained on the first 16 sequences only: disjoint from the held-out ones
+    assert json.loads((general / "bertcompress_result.json").read_text())["sequences"] == 16
+    by_hand = _last_hidden_mse_by_hand(general, tiny_bert_dir, held)
+    assert record["heldout_loss"] == pytest.approx(by_hand, rel=1e-5, abs=1e-6)
+    assert record["fitness"] == -record["heldout_loss"] and "scores" not in record
+
+
+def test_heldout_loss_refuses_a_student_narrower_than_the_teacher(tmp_path, tiny_bert_dir, long_corpus,
+                                                                 monkeypatch):
+    from bertcompress.search import layer_mapping
+    from bertcompress.search.layer_mapping import search_mapping
+
+    monkeypatch.setattr(layer_mapping, "proxy_score", lambda *a, **k: pytest.fail("scored a mapping"))
+    cfg = _heldout_search(tiny_bert_dir, long_corpus, tmp_path / "search",
+                          student=StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=32))
+    with pytest.raises(UserError, match="as wide as the teacher") as e:
+        search_mapping(cfg)
+    assert "\n" not in str(e.value)

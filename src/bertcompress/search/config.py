@@ -35,6 +35,10 @@ class GeneticConfig:
         return self.elite if self.elite is not None else max(1, self.population // 4)
 
 
+PROXY_INITS = ("random", "etd")
+PROXY_METRICS = ("finetune", "heldout_loss")
+
+
 def _proxy_tasks() -> list[DataConfig]:
     return [DataConfig(max_seq_len=64, max_train_examples=2000, max_eval_examples=500)]
 
@@ -45,10 +49,14 @@ class MappingSearchConfig:
 
     A genome is one teacher layer (1-based) per student layer. Its fitness is the proxy score:
     general distillation with that mapping on the first `proxy_sequences` of the corpus
-    (`proxy_general`), then fine-tuning on each of `tasks` (`proxy_finetune`), averaging their dev
-    scores. Every candidate starts from the same student initialisation and sees the same data, so
-    only the mapping differs. With `final_general` set, the best mapping then gets the full general
-    distillation on the whole corpus.
+    (`proxy_general`), then, by `proxy_metric`, either fine-tuning on each of `tasks`
+    (`proxy_finetune`) and averaging their dev scores (finetune, the paper's choice), or minus the
+    MSE between the student's and the teacher's last hidden states on the next `heldout_sequences`
+    of the corpus, which the proxy never trained on (heldout_loss: no fine-tuning, `tasks` ignored).
+    Every candidate starts from the same student initialisation (`proxy_init`: new random weights
+    of shape `student`, or one ETD-Rand student extracted from the teacher once, into
+    <output>/init/) and sees the same data, so only the mapping differs. With `final_general` set,
+    the best mapping then gets the full general distillation on the whole corpus.
     """
 
     teacher: str = setting(DEFAULT_TEACHER, "pre-trained teacher folder or hub id")
@@ -56,6 +64,14 @@ class MappingSearchConfig:
     losses: LossConfig = field(default_factory=LossConfig)  # layer_mapping is what is searched
     corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(max_seq_len=64))
     proxy_sequences: int = 256
+    proxy_init: str = setting("random", "random: every candidate's student starts from new random weights of shape "
+                              "student; etd: from one student extracted from the teacher (ETD-Rand, shape student, "
+                              "written once to <output>/init/)", choices=PROXY_INITS)
+    proxy_metric: str = setting("finetune", "finetune: mean dev score of fine-tuning on tasks; heldout_loss: minus "
+                                "the MSE of the student's and the teacher's last hidden states on held-out corpus "
+                                "sequences (no fine-tuning; needs the student as wide as the teacher)",
+                                choices=PROXY_METRICS)
+    heldout_sequences: int = setting(256, "heldout_loss: the corpus sequences after the proxy's that score it")
     proxy_general: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     tasks: list[DataConfig] = field(default_factory=_proxy_tasks)
     proxy_finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
@@ -69,6 +85,11 @@ class MappingSearchConfig:
 
     def __post_init__(self) -> None:
         _check(self.proxy_sequences >= 1, f"proxy_sequences must be >= 1, got {self.proxy_sequences}")
-        _check(len(self.tasks) >= 1, "tasks must name at least one task for the proxy")
-        names = [t.task for t in self.tasks]
-        _check(len(set(names)) == len(names), f"tasks are scored by name, so each may appear once: {names}")
+        _check(self.proxy_init in PROXY_INITS, f"proxy_init must be 'random' or 'etd', got {self.proxy_init!r}")
+        _check(self.proxy_metric in PROXY_METRICS,
+               f"proxy_metric must be 'finetune' or 'heldout_loss', got {self.proxy_metric!r}")
+        _check(self.heldout_sequences >= 1, f"heldout_sequences must be >= 1, got {self.heldout_sequences}")
+        if self.proxy_metric == "finetune":  # heldout_loss fine-tunes nothing: tasks are ignored
+            _check(len(self.tasks) >= 1, "tasks must name at least one task for the proxy")
+            names = [t.task for t in self.tasks]
+            _check(len(set(names)) == len(names), f"tasks are scored by name, so each may appear once: {names}")

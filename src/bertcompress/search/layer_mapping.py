@@ -1,12 +1,14 @@
 """`search_mapping`: the layer mapping of a task-agnostic student, found by a genetic algorithm
-over a cheap proxy (general distillation on a corpus sample, fine-tuning on a few tasks).
+over a cheap proxy (general distillation on a corpus sample, then fine-tuning on a few tasks or
+the held-out last-layer loss, search/heldout.py).
 
 Output folder:
-    search.json               every scored mapping (proxy scores per task, seconds), the
-                              generations, the best mapping and the hand-made ones' scores;
-                              rewritten atomically after each candidate, so a killed search
-                              resumes (`resume=True`) without scoring anything twice
+    search.json               every scored mapping (proxy scores per task or held-out loss,
+                              seconds), the generations, the best mapping and the hand-made
+                              ones' scores; rewritten atomically after each candidate, so a
+                              killed search resumes (`resume=True`) without scoring anything twice
     bertcompress_config.yaml  the settings
+    init/                     with proxy_init etd: the one extracted student every candidate starts from
     candidates/<mapping>/     a candidate's models, while it is scored (kept with keep_candidates)
     student/                  with final_general: the full general distillation with the best mapping
 """
@@ -20,20 +22,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import DistillConfig, FinetuneConfig, read_saved_config, save_config, to_dict
+from ..config import DistillConfig, FinetuneConfig, TrainConfig, read_saved_config, save_config, to_dict
 from ..distillation.mapping import resolve_mapping
 from ..distillation.stages import distill
 from ..errors import UserError
 from ..finetuning import finetune
 from ..io import atomic_write_json, is_output, writes_output
 from ..models.loading import resolve_model_path
+from ..pruning.config import ExtractConfig
 from .config import MappingSearchConfig
 from .genetic import Genome, genetic_search
+from .heldout import check_widths, heldout_loss
 
 RESULT_FILE = "search.json"
 
 
-def teacher_layers(name: str) -> int:
+def teacher_sizes(name: str) -> tuple[int, int]:
+    """The teacher's (layers, hidden size), read from its config alone."""
     from transformers import AutoConfig
 
     from ..models.architecture import size_fields
@@ -42,28 +47,76 @@ def teacher_layers(name: str) -> int:
         config = AutoConfig.from_pretrained(resolve_model_path(name))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot read the config of teacher {name}: {str(e).strip().splitlines()[0]}") from None
-    return getattr(config, size_fields(config.model_type)[0])
+    layers_field, hidden_field = size_fields(config.model_type)[:2]
+    return getattr(config, layers_field), getattr(config, hidden_field)
+
+
+def init_config(cfg: MappingSearchConfig) -> ExtractConfig:
+    """ETD-Rand of the student's shape (a size left None is the teacher's), into <output>/init."""
+    s = cfg.student
+    return ExtractConfig(teacher=cfg.teacher, output=str(Path(cfg.output) / "init"), num_layers=s.num_layers,
+                         hidden_size=s.hidden_size, num_heads=s.num_heads, ffn_size=s.ffn_size, strategy="rand")
+
+
+def student_init(cfg: MappingSearchConfig) -> Path | None:
+    """The folder every candidate's student starts from (proxy_init etd), extracted on first use
+    and reused after, also on resume; None for new random weights (proxy_init random)."""
+    if cfg.proxy_init != "etd":
+        return None
+    from ..pruning.verbs import extract
+
+    wanted = init_config(cfg)
+    folder = Path(wanted.output)
+    if not is_output(folder):
+        print(f"[bertcompress] extracting the initial student (ETD-Rand) into {folder}")
+        return extract(wanted)
+    saved = dataclasses.replace(read_saved_config(ExtractConfig, folder), output=wanted.output)
+    if to_dict(saved) != to_dict(wanted):
+        raise UserError(f"{folder} holds an initial student extracted with other settings; remove it or choose "
+                        "another output")
+    return folder
+
+
+def general_config(cfg: MappingSearchConfig, mapping: Genome, output: Path, train: TrainConfig,
+                   sequences: int | None) -> DistillConfig:
+    """General distillation with `mapping` on the first `sequences` of the corpus (None: all of
+    it), from the search's student initialisation (extracted here on first use)."""
+    init = student_init(cfg)
+    corpus = dataclasses.replace(cfg.corpus, max_sequences=sequences) if sequences else cfg.corpus
+    return DistillConfig(stage="general", teacher=cfg.teacher, student=cfg.student,
+                         student_path=str(init) if init else None,
+                         losses=dataclasses.replace(cfg.losses, layer_mapping=list(mapping)), train=train,
+                         corpus=corpus, output=str(output))
+
+
+def proxy_general(cfg: MappingSearchConfig, mapping: Genome, output: Path, train: TrainConfig, sequences: int | None,
+                  resume: bool = False) -> Path:
+    """Run `general_config`'s distillation."""
+    return distill(general_config(cfg, mapping, output, train, sequences), resume=resume)
 
 
 def proxy_score(cfg: MappingSearchConfig, mapping: Genome, folder: Path, resume: bool = False) -> dict[str, Any]:
-    """General distillation with `mapping` on the corpus sample, then fine-tuning on each proxy
-    task; returns the tasks' dev scores and their mean. `resume` continues a candidate that was
-    being scored when the search was killed."""
+    """General distillation with `mapping` on the corpus sample, then the proxy metric: the proxy
+    tasks' dev scores and their mean (finetune), or the held-out loss, whose negative is the
+    fitness (heldout_loss). `resume` continues a candidate that was being scored when the search
+    was killed."""
     start = time.perf_counter()
-    general = distill(DistillConfig(
-        stage="general", teacher=cfg.teacher, student=cfg.student,
-        losses=dataclasses.replace(cfg.losses, layer_mapping=list(mapping)), train=cfg.proxy_general,
-        corpus=dataclasses.replace(cfg.corpus, max_sequences=cfg.proxy_sequences), output=str(folder / "general")),
-        resume=resume)
-    scores = {}
-    for task in cfg.tasks:
-        out = finetune(FinetuneConfig(model=str(general), data=task, train=cfg.proxy_finetune,
-                                      output=str(folder / task.task)), resume=resume)
-        scores[task.task] = json.loads((out / "bertcompress_result.json").read_text())["dev"]["score"]
+    general = proxy_general(cfg, mapping, folder / "general", cfg.proxy_general, cfg.proxy_sequences, resume)
+    record: dict[str, Any] = {"mapping": list(mapping)}
+    if cfg.proxy_metric == "heldout_loss":
+        loss = heldout_loss(general, cfg.teacher, cfg.losses, cfg.corpus, cfg.proxy_sequences,
+                            cfg.heldout_sequences, cfg.proxy_general.batch_size, cfg.proxy_general.device)
+        record.update(fitness=-loss, heldout_loss=loss)
+    else:
+        scores = {}
+        for task in cfg.tasks:
+            out = finetune(FinetuneConfig(model=str(general), data=task, train=cfg.proxy_finetune,
+                                          output=str(folder / task.task)), resume=resume)
+            scores[task.task] = json.loads((out / "bertcompress_result.json").read_text())["dev"]["score"]
+        record.update(fitness=sum(scores.values()) / len(scores), scores=scores)
     if not cfg.keep_candidates:
         shutil.rmtree(folder, ignore_errors=True)
-    return {"mapping": list(mapping), "fitness": sum(scores.values()) / len(scores), "scores": scores,
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {**record, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[str, Any]]:
@@ -83,7 +136,9 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
 def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     """Run the search; write search.json (and with final_general the distilled student) to cfg.output."""
     out = Path(cfg.output)
-    n_teacher, n_student = teacher_layers(cfg.teacher), cfg.student.num_layers
+    (n_teacher, d_teacher), n_student = teacher_sizes(cfg.teacher), cfg.student.num_layers
+    if cfg.proxy_metric == "heldout_loss":  # before anything runs: the metric needs equal widths
+        check_widths(cfg.losses, cfg.student.hidden_size or d_teacher, d_teacher)
     heuristics = {name: tuple(resolve_mapping(name, n_student, n_teacher))
                   for name in ("uniform", "last") if name == "uniform" or n_student <= n_teacher}
     candidates = _earlier_scores(out, cfg) if resume else {}
@@ -91,6 +146,7 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
         raise UserError(f"{out} already holds a search; pass resume to continue it or choose another output")
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
+    student_init(cfg)
 
     def write(extra: dict[str, Any] | None = None) -> None:
         atomic_write_json(out / RESULT_FILE, {"teacher_layers": n_teacher, "student_layers": n_student,
@@ -105,18 +161,16 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
 
     result = genetic_search(fitness, n_student, 1, n_teacher, cfg.search, monotone=cfg.monotone,
                             seeds=heuristics.values(), known={g: c["fitness"] for g, c in candidates.items()})
+    best = candidates[result.best]
     summary = {
         "best": {"mapping": list(result.best), "fitness": result.best_fitness,
-                 "scores": candidates[result.best]["scores"]},
+                 **{k: best[k] for k in ("scores", "heldout_loss") if k in best}},
         "heuristics": {name: {"mapping": list(g), "fitness": result.scores[g]} for name, g in heuristics.items()},
         "generations": [{**dataclasses.asdict(h), "best": list(h.best), "population": [list(p) for p in h.population]}
                         for h in result.history]}
     write(summary)
     print(f"[bertcompress] best mapping {list(result.best)}: proxy score {result.best_fitness:.4f} "
           + ", ".join(f"{n} {list(h['mapping'])}: {h['fitness']:.4f}" for n, h in summary["heuristics"].items()))
-    if cfg.final_general is not None:
-        distill(DistillConfig(stage="general", teacher=cfg.teacher, student=cfg.student,
-                              losses=dataclasses.replace(cfg.losses, layer_mapping=list(result.best)),
-                              train=cfg.final_general, corpus=cfg.corpus, output=str(out / "student")),
-                resume=resume)
+    if cfg.final_general is not None:  # from the same initialisation as the candidates
+        proxy_general(cfg, result.best, out / "student", cfg.final_general, None, resume)
     return out
