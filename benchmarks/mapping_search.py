@@ -20,9 +20,8 @@ is scored:
      first noise seed); spread = best − worst, and spread / noise sd;
   3. search: the genetic algorithm (search/genetic.py, seeded with the uniform and last mappings)
      replayed on the landscape with --replays seeds: how often it finds the best mapping, the proxy
-     runs it used and needed, the generation it found it in, against the exhaustive size. A genome
-     outside the landscape (a repeated layer, without --non-decreasing) is refused without a proxy
-     run and not counted;
+     runs it used and needed, the generation it found it in, against the exhaustive size. Without
+     --non-decreasing the GA makes strictly increasing mappings only (`distinct`), the landscape's;
   4. validation (--skip-validation: none): the proxy's best three mappings, uniform and last get the
      full general distillation (--full-sequences; 0: all of WikiText-2 valid+test) from the same
      initialisation, then fine-tuning on SST-2, MRPC and QNLI samples (--validation-examples) with
@@ -236,8 +235,9 @@ def run_search(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genom
     for seed in range(args.replays):
         order: list[Genome] = []
         ga = GeneticConfig(population=args.population, generations=args.generations, elite=1, seed=seed)
-        r = genetic_search(lambda g: fitness.get(g, -math.inf), k, 1, TEACHER_LAYERS, ga, monotone=True,
-                           seeds=heuristics.values(), on_scored=lambda g, f: order.append(g) if g in fitness else None)
+        # every genome the GA makes is in the landscape: strictly increasing (distinct) or non-decreasing
+        r = genetic_search(fitness.__getitem__, k, 1, TEACHER_LAYERS, ga, monotone=True, distinct=monotone_space,
+                           seeds=heuristics.values(), on_scored=lambda g, f: order.append(g))
         found = next((h.generation for h in r.history if h.best_fitness == top), None)
         runs.append({"seed": seed, "best": list(r.best), "found_best": found is not None, "generation_found": found,
                      "evaluations": len(order),

@@ -266,3 +266,22 @@ def test_heldout_loss_refuses_a_student_narrower_than_the_teacher(tmp_path, tiny
     with pytest.raises(UserError, match="as wide as the teacher") as e:
         search_mapping(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_distinct_genomes_are_strictly_increasing():
+    from bertcompress.search.genetic import strictly_increasing
+
+    assert strictly_increasing((2, 2, 5), 6) == (2, 3, 5)
+    assert strictly_increasing((6, 5, 6), 6) == (4, 5, 6)
+    assert strictly_increasing((1, 1, 1), 3) == (1, 2, 3)
+    landscape = {g: -sum((a - b) ** 2 for a, b in zip(g, (1, 3, 6))) for g in
+                 [(a, b, c) for a in range(1, 7) for b in range(a + 1, 7) for c in range(b + 1, 7)]}
+    seen = []
+    result = genetic_search(lambda g: landscape[g], 3, 1, 6, GeneticConfig(population=6, generations=6, seed=0),
+                            distinct=True, on_scored=lambda g, f: seen.append(g))
+    assert seen and all(g in landscape for g in seen)  # every genome scored is strictly increasing
+    assert result.best == (1, 3, 6)
+    with pytest.raises(ValueError, match="distinct genes need monotone"):
+        genetic_search(lambda g: 0.0, 7, 1, 6, GeneticConfig(), distinct=True)
+    with pytest.raises(UserError, match="distinct needs monotone"):
+        MappingSearchConfig(monotone=False, distinct=True)

@@ -77,6 +77,8 @@ class MappingSearchConfig:
     proxy_finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32))
     search: GeneticConfig = field(default_factory=GeneticConfig)
     monotone: bool = True  # keep mappings non-decreasing, like every hand-made one
+    distinct: bool = setting(False, "with monotone: no two student layers learn from the same teacher layer "
+                             "(strictly increasing mappings; needs no more student than teacher layers)")
     final_general: TrainConfig | None = setting(
         None, "full general distillation with the best mapping (null: none)",
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
@@ -88,6 +90,7 @@ class MappingSearchConfig:
         _check(self.proxy_init in PROXY_INITS, f"proxy_init must be 'random' or 'etd', got {self.proxy_init!r}")
         _check(self.proxy_metric in PROXY_METRICS,
                f"proxy_metric must be 'finetune' or 'heldout_loss', got {self.proxy_metric!r}")
+        _check(not self.distinct or self.monotone, "distinct needs monotone (strictly increasing mappings)")
         _check(self.heldout_sequences >= 1, f"heldout_sequences must be >= 1, got {self.heldout_sequences}")
         if self.proxy_metric == "finetune":  # heldout_loss fine-tunes nothing: tasks are ignored
             _check(len(self.tasks) >= 1, "tasks must name at least one task for the proxy")

@@ -4,7 +4,9 @@ Generation 0 is the seed genomes (e.g. the hand-made layer mappings, so the sear
 them) topped up with random ones. Each later generation keeps the `elite` best genomes and fills
 the rest with children: two parents picked by tournament, uniform crossover, then each gene reset
 to a random value with probability `mutation_rate`. With `monotone`, genomes are kept sorted
-(non-decreasing), the order every hand-made layer mapping has.
+(non-decreasing), the order every hand-made layer mapping has; with `distinct` too, no two genes
+share a value (strictly increasing: each student layer learns from its own teacher layer), a child
+that repeats one being moved up or down to the nearest free values.
 
 Fitness is the expensive part, so every genome is scored once: `known` holds earlier scores (a
 resumed search passes what it saved) and `on_scored` is called after each new one. Every random
@@ -42,14 +44,17 @@ class SearchResult:
 
 
 def genetic_search(fitness: Callable[[Genome], float], length: int, low: int, high: int, ga: GeneticConfig, *,
-                   monotone: bool = True, seeds: Iterable[Genome] = (), known: dict[Genome, float] | None = None,
+                   monotone: bool = True, distinct: bool = False, seeds: Iterable[Genome] = (),
+                   known: dict[Genome, float] | None = None,
                    on_scored: Callable[[Genome, float], None] | None = None) -> SearchResult:
+    if distinct and (not monotone or length > high - low + 1):
+        raise ValueError(f"distinct genes need monotone and length <= {high - low + 1}, got {length}")
     rng = random.Random(ga.seed)
     scores: dict[Genome, float] = dict(known or {})
 
     def normal(genome: Iterable[int]) -> Genome:
         g = tuple(genome)
-        return tuple(sorted(g)) if monotone else g
+        return strictly_increasing(g, high) if distinct else tuple(sorted(g)) if monotone else g
 
     def score(genome: Genome) -> float:
         if genome not in scores:
@@ -96,3 +101,14 @@ def genetic_search(fitness: Callable[[Genome], float], length: int, low: int, hi
         population = fill([g for g, _ in ranked[:ga.n_elite]], child)
     best = max(scores, key=lambda g: scores[g])
     return SearchResult(best=best, best_fitness=scores[best], scores=scores, history=history)
+
+
+def strictly_increasing(genome: Iterable[int], high: int) -> Genome:
+    """The genome sorted, each repeated value moved up to the next free one, and the top ones then
+    moved down where that passed `high`: (2, 2, 5) -> (2, 3, 5); (5, 6, 6) with high 6 -> (4, 5, 6)."""
+    g = sorted(genome)
+    for i in range(1, len(g)):
+        g[i] = max(g[i], g[i - 1] + 1)
+    for i in reversed(range(len(g))):
+        g[i] = min(g[i], high if i == len(g) - 1 else g[i + 1] - 1)
+    return tuple(g)

@@ -159,8 +159,12 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
         write()
         return candidates[genome]["fitness"]
 
+    if cfg.distinct and n_student > n_teacher:
+        raise UserError(f"distinct mappings need no more student layers ({n_student}) than teacher layers "
+                        f"({n_teacher})")
     result = genetic_search(fitness, n_student, 1, n_teacher, cfg.search, monotone=cfg.monotone,
-                            seeds=heuristics.values(), known={g: c["fitness"] for g, c in candidates.items()})
+                            distinct=cfg.distinct, seeds=heuristics.values(),
+                            known={g: c["fitness"] for g, c in candidates.items()})
     best = candidates[result.best]
     summary = {
         "best": {"mapping": list(result.best), "fitness": result.best_fitness,
