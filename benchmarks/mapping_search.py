@@ -159,7 +159,8 @@ def search_config(args: argparse.Namespace, work: Path) -> MappingSearchConfig:
         proxy_sequences=args.proxy_sequences, heldout_sequences=args.heldout_sequences,
         proxy_general=train(args, args.proxy_lr), tasks=tasks(args, work, args.task_examples),
         proxy_finetune=train(args, args.finetune_lr, args.finetune_epochs), monotone=True)
-    settings = {k: v for k, v in to_dict(cfg).items() if k != "output"}
+    # the cache key: what changes a proxy score (`distinct` only steers the search)
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("output", "distinct")}
     if args.proxy_metric == "heldout_loss":  # ignored: not part of the cache key
         settings.pop("tasks"), settings.pop("proxy_finetune")
     tag = f"{args.proxy_init}-{args.proxy_metric}-{args.student_layers}x{args.student_hidden}-{digest(settings)}"
