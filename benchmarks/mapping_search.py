@@ -4,10 +4,12 @@ with fewer proxy runs than trying them all, and does the proxy's ranking hold at
 
 Teacher all-MiniLM-L6-v2 (6 layers × 384, 12 heads). Student: --student-layers k (3) × 384, 12
 heads, FFN 768 by default. Proxy (`search.layer_mapping.proxy_score`, the search verb's own):
-general distillation of the student on the first --proxy-sequences (2,000) --seq-len-token (64)
-WikiText-2 sequences, starting (--proxy-init etd, the default) from ONE ETD-Rand student extracted
-from the teacher once, so only the mapping differs between candidates (random: new random weights,
-the setting whose scores were all alike at CPU scale); then (--proxy-metric heldout_loss, the
+general distillation of the student on the first --proxy-sequences (2,000) sequences of --seq-len (64) tokens of
+WikiText-2, starting (--proxy-init etd, the default) from ONE ETD-Rand student extracted
+from the teacher's uniform-mapping layers once, so only the mapping differs between candidates
+(etd_mapped: each candidate's student extracted from the layers its own mapping names, so the start
+never favours one mapping; random: new random weights, the setting whose scores were all alike at
+CPU scale); then (--proxy-metric heldout_loss, the
 default) minus the MSE between the student's and the teacher's last hidden states on the next
 --heldout-sequences (256) sequences, or (finetune) the mean dev score of fine-tuning on SST-2,
 MRPC and QNLI samples (QNLI ships only its dev file here: its first 4,000 rows train, the rest
@@ -95,7 +97,7 @@ def qnli_split(work: Path, train_rows: int = 4000) -> Path:
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--proxy-init", choices=("etd", "random"), default="etd")
+    ap.add_argument("--proxy-init", choices=("etd", "etd_mapped", "random"), default="etd")
     ap.add_argument("--proxy-metric", choices=("heldout_loss", "finetune"), default="heldout_loss")
     ap.add_argument("--student-layers", type=int, help="k: student layers (3; smoke 2)")
     ap.add_argument("--student-hidden", type=int, help="student width (384: heldout_loss needs the teacher's)")
@@ -130,7 +132,7 @@ def parse_args() -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.finetune_lr is None:
-        args.finetune_lr = 1e-4 if args.proxy_init == "etd" else 1e-3
+        args.finetune_lr = 1e-4 if args.proxy_init.startswith("etd") else 1e-3
     return args
 
 

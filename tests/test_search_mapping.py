@@ -161,7 +161,7 @@ def test_proxy_settings_default_round_trip_and_errors(tmp_path):
     assert from_dict(MappingSearchConfig, to_dict(cfg)) == cfg
     save_config(cfg, tmp_path)
     assert load_config(MappingSearchConfig, str(tmp_path / "bertcompress_config.yaml")) == cfg
-    for kwargs, match in (({"proxy_init": "teacher"}, "proxy_init must be 'random' or 'etd'"),
+    for kwargs, match in (({"proxy_init": "teacher"}, "proxy_init must be 'random', 'etd' or 'etd_mapped'"),
                           ({"proxy_metric": "loss"}, "proxy_metric must be 'finetune' or 'heldout_loss'"),
                           ({"heldout_sequences": 0}, "heldout_sequences must be >= 1"),
                           ({"tasks": []}, "at least one task")):  # finetune still needs its tasks
@@ -285,3 +285,21 @@ def test_distinct_genomes_are_strictly_increasing():
         genetic_search(lambda g: 0.0, 7, 1, 6, GeneticConfig(), distinct=True)
     with pytest.raises(UserError, match="distinct needs monotone"):
         MappingSearchConfig(monotone=False, distinct=True)
+
+
+def test_etd_mapped_starts_each_candidate_from_its_own_teacher_layers(tmp_path, tiny_bert_dir, long_corpus,
+                                                                      monkeypatch):
+    from bertcompress.pruning import verbs
+    from bertcompress.search import layer_mapping
+    from bertcompress.search.layer_mapping import search_mapping
+
+    extracted, starts = [], []
+    real_extract, real_distill = verbs.extract, layer_mapping.distill
+    monkeypatch.setattr(verbs, "extract", lambda c: extracted.append(c) or real_extract(c))
+    monkeypatch.setattr(layer_mapping, "distill", lambda c, **k: starts.append(c) or real_distill(c, **k))
+    out = tmp_path / "search"
+    search_mapping(_heldout_search(tiny_bert_dir, long_corpus, out, proxy_init="etd_mapped"))
+    scored = json.loads((out / "search.json").read_text())["candidates"]
+    assert len(extracted) == len(starts) == len(scored) >= 3 and not (out / "init").exists()
+    for c, start in zip(extracted, starts):  # each extracted from the layers its mapping names, then distilled
+        assert c.layers == start.losses.layer_mapping and start.student_path == c.output

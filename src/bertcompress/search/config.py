@@ -35,7 +35,7 @@ class GeneticConfig:
         return self.elite if self.elite is not None else max(1, self.population // 4)
 
 
-PROXY_INITS = ("random", "etd")
+PROXY_INITS = ("random", "etd", "etd_mapped")
 PROXY_METRICS = ("finetune", "heldout_loss")
 
 
@@ -65,8 +65,9 @@ class MappingSearchConfig:
     corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(max_seq_len=64))
     proxy_sequences: int = 256
     proxy_init: str = setting("random", "random: every candidate's student starts from new random weights of shape "
-                              "student; etd: from one student extracted from the teacher (ETD-Rand, shape student, "
-                              "written once to <output>/init/)", choices=PROXY_INITS)
+                              "student; etd: from one student extracted from the teacher's uniform-mapping layers "
+                              "(ETD-Rand, shape student, written once to <output>/init/); etd_mapped: each from "
+                              "the teacher layers its own mapping names", choices=PROXY_INITS)
     proxy_metric: str = setting("finetune", "finetune: mean dev score of fine-tuning on tasks; heldout_loss: minus "
                                 "the MSE of the student's and the teacher's last hidden states on held-out corpus "
                                 "sequences (no fine-tuning; needs the student as wide as the teacher)",
@@ -87,7 +88,8 @@ class MappingSearchConfig:
 
     def __post_init__(self) -> None:
         _check(self.proxy_sequences >= 1, f"proxy_sequences must be >= 1, got {self.proxy_sequences}")
-        _check(self.proxy_init in PROXY_INITS, f"proxy_init must be 'random' or 'etd', got {self.proxy_init!r}")
+        _check(self.proxy_init in PROXY_INITS,
+               f"proxy_init must be 'random', 'etd' or 'etd_mapped', got {self.proxy_init!r}")
         _check(self.proxy_metric in PROXY_METRICS,
                f"proxy_metric must be 'finetune' or 'heldout_loss', got {self.proxy_metric!r}")
         _check(not self.distinct or self.monotone, "distinct needs monotone (strictly increasing mappings)")

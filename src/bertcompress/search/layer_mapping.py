@@ -51,21 +51,25 @@ def teacher_sizes(name: str) -> tuple[int, int]:
     return getattr(config, layers_field), getattr(config, hidden_field)
 
 
-def init_config(cfg: MappingSearchConfig) -> ExtractConfig:
-    """ETD-Rand of the student's shape (a size left None is the teacher's), into <output>/init."""
+def init_config(cfg: MappingSearchConfig, mapping: Genome | None = None,
+                output: Path | None = None) -> ExtractConfig:
+    """ETD-Rand of the student's shape (a size left None is the teacher's): from the uniform
+    mapping's teacher layers into <output>/init (etd), or from `mapping`'s into `output` (etd_mapped)."""
     s = cfg.student
-    return ExtractConfig(teacher=cfg.teacher, output=str(Path(cfg.output) / "init"), num_layers=s.num_layers,
+    return ExtractConfig(teacher=cfg.teacher, output=str(output or Path(cfg.output) / "init"),
+                         num_layers=s.num_layers, layers=list(mapping) if mapping else "uniform",
                          hidden_size=s.hidden_size, num_heads=s.num_heads, ffn_size=s.ffn_size, strategy="rand")
 
 
-def student_init(cfg: MappingSearchConfig) -> Path | None:
-    """The folder every candidate's student starts from (proxy_init etd), extracted on first use
-    and reused after, also on resume; None for new random weights (proxy_init random)."""
-    if cfg.proxy_init != "etd":
+def student_init(cfg: MappingSearchConfig, mapping: Genome | None = None, output: Path | None = None) -> Path | None:
+    """The folder a candidate's student starts from, extracted on first use and reused after, also
+    on resume: one for every candidate (etd), or `mapping`'s own in `output` (etd_mapped: student layer
+    i starts as the teacher layer it learns from); None for new random weights (random)."""
+    if cfg.proxy_init == "random" or (cfg.proxy_init == "etd_mapped" and mapping is None):
         return None
     from ..pruning.verbs import extract
 
-    wanted = init_config(cfg)
+    wanted = init_config(cfg, mapping, output) if cfg.proxy_init == "etd_mapped" else init_config(cfg)
     folder = Path(wanted.output)
     if not is_output(folder):
         print(f"[bertcompress] extracting the initial student (ETD-Rand) into {folder}")
@@ -81,7 +85,7 @@ def general_config(cfg: MappingSearchConfig, mapping: Genome, output: Path, trai
                    sequences: int | None) -> DistillConfig:
     """General distillation with `mapping` on the first `sequences` of the corpus (None: all of
     it), from the search's student initialisation (extracted here on first use)."""
-    init = student_init(cfg)
+    init = student_init(cfg, mapping, output.with_name(f"{output.name}-init"))
     corpus = dataclasses.replace(cfg.corpus, max_sequences=sequences) if sequences else cfg.corpus
     return DistillConfig(stage="general", teacher=cfg.teacher, student=cfg.student,
                          student_path=str(init) if init else None,
