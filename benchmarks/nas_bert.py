@@ -11,7 +11,9 @@ the same task distillation (prediction layer only: NAS blocks are not Transforme
 SST-2 (a seeded sample of train, all of dev) and MRPC (all of it), from a teacher fine-tuned here.
 
 Latency: batch 1 x 128 tokens, one thread, PyTorch eager and ONNX Runtime, the SST-2 classifiers of
-both families timed in one phase (`--measure-only` re-times them alone, e.g. on an idle machine).
+both families and the teacher timed in one phase (`--measure-only` re-times them, e.g. on an idle
+machine). Every measurement (the grid and the picks it is matched to, the timing phase, the table
+check) is the least of --timing-rounds interleaved medians: interference only adds time.
 
     python benchmarks/nas_bert.py                       # ~1.5 h on 2 CPU cores
     python benchmarks/nas_bert.py --measure-only        # re-time the finished models
@@ -23,10 +25,11 @@ mrpc_f1}}; `latency_mape`, `supernet_seconds`).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from common import SHARED_DATA, Stages, environment, load_json, print_table, write_result
 
@@ -76,6 +79,18 @@ def encoder_ms(folder: Path, latency) -> float:
                             warmup=latency.warmup)
 
 
+def min_over_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """Every measure run `rounds` times, interleaved (each once per round, the order rotated), keeping
+    its minimum: on a shared machine interference only adds time, and it comes and goes, so one
+    measurement can be 30% off while the least of several interleaved ones is steady."""
+    names = list(measures)
+    seen: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            seen[name].append(measures[name]())
+    return {name: min(values) for name, values in seen.items()}
+
+
 def match_uniform(target_ms: float, grid: dict[str, float]) -> tuple[str, float]:
     """The grid shape whose latency is closest to target_ms (relative error)."""
     return min(grid.items(), key=lambda kv: abs(kv[1] - target_ms) / target_ms)
@@ -95,8 +110,9 @@ def encoder_parameters(folder: Path) -> int:
     return sum(p.numel() for p in AutoModel.from_pretrained(folder).parameters())
 
 
-def time_classifier(folder: Path, work: Path, latency) -> dict[str, float]:
-    """PyTorch and ONNX Runtime latency of a saved classifier, batch x seq_len, one thread."""
+def classifier_measures(folder: Path, work: Path, latency) -> dict[str, Callable[[], float]]:
+    """PyTorch and ONNX Runtime latency measures of a saved classifier (batch x seq_len, the stated
+    threads; each call one median of `latency.repeats` runs), loaded and exported once."""
     from transformers import AutoModelForSequenceClassification
 
     import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
@@ -105,13 +121,20 @@ def time_classifier(folder: Path, work: Path, latency) -> dict[str, float]:
 
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     kw = dict(batch_size=latency.batch_size, seq_len=latency.seq_len, repeats=latency.repeats, warmup=latency.warmup)
-    torch_ms = measure_latency(model, threads=latency.threads, **kw)["median_ms"]
-    path = export_onnx(model, work / "onnx" / f"{folder.name}.onnx")
-    onnx_ms = measure_onnx_latency(onnx_session(path, threads=latency.threads), model, **kw)["median_ms"]
-    return {"latency_ms": round(torch_ms, 3), "onnx_latency_ms": round(onnx_ms, 3)}
+    session = onnx_session(export_onnx(model, work / "onnx" / f"{folder.name}.onnx"), threads=latency.threads)
+    return {"latency_ms": lambda: measure_latency(model, threads=latency.threads, **kw)["median_ms"],
+            "onnx_latency_ms": lambda: measure_onnx_latency(session, model, **kw)["median_ms"]}
 
 
-def remeasure_search(nas_dir: Path, report: dict, latency) -> dict[str, Any]:
+def time_classifiers(folders: dict[str, Path], work: Path, latency, rounds: int) -> dict[str, dict[str, float]]:
+    """`classifier_measures` of every folder, in interleaved rounds (min_over_rounds), by name."""
+    measures = {(name, kind): fn for name, folder in folders.items()
+                for kind, fn in classifier_measures(folder, work, latency).items()}
+    times = min_over_rounds({f"{name} {kind}": fn for (name, kind), fn in measures.items()}, rounds)
+    return {name: {kind: round(times[f"{name} {kind}"], 3) for n, kind in measures if n == name} for name in folders}
+
+
+def remeasure_search(nas_dir: Path, report: dict, latency, rounds: int) -> dict[str, Any]:
     """The latency table checked in the timing phase: every model the search re-ranked, and the
     space's fastest architecture by the table, timed again with random weights (latency does not
     depend on them), so the table's error is not measured under whatever else ran during the search."""
@@ -144,9 +167,11 @@ def remeasure_search(nas_dir: Path, report: dict, latency) -> dict[str, Any]:
                                 batch_size=latency.batch_size, seq_len=latency.seq_len, repeats=latency.repeats,
                                 warmup=latency.warmup)
 
+    archs = [c["arch"] for c in report["candidates"]] + [fastest.to_string()]
+    times = min_over_rounds({arch: functools.partial(timed, arch) for arch in archs}, rounds)
     rows = [{"arch": c["arch"], "predicted_latency_ms": c["predicted_latency_ms"],
              "predicted_raw_ms": c["predicted_raw_ms"], "during_search_ms": c["latency_ms"],
-             "latency_ms": round(timed(c["arch"]), 3)} for c in report["candidates"]]
+             "latency_ms": round(times[c["arch"]], 3)} for c in report["candidates"]]
     out = {"models": rows,
            "latency_mape": float(np.mean([abs(r["predicted_latency_ms"] - r["latency_ms"]) / r["latency_ms"]
                                           for r in rows])),
@@ -155,7 +180,7 @@ def remeasure_search(nas_dir: Path, report: dict, latency) -> dict[str, Any]:
     raw = predict_ms(table, fastest)
     out["fastest_in_space"] = {"arch": fastest.to_string(), "predicted_raw_ms": round(raw, 3),
                                "predicted_latency_ms": round(calibration(raw), 3),
-                               "latency_ms": round(timed(fastest.to_string()), 3)}
+                               "latency_ms": round(times[fastest.to_string()], 3)}
     return out
 
 
@@ -170,6 +195,8 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["sst2", "mrpc"], choices=["sst2", "mrpc"],
                     help="the GLUE tasks of the comparison (a task left out reports null)")
     ap.add_argument("--compare", nargs="+", help="the budgets that get baselines and task distillation (default: all)")
+    ap.add_argument("--timing-rounds", type=int, default=5,
+                    help="interleaved rounds of every latency measurement; the minimum is kept")
     ap.add_argument("--measure-only", action="store_true", help="only re-time the finished models")
     args = ap.parse_args()
     if "sst2" not in args.tasks:
@@ -215,14 +242,21 @@ def main() -> None:
         model=TEACHER, data=data, output=str(work / f"teacher-{task}"),
         train=TrainConfig(epochs=3, lr=1e-4, batch_size=32, keep_best=True))) for task, data in tasks.items()}
 
-    grid_path = work / "uniform_grid.json"
-    grid = load_json(grid_path)
-    if not grid:
-        grid = {f"{n}x{h}": uniform_ms(n, h, latency) for n in GRID_LAYERS for h in GRID_HIDDEN}
+    # the grid and the picks' encoders timed in one interleaved phase, so that matching compares
+    # measurements taken side by side; kept, so a rerun matches the same way (delete both to re-time)
+    grid_path, match_path = work / "uniform_grid.json", work / "nas_match_ms.json"
+    grid, match_ms = load_json(grid_path), load_json(match_path)
+    picks = {e["name"]: nas_dir / "models" / e["name"].replace(".", "_") for e in report["budgets"]
+             if e.get("arch") and (not args.compare or e["name"] in args.compare)}
+    if not grid or set(picks) - set(match_ms):
+        times = min_over_rounds({**{f"{n}x{h}": functools.partial(uniform_ms, n, h, latency)
+                                    for n in GRID_LAYERS for h in GRID_HIDDEN},
+                                 **{f"nas {name}": functools.partial(encoder_ms, folder, latency)
+                                    for name, folder in picks.items()}}, args.timing_rounds)
+        grid = {k: v for k, v in times.items() if not k.startswith("nas ")}
+        match_ms = {name: times[f"nas {name}"] for name in picks}
         grid_path.write_text(json.dumps(grid, indent=1))
-
-    match_path = work / "nas_match_ms.json"
-    match_ms = load_json(match_path)
+        match_path.write_text(json.dumps(match_ms, indent=1))
     only_prediction = LossConfig(embedding=0.0, hidden=0.0, attention=0.0)
     task_train = TrainConfig(epochs=args.task_epochs, lr=2e-4, batch_size=32)
 
@@ -251,11 +285,8 @@ def main() -> None:
         row = {"name": name, "arch": entry["arch"], "params": encoder_parameters(folder),
                "search_latency_ms": entry["latency_ms"], "predicted_latency_ms": entry["predicted_latency_ms"],
                "task_runs": f"nas-{first}", **task_distill(f"nas-{first}", folder)}
-        # matched on the pick re-timed here, like the grid, not on the search's timing (other work may
-        # have run during the search); kept, so a rerun matches the same way
-        if name not in match_ms:
-            match_ms[name] = encoder_ms(folder, latency)
-            match_path.write_text(json.dumps(match_ms, indent=1))
+        # matched on the pick re-timed beside the grid, not on the search's timing (other work may
+        # have run during the search)
         row["match_latency_ms"] = round(match_ms[name], 3)
         shape, shape_ms = match_uniform(match_ms[name], grid)
         layers, hidden = map(int, shape.split("x"))
@@ -274,14 +305,19 @@ def main() -> None:
                            **task_distill(f"uniform-{shape}", generalised)}
         rows.append(row)
 
-    # one timing phase for both families, on the SST-2 classifiers
-    for row in rows:
-        if "baseline" in row:
-            row.update(time_classifier(work / "task" / f"{row['task_runs']}-sst2", work, latency))
-            row["baseline"].update(time_classifier(work / "task" / f"uniform-{row['baseline']['shape']}-sst2", work,
-                                                   latency))
-    teacher_times = time_classifier(teachers["sst2"], work, latency)
-    table_check = remeasure_search(nas_dir, report, latency)
+    # one timing phase for both families and the teacher, on the SST-2 classifiers, in interleaved rounds
+    compared = [row for row in rows if "baseline" in row]
+    folders = {"teacher": teachers["sst2"],
+               **{f"nas {row['task_runs']}": work / "task" / f"{row['task_runs']}-sst2" for row in compared},
+               **{f"uniform {row['baseline']['shape']}": work / "task" / f"uniform-{row['baseline']['shape']}-sst2"
+                  for row in compared}}
+    times = time_classifiers(folders, work, latency, args.timing_rounds)
+    for row in compared:
+        row.update(times[f"nas {row['task_runs']}"])
+        row["baseline"].update(times[f"uniform {row['baseline']['shape']}"])
+        row["baseline"]["measured_latency_match"] = round(row["baseline"]["latency_ms"] / row["latency_ms"] - 1, 3)
+    teacher_times = times["teacher"]
+    table_check = remeasure_search(nas_dir, report, latency, args.timing_rounds)
     fastest = table_check["fastest_in_space"]
     fastest["speedup_over_teacher"] = round(teacher_times["latency_ms"] / fastest["latency_ms"], 2)
     result = {"budgets": rows, "teacher": {"model": TEACHER, **teacher_times,
@@ -300,7 +336,9 @@ def main() -> None:
                            "tasks": args.tasks, "task_epochs": args.task_epochs, "task_lr": task_train.lr,
                            "compared": args.compare,
                            "latency": {"threads": latency.threads, "batch_size": latency.batch_size,
-                                       "seq_len": latency.seq_len},
+                                       "seq_len": latency.seq_len, "repeats": latency.repeats,
+                                       "rounds": args.timing_rounds,
+                                       "estimate": "min over interleaved rounds of the median of repeats"},
                            "prune": to_dict(nas_cfg.prune), "min_attention": nas_cfg.min_attention},
               "stage_seconds": timed.seconds, "environment": environment()}
     table = []
