@@ -169,7 +169,9 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
     elif not set(TASKS) <= set(tasks):
         verdict = "not measured: needs both SST-2 and MRPC (this run: " + ", ".join(tasks) + ")"
     elif any(c["met"] is None for c in small.values()):
-        verdict = "not measured yet: latency pending (the timing phase has not run)"
+        missing = sorted({k for c in small.values() for k, v in c.items() if v is None and k != "met"})
+        # a retention is None where the teacher is at its task's trivial score (the report gives none)
+        verdict = "not measured: no " + ", ".join(missing) + " (a teacher at its trivial score gives no retention)"
     else:
         verdict = "not met: " + "; ".join(
             f"{n} keeps " + ", ".join(f"{t} {c[f'{t}_retention']:.1%}" for t in TASKS)
