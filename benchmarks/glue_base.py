@@ -170,8 +170,8 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
         verdict = "not measured: needs both SST-2 and MRPC (this run: " + ", ".join(tasks) + ")"
     elif any(c["met"] is None for c in small.values()):
         missing = sorted({k for c in small.values() for k, v in c.items() if v is None and k != "met"})
-        # a retention is None where the teacher is at its task's trivial score (the report gives none)
-        verdict = "not measured: no " + ", ".join(missing) + " (a teacher at its trivial score gives no retention)"
+        why = " (a teacher at its trivial score gives no retention)" if any("retention" in m for m in missing) else ""
+        verdict = "not measured: no " + ", ".join(missing) + why
     else:
         verdict = "not met: " + "; ".join(
             f"{n} keeps " + ", ".join(f"{t} {c[f'{t}_retention']:.1%}" for t in TASKS)
