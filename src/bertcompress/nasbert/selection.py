@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -153,11 +153,10 @@ class _Width:
     candidates: list[BlockArch]
     losses: np.ndarray
     terms: np.ndarray | None = None
+    attention: np.ndarray = field(init=False)  # attention slots of each candidate
 
-    @property
-    def attention(self) -> np.ndarray:
-        """Attention slots of each candidate."""
-        return np.array([c.ops.count("mha") for c in self.candidates])
+    def __post_init__(self) -> None:
+        self.attention = np.array([c.ops.count("mha") for c in self.candidates])
 
 
 def _alive_by_width(i: int, candidates: Sequence[BlockArch], losses: np.ndarray,
@@ -194,8 +193,9 @@ def _best_in_group(widths: Sequence[_Width], group_cost: float, e_loss: float, l
         keep = ((costs + rest_cost[b + 1] <= limit) & (losses + rest_loss[b + 1] <= threshold)
                 & (attention + rest_attention[b + 1] >= min_attention))
         keep = np.flatnonzero(keep)
-        keep = np.concatenate([keep[same][_pareto_layers(costs[keep[same]], losses[keep[same]], top_k)]
-                               for same in (attention[keep] == a for a in np.unique(attention[keep]))] or [keep])
+        # partials with as many attention slots have the same futures: only they can dominate each other
+        classes = [keep[attention[keep] == a] for a in np.unique(attention[keep])]
+        keep = np.concatenate([c[_pareto_layers(costs[c], losses[c], top_k)] for c in classes] or [keep])
         costs, losses, attention, choices = costs[keep], losses[keep], attention[keep], choices[keep]
     order = np.argsort(losses, kind="stable")[:top_k]
     return [(float(losses[i]), float(costs[i]), tuple(int(c) for c in choices[i])) for i in order]

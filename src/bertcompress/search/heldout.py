@@ -9,20 +9,21 @@ hidden states, over real (non-padding) tokens and every width dimension.
 General distillation does not save its learned projection W_h: `stages.distill` publishes the
 student alone, and W_h lives in the objective, whose checkpoints are dropped. So the loss can only
 be measured where W_h is the identity (the student as wide as the teacher, `losses.projection`
-auto or identity); anything else is a UserError up front rather than a loss through an unfitted
-projection.
+auto or identity), and then it compares the hidden states as they are; anything else is a
+UserError up front rather than a loss through an unfitted projection.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 import torch
 
-from ..config import CorpusConfig, LossConfig
+from ..config import CorpusConfig, LossConfig, from_dict, to_dict
 from ..data import Collator, chunk_corpus, load_corpus
 from ..distillation.losses import sum_squared_error
-from ..distillation.projections import Projections
 from ..errors import UserError
 from ..models.architecture import describe
 from ..models.intermediates import run_with_intermediates
@@ -50,32 +51,38 @@ def check_widths(losses: LossConfig, d_student: int, d_teacher: int) -> None:
                         "does not save the learned linear projection")
 
 
-def last_layer_projection(losses: LossConfig, d_student: int, d_teacher: int, num_layers: int) -> Projections:
-    """The hidden projection general distillation used: here always the identity (see check_widths)."""
-    check_widths(losses, d_student, d_teacher)
-    return Projections(d_student, d_teacher, num_layers, shared=losses.hidden_projection == "shared",
-                       kind=losses.projection)
+@functools.lru_cache(maxsize=1)
+@torch.no_grad()
+def _teacher_reference(teacher: str, corpus_json: str, skip: int, count: int, batch_size: int,
+                       device: str) -> tuple[list[dict[str, torch.Tensor]], list[torch.Tensor], int]:
+    """The held-out batches and the teacher's last hidden states on them, and the teacher's width:
+    the same for every candidate of a search, so computed once (the corpus config comes as JSON to
+    be a cache key)."""
+    corpus = from_dict(CorpusConfig, json.loads(corpus_json))
+    tokenizer = load_tokenizer(teacher)
+    t_model = load_model(teacher, "base").to(device).eval()
+    features = heldout_features(tokenizer, corpus, skip, count)
+    collate = Collator(tokenizer.pad_token_id or 0)
+    batches = [{k: v.to(device) for k, v in collate(features[i:i + batch_size]).items()}
+               for i in range(0, len(features), batch_size)]
+    targets = [run_with_intermediates(t_model, batch, None).hidden_states[-1].float() for batch in batches]
+    return batches, targets, describe(t_model).hidden_size
 
 
 @torch.no_grad()
 def heldout_loss(student_path: str | Path, teacher: str, losses: LossConfig, corpus: CorpusConfig, skip: int,
                  count: int, batch_size: int = 32, device: str = "auto") -> float:
-    """MSE of the student's (projected) and the teacher's last hidden states on the held-out
+    """MSE of the student's and the teacher's last hidden states on the held-out
     sequences, in fp32, averaged over every real token and width dimension of the whole set."""
-    dev = pick_device(device)
-    tokenizer = load_tokenizer(teacher)
-    t_model = load_model(teacher, "base").to(dev).eval()
+    dev = str(pick_device(device))
+    batches, targets, d_teacher = _teacher_reference(teacher, json.dumps(to_dict(corpus), sort_keys=True), skip,
+                                                     count, batch_size, dev)
     s_model = load_model(str(student_path), "base").to(dev).eval()
-    s_view, t_view = describe(s_model), describe(t_model)
-    proj = last_layer_projection(losses, s_view.hidden_size, t_view.hidden_size, s_view.num_layers).to(dev)
-    features = heldout_features(tokenizer, corpus, skip, count)
-    collate = Collator(tokenizer.pad_token_id or 0)
+    check_widths(losses, describe(s_model).hidden_size, d_teacher)  # W_h is the identity
     squared, count_real = torch.zeros((), dtype=torch.float64), 0.0
-    for i in range(0, len(features), batch_size):
-        batch = {k: v.to(dev) for k, v in collate(features[i:i + batch_size]).items()}
+    for batch, t_last in zip(batches, targets):
         mask = batch["attention_mask"].float()
-        s_last = proj.hidden(s_view.num_layers, run_with_intermediates(s_model, batch, None).hidden_states[-1])
-        t_last = run_with_intermediates(t_model, batch, None).hidden_states[-1]
-        squared += sum_squared_error(s_last.float(), t_last.float(), mask).double().cpu()
+        s_last = run_with_intermediates(s_model, batch, None).hidden_states[-1]
+        squared += sum_squared_error(s_last.float(), t_last, mask).double().cpu()
         count_real += float(mask.sum()) * t_last.shape[-1]
     return float(squared / count_real)

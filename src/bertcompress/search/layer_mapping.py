@@ -143,6 +143,9 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     (n_teacher, d_teacher), n_student = teacher_sizes(cfg.teacher), cfg.student.num_layers
     if cfg.proxy_metric == "heldout_loss":  # before anything runs: the metric needs equal widths
         check_widths(cfg.losses, cfg.student.hidden_size or d_teacher, d_teacher)
+    if cfg.distinct and n_student > n_teacher:
+        raise UserError(f"distinct mappings need no more student layers ({n_student}) than teacher layers "
+                        f"({n_teacher})")
     heuristics = {name: tuple(resolve_mapping(name, n_student, n_teacher))
                   for name in ("uniform", "last") if name == "uniform" or n_student <= n_teacher}
     candidates = _earlier_scores(out, cfg) if resume else {}
@@ -163,9 +166,6 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
         write()
         return candidates[genome]["fitness"]
 
-    if cfg.distinct and n_student > n_teacher:
-        raise UserError(f"distinct mappings need no more student layers ({n_student}) than teacher layers "
-                        f"({n_teacher})")
     result = genetic_search(fitness, n_student, 1, n_teacher, cfg.search, monotone=cfg.monotone,
                             distinct=cfg.distinct, seeds=heuristics.values(),
                             known={g: c["fitness"] for g, c in candidates.items()})
