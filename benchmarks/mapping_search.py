@@ -29,6 +29,11 @@ is scored:
      initialisation, then fine-tuning on SST-2, MRPC and QNLI samples (--validation-examples) with
      2 seeds each: per mapping and task mean ± sd, the Spearman correlation of proxy and full scores,
      and best_vs_uniform / best_vs_last (the proxy's best minus each, averaged over the tasks).
+  5. separate (--separate-search): the GA itself, not a replay, over pairs of strictly increasing
+     mappings, one for the embedding and hidden-state losses and one for the attention loss
+     (C(6, k)^2 = 400 pairs for k = 3), seeded with uniform/uniform, last/last and both crossings,
+     --population × --generations; a pair of equal mappings reuses its landscape score. Reported:
+     every pair scored, the best, and its gain over the best single mapping in noise sds.
 Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke)
 after every scored mapping, so a stopped run still leaves a table. Finished stages are reused from
 --work (runs/mapping_search), keyed by a hash of their settings.
@@ -122,6 +127,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--validation-examples", type=int, help="validation training examples per task (2000)")
     ap.add_argument("--validation-seeds", type=int, default=2)
     ap.add_argument("--skip-validation", action="store_true")
+    ap.add_argument("--separate-search", action="store_true",
+                    help="5. run the GA over separate hidden-state and attention mappings (C(6,k)^2 pairs)")
     ap.add_argument("--max-steps", type=int, help="cap every training run at this many steps (smoke: 2)")
     ap.add_argument("--smoke", action="store_true", help="every part on tiny settings, in a few minutes")
     ap.add_argument("--result-name", help="benchmarks/results/<name>.json (mapping_search; smoke: "
@@ -161,8 +168,11 @@ def search_config(args: argparse.Namespace, work: Path) -> MappingSearchConfig:
         proxy_sequences=args.proxy_sequences, heldout_sequences=args.heldout_sequences,
         proxy_general=train(args, args.proxy_lr), tasks=tasks(args, work, args.task_examples),
         proxy_finetune=train(args, args.finetune_lr, args.finetune_epochs), monotone=True)
-    # the cache key: what changes a proxy score (`distinct` only steers the search)
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("output", "distinct")}
+    # the cache key: what changes a proxy score (`distinct` only steers the search; separate_attention
+    # only says how long a genome is, and the score files are named by the genome)
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("output", "distinct", "separate_attention")}
+    if settings["losses"]["attention_mapping"] is None:  # added later: left out, so earlier caches keep their key
+        del settings["losses"]["attention_mapping"]
     if args.proxy_metric == "heldout_loss":  # ignored: not part of the cache key
         settings.pop("tasks"), settings.pop("proxy_finetune")
     tag = f"{args.proxy_init}-{args.proxy_metric}-{args.student_layers}x{args.student_hidden}-{digest(settings)}"
@@ -255,6 +265,41 @@ def run_search(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genom
             "runs": runs}
 
 
+def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int, heuristics: dict[str, Genome],
+                 args: argparse.Namespace, seed: int, noise_sd: float | None, save: Callable[[], None],
+                 result: dict[str, Any]) -> None:
+    """The GA itself (not a replay) over pairs of strictly increasing mappings, one for the
+    hidden-state and embedding losses and one for the attention loss: C(6, k)^2 genomes, too many
+    to score all. A pair of equal mappings is the landscape's score; the others are new proxy runs."""
+    separate_cfg = dataclasses.replace(cfg, separate_attention=True)  # same proxy, same score cache
+    part: dict[str, Any] = {"space": len(fitness) ** 2, "population": args.population,
+                            "generations": args.generations, "elite": 1, "seed": seed, "scored": {}}
+    result["separate"] = part
+    same_best = max(fitness, key=fitness.__getitem__)
+
+    def score(genome: Genome) -> float:
+        hidden, attention = genome[:k], genome[k:]
+        value = fitness[hidden] if hidden == attention else cached_score(separate_cfg, genome, seed)["fitness"]
+        part["scored"][f"{name(hidden)} attention {name(attention)}"] = value
+        top = max(part["scored"], key=part["scored"].__getitem__)
+        part.update(evaluations=len(part["scored"]), best=top, best_fitness=part["scored"][top],
+                    best_vs_same_mapping_best=part["scored"][top] - fitness[same_best],
+                    best_vs_same_mapping_best_in_noise_sd=(part["scored"][top] - fitness[same_best]) / noise_sd
+                    if noise_sd else None)
+        save()
+        return value
+
+    u, last = heuristics["uniform"], heuristics["last"]
+    ga = GeneticConfig(population=args.population, generations=args.generations, elite=1, seed=seed)
+    r = genetic_search(score, 2 * k, 1, TEACHER_LAYERS, ga, distinct=True, segments=2,
+                       seeds=[u + u, last + last, u + last, last + u])
+    part["generations_best"] = [{"generation": h.generation, "best": f"{name(h.best[:k])} attention "
+                                 f"{name(h.best[k:])}", "fitness": h.best_fitness, "scored_so_far": h.scored_so_far}
+                                for h in r.history]
+    part["same_mapping_best"] = name(same_best)
+    save()
+
+
 def finetune_score(general: Path, task: DataConfig, train_cfg: TrainConfig, cache: Path) -> float:
     """Dev score of fine-tuning `general` on `task`, kept as a small JSON (the model is dropped)."""
     if not cache.is_file():
@@ -325,6 +370,11 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"search: GA found the best in {s['found_best_rate']:.0%} of {s['replays']} replays, "
           f"{s['mean_evaluations']:.1f} proxy runs on average ({s['mean_evaluations_to_best']} to the best, "
           f"generation {s['mean_generation_found']}) against {s['exhaustive']} exhaustive")
+    sep = result.get("separate")
+    if sep:
+        print(f"separate maps: GA scored {sep['evaluations']} of {sep['space']} pairs; best {sep['best']} "
+              f"{sep['best_fitness']:.5f}, {sep['best_vs_same_mapping_best']:+.5f} against the best single mapping "
+              f"{sep['same_mapping_best']} ({sep['best_vs_same_mapping_best_in_noise_sd']} noise sd)")
     val = result.get("validation")
     if val:
         print_table([{"mapping": m, "proxy": r["proxy"], **{t: f"{v['mean']:.4f}±{v['sd'] or 0:.4f}"
@@ -364,6 +414,9 @@ def main() -> None:
     ranked = sorted(fitness, key=lambda m: -fitness[m])
     result["proxy_best"] = list(ranked[0])
     result["search"] = timed("search", lambda: run_search(fitness, k, heuristics, args, not args.non_decreasing))
+    if args.separate_search:
+        timed("separate", lambda: run_separate(cfg, fitness, k, heuristics, args, seeds[0], noise["sd"], save,
+                                               result))
     if not args.skip_validation:
         chosen = list(dict.fromkeys([*ranked[:3], heuristics["uniform"], heuristics["last"]]))
         timed("validation", lambda: run_validation(cfg, args, work, chosen, fitness, save, result))

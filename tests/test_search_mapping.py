@@ -303,3 +303,44 @@ def test_etd_mapped_starts_each_candidate_from_its_own_teacher_layers(tmp_path, 
     assert len(extracted) == len(starts) == len(scored) >= 3 and not (out / "init").exists()
     for c, start in zip(extracted, starts):  # each extracted from the layers its mapping names, then distilled
         assert c.layers == start.losses.layer_mapping and start.student_path == c.output
+
+
+def test_segmented_genomes_keep_each_part_in_order():
+    """Two mappings in one genome (hidden states, then attention): each half sorted (and with
+    distinct, strictly increasing) on its own, and the search finds a target whose halves differ."""
+    target = (2, 4, 6, 1, 2, 3)
+    seen = []
+    result = genetic_search(lambda g: -sum(abs(a - b) for a, b in zip(g, target)), 6, 1, 6,
+                            GeneticConfig(population=8, generations=15, seed=0), distinct=True, segments=2,
+                            seeds=[(2, 4, 6, 2, 4, 6)], on_scored=lambda g, f: seen.append(g))
+    assert all(g[:3] == tuple(sorted(set(g[:3]))) and g[3:] == tuple(sorted(set(g[3:]))) for g in seen)
+    assert result.best == target
+    with pytest.raises(ValueError, match="cannot be cut into 4 equal segments"):
+        genetic_search(lambda g: 0.0, 6, 1, 6, GeneticConfig(), segments=4)
+
+
+def test_separate_attention_search_distils_with_both_mappings(tmp_path, tiny_bert_dir, long_corpus, monkeypatch):
+    from bertcompress.search import layer_mapping
+    from bertcompress.search.layer_mapping import search_mapping
+
+    configs = []
+    real_distill = layer_mapping.distill
+    monkeypatch.setattr(layer_mapping, "distill", lambda c, **k: configs.append(c) or real_distill(c, **k))
+    out = tmp_path / "search"
+    search_mapping(_heldout_search(tiny_bert_dir, long_corpus, out, separate_attention=True, keep_candidates=True))
+    saved = json.loads((out / "search.json").read_text())
+    assert saved["heuristics"]["uniform"] == {"mapping": [2, 4, 2, 4], "hidden_mapping": [2, 4],
+                                              "attention_mapping": [2, 4],
+                                              "fitness": saved["heuristics"]["uniform"]["fitness"]}
+    assert len(configs) == len(saved["candidates"]) >= 3
+    for c, scored in zip(configs, saved["candidates"]):
+        hidden, attention = scored["mapping"][:2], scored["mapping"][2:]
+        assert (scored["hidden_mapping"], scored["attention_mapping"]) == (hidden, attention)
+        assert (c.losses.layer_mapping, c.losses.attention_mapping) == (hidden, attention)
+        general = json.loads((out / "candidates" / "-".join(map(str, scored["mapping"])) / "general"
+                              / "bertcompress_result.json").read_text())
+        assert general["mapping"] == hidden  # the distillation ran with both
+        assert general.get("attention_mapping", hidden) == attention
+    with pytest.raises(UserError, match="separate_attention needs both"):
+        MappingSearchConfig(separate_attention=True, losses=dataclasses.replace(MappingSearchConfig().losses,
+                                                                                attention=0.0))

@@ -110,3 +110,31 @@ def test_a_bf16_teacher_runs_outside_autocast():
     assert DistillConfig(teacher_precision="bf16").teacher_in_bf16("cpu")
     with pytest.raises(UserError, match="teacher_precision"):
         DistillConfig(teacher_precision="fp16")
+
+
+def test_attention_mapping_moves_only_the_attention_loss():
+    """The attention loss with its own mapping equals the attention loss of a plain mapping onto
+    those layers; the hidden-state loss keeps layer_mapping's layers; an out-of-range one is refused."""
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config("bert", 100, layers=4)).eval()
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=32, num_heads=4, ffn_size=24),
+                            classifier=False).eval()
+    ids = torch.randint(5, 100, (2, 6))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    weights = {"hidden": 1, "attention": 1}
+
+    def logs(**losses):
+        obj = DistillationObjective(student, teacher, LossConfig(**losses), weights)
+        return obj(batch)[1], obj.mapping_record()
+
+    separate, record = logs(layer_mapping=[1, 2], attention_mapping=[3, 4])
+    hidden_only, plain_record = logs(layer_mapping=[1, 2])
+    attention_only, _ = logs(layer_mapping=[3, 4])
+    assert separate["attention"] == pytest.approx(attention_only["attention"].item(), rel=1e-6)
+    assert separate["hidden"] == pytest.approx(hidden_only["hidden"].item(), rel=1e-6)
+    assert separate["attention"] != pytest.approx(hidden_only["attention"].item(), rel=1e-3)
+    assert record == {"mapping": [1, 2], "attention_mapping": [3, 4]} and plain_record == {"mapping": [1, 2]}
+    with pytest.raises(UserError, match="out of range 1..4"):
+        DistillationObjective(student, teacher, LossConfig(attention_mapping=[1, 5]), weights)
+    with pytest.raises(UserError, match="attention_mapping must be 'uniform', 'last'"):
+        LossConfig(attention_mapping="first")

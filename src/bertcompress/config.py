@@ -86,6 +86,8 @@ class LossConfig:
     temperature: float = setting(1.0, "softmax temperature of the prediction loss")
     layer_mapping: str | list[int] = setting(
         "uniform", "uniform, last, or a list of 1-based teacher layers, one per student layer")
+    attention_mapping: str | list[int] | None = setting(
+        None, "the attention loss's own mapping (uniform, last or a list); null: layer_mapping's")
     hidden_projection: str = setting("shared", "W_h: one projection for every mapped layer (as the reference "
                                      "code) or per_layer", choices=("shared", "per_layer"))
     projection: str = setting("auto", "W_e and W_h: linear (learnable), identity (equal widths), or auto: "
@@ -102,9 +104,10 @@ class LossConfig:
         _check_choice(self.hidden_projection, ("shared", "per_layer"), "losses.hidden_projection")
         _check_choice(self.head_rule, ("strict", "mean"), "losses.head_rule")
         _check_choice(self.projection, ("auto", "linear", "identity"), "losses.projection")
-        if isinstance(self.layer_mapping, str):
-            _check(self.layer_mapping in ("uniform", "last"),
-                   f"losses.layer_mapping must be 'uniform', 'last' or a list of layers, got {self.layer_mapping!r}")
+        for name in ("layer_mapping", "attention_mapping"):
+            spec = getattr(self, name)
+            _check(not isinstance(spec, str) or spec in ("uniform", "last"),
+                   f"losses.{name} must be 'uniform', 'last' or a list of layers, got {spec!r}")
 
 
 @dataclass

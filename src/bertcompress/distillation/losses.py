@@ -116,6 +116,7 @@ class LossContext:
     regression: bool = False
     head_rule: str = "strict"
     labels: torch.Tensor | None = None  # the batch's labels: (B, L) for a tagging task, IGNORE where unscored
+    attention_mapping: list[int] | None = None  # the attention loss's own mapping; None: `mapping`
 
 
 LossFn = Callable[[Intermediates, Intermediates, LossContext], torch.Tensor]
@@ -144,7 +145,7 @@ def hidden_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.T
 @register_loss("attention")
 def attention_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.Tensor:
     terms = []
-    for m, n in enumerate(ctx.mapping, start=1):
+    for m, n in enumerate(ctx.attention_mapping or ctx.mapping, start=1):
         a_s, a_t = s.scores[m], t.scores[n]
         if a_s.shape[1] != a_t.shape[1]:  # head_rule == "mean": compare head-group averages
             g = min(a_s.shape[1], a_t.shape[1])

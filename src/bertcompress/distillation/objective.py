@@ -62,6 +62,7 @@ class DistillationObjective(WithFrozenTeacher):
                                                           or not hasattr(student, "classifier")):
             raise UserError("the prediction loss needs a student with a task head")
         self.mapping: list[int] = []
+        self.attention_mapping: list[int] = []
         self.projections: nn.Module | None = None
         self._s_rec = self._t_rec = None
         if any(name in self.weights for name in LAYER_LOSSES):
@@ -71,6 +72,8 @@ class DistillationObjective(WithFrozenTeacher):
         """The layer mapping, projections and score recorders the layer losses need."""
         s_view, t_view = describe(student), describe(teacher)
         self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
+        self.attention_mapping = self.mapping if losses.attention_mapping is None else \
+            resolve_mapping(losses.attention_mapping, s_view.num_layers, t_view.num_layers)
         if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
             small, big = sorted((s_view.num_heads, t_view.num_heads))
             if losses.head_rule == "strict":
@@ -86,7 +89,14 @@ class DistillationObjective(WithFrozenTeacher):
             # the student's scores come from its own attention (one product, trained through); the
             # teacher's are rebuilt for the mapped layers only, so every layer keeps its fast kernel
             self._s_rec = ScoreRecorder(student, list(range(1, s_view.num_layers + 1)), mode="attention")
-            self._t_rec = ScoreRecorder(teacher, self.mapping, mode="hooks")
+            self._t_rec = ScoreRecorder(teacher, self.attention_mapping, mode="hooks")
+
+    def mapping_record(self) -> dict[str, list[int]]:
+        """The mappings used, for a result file: the attention loss's only where it has its own."""
+        if not self.mapping:  # the prediction phase maps no layers
+            return {}
+        own = self.attention_mapping != self.mapping and "attention" in self.weights
+        return {"mapping": self.mapping, **({"attention_mapping": self.attention_mapping} if own else {})}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         device = batch["input_ids"].device.type
@@ -96,7 +106,8 @@ class DistillationObjective(WithFrozenTeacher):
         with torch.no_grad(), torch.autocast(device, enabled=torch.is_autocast_enabled(device) and not own_dtype):
             t_out = run_with_intermediates(self.teacher, batch, self._t_rec)
         s_out = run_with_intermediates(self.student, batch, self._s_rec)
-        ctx = LossContext(mapping=self.mapping, projections=self.projections,
+        ctx = LossContext(mapping=self.mapping, attention_mapping=self.attention_mapping,
+                          projections=self.projections,
                           attention_mask=batch["attention_mask"], temperature=self.temperature,
                           regression=self.regression, head_rule=self.head_rule, labels=batch.get("labels"))
         total = torch.zeros((), device=device)

@@ -87,7 +87,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         objective = DistillationObjective(student, teacher, cfg.losses, phase_weights(cfg.losses, "intermediate"))
         run = train_loop(objective, features, collate, cfg.train, resume=resume, desc="general distill",
                          work_dir=checkpoint_dir(cfg.output, "general"), settings=to_dict(cfg.losses))
-        result.update(mapping=objective.mapping, sequences=len(features), history=run.history,
+        result.update(**objective.mapping_record(), sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
     else:
         splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
@@ -122,8 +122,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                              settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
             result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
                              **({"best_step": run.best_step} if train_cfg.keep_best else {})}
-            if objective.mapping:  # the prediction phase maps no layers
-                result["mapping"] = objective.mapping
+            result.update(objective.mapping_record())
         result.update(task=task.name, eval_split=splits.eval_split, train_examples=len(splits.train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)

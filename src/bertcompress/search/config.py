@@ -47,7 +47,8 @@ def _proxy_tasks() -> list[DataConfig]:
 class MappingSearchConfig:
     """Search the layer mapping g of a task-agnostic student with a genetic algorithm.
 
-    A genome is one teacher layer (1-based) per student layer. Its fitness is the proxy score:
+    A genome is one teacher layer (1-based) per student layer (with `separate_attention`, then one
+    more per student layer for the attention loss). Its fitness is the proxy score:
     general distillation with that mapping on the first `proxy_sequences` of the corpus
     (`proxy_general`), then, by `proxy_metric`, either fine-tuning on each of `tasks`
     (`proxy_finetune`) and averaging their dev scores (finetune, the paper's choice), or minus the
@@ -80,6 +81,8 @@ class MappingSearchConfig:
     monotone: bool = True  # keep mappings non-decreasing, like every hand-made one
     distinct: bool = setting(False, "with monotone: no two student layers learn from the same teacher layer "
                              "(strictly increasing mappings; needs no more student than teacher layers)")
+    separate_attention: bool = setting(False, "search the attention loss's mapping apart from the hidden-state "
+                                       "mapping: a genome is both (twice the student's layers)")
     final_general: TrainConfig | None = setting(
         None, "full general distillation with the best mapping (null: none)",
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
@@ -93,6 +96,8 @@ class MappingSearchConfig:
         _check(self.proxy_metric in PROXY_METRICS,
                f"proxy_metric must be 'finetune' or 'heldout_loss', got {self.proxy_metric!r}")
         _check(not self.distinct or self.monotone, "distinct needs monotone (strictly increasing mappings)")
+        _check(not self.separate_attention or (self.losses.attention > 0 and self.losses.hidden > 0),
+               "separate_attention needs both the attention and the hidden-state loss (weights > 0)")
         _check(self.heldout_sequences >= 1, f"heldout_sequences must be >= 1, got {self.heldout_sequences}")
         if self.proxy_metric == "finetune":  # heldout_loss fine-tunes nothing: tasks are ignored
             _check(len(self.tasks) >= 1, "tasks must name at least one task for the proxy")

@@ -6,7 +6,9 @@ the rest with children: two parents picked by tournament, uniform crossover, the
 to a random value with probability `mutation_rate`. With `monotone`, genomes are kept sorted
 (non-decreasing), the order every hand-made layer mapping has; with `distinct` too, no two genes
 share a value (strictly increasing: each student layer learns from its own teacher layer), a child
-that repeats one being moved up or down to the nearest free values.
+that repeats one being moved up or down to the nearest free values. With `segments` > 1 the genome
+is that many equal parts (e.g. a hidden-state mapping, then an attention mapping), each kept in
+order on its own.
 
 Fitness is the expensive part, so every genome is scored once: `known` holds earlier scores (a
 resumed search passes what it saved) and `on_scored` is called after each new one. Every random
@@ -44,17 +46,23 @@ class SearchResult:
 
 
 def genetic_search(fitness: Callable[[Genome], float], length: int, low: int, high: int, ga: GeneticConfig, *,
-                   monotone: bool = True, distinct: bool = False, seeds: Iterable[Genome] = (),
+                   monotone: bool = True, distinct: bool = False, segments: int = 1, seeds: Iterable[Genome] = (),
                    known: dict[Genome, float] | None = None,
                    on_scored: Callable[[Genome, float], None] | None = None) -> SearchResult:
-    if distinct and (not monotone or length > high - low + 1):
-        raise ValueError(f"distinct genes need monotone and length <= {high - low + 1}, got {length}")
+    if segments < 1 or length % segments:
+        raise ValueError(f"a genome of {length} genes cannot be cut into {segments} equal segments")
+    part = length // segments
+    if distinct and (not monotone or part > high - low + 1):
+        raise ValueError(f"distinct genes need monotone and segments of <= {high - low + 1} genes, got {part}")
     rng = random.Random(ga.seed)
     scores: dict[Genome, float] = dict(known or {})
 
+    def ordered(g: tuple[int, ...]) -> Genome:
+        return strictly_increasing(g, high) if distinct else tuple(sorted(g)) if monotone else g
+
     def normal(genome: Iterable[int]) -> Genome:
         g = tuple(genome)
-        return strictly_increasing(g, high) if distinct else tuple(sorted(g)) if monotone else g
+        return sum((ordered(g[i:i + part]) for i in range(0, length, part)), ())
 
     def score(genome: Genome) -> float:
         if genome not in scores:

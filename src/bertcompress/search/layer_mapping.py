@@ -81,15 +81,37 @@ def student_init(cfg: MappingSearchConfig, mapping: Genome | None = None, output
     return folder
 
 
+def split_genome(cfg: MappingSearchConfig, genome: Genome) -> tuple[Genome, Genome | None]:
+    """The hidden-state mapping and, with separate_attention, the attention loss's own."""
+    if not cfg.separate_attention:
+        return genome, None
+    k = len(genome) // 2
+    return genome[:k], genome[k:]
+
+
+def genome_record(cfg: MappingSearchConfig, genome: Genome) -> dict[str, list[int]]:
+    hidden, attention = split_genome(cfg, genome)
+    return {"mapping": list(genome), **({"hidden_mapping": list(hidden), "attention_mapping": list(attention)}
+                                        if attention else {})}
+
+
+def genome_text(cfg: MappingSearchConfig, genome: Genome) -> str:
+    hidden, attention = split_genome(cfg, genome)
+    return f"hidden {list(hidden)} attention {list(attention)}" if attention else str(list(genome))
+
+
 def general_config(cfg: MappingSearchConfig, mapping: Genome, output: Path, train: TrainConfig,
                    sequences: int | None) -> DistillConfig:
     """General distillation with `mapping` on the first `sequences` of the corpus (None: all of
-    it), from the search's student initialisation (extracted here on first use)."""
-    init = student_init(cfg, mapping, output.with_name(f"{output.name}-init"))
+    it), from the search's student initialisation (extracted here on first use; etd_mapped
+    extracts the hidden-state mapping's layers)."""
+    hidden, attention = split_genome(cfg, mapping)
+    init = student_init(cfg, hidden, output.with_name(f"{output.name}-init"))
     corpus = dataclasses.replace(cfg.corpus, max_sequences=sequences) if sequences else cfg.corpus
+    losses = dataclasses.replace(cfg.losses, layer_mapping=list(hidden),
+                                 attention_mapping=list(attention) if attention else cfg.losses.attention_mapping)
     return DistillConfig(stage="general", teacher=cfg.teacher, student=cfg.student,
-                         student_path=str(init) if init else None,
-                         losses=dataclasses.replace(cfg.losses, layer_mapping=list(mapping)), train=train,
+                         student_path=str(init) if init else None, losses=losses, train=train,
                          corpus=corpus, output=str(output))
 
 
@@ -106,7 +128,7 @@ def proxy_score(cfg: MappingSearchConfig, mapping: Genome, folder: Path, resume:
     was killed."""
     start = time.perf_counter()
     general = proxy_general(cfg, mapping, folder / "general", cfg.proxy_general, cfg.proxy_sequences, resume)
-    record: dict[str, Any] = {"mapping": list(mapping)}
+    record: dict[str, Any] = genome_record(cfg, mapping)
     if cfg.proxy_metric == "heldout_loss":
         loss = heldout_loss(general, cfg.teacher, cfg.losses, cfg.corpus, cfg.proxy_sequences,
                             cfg.heldout_sequences, cfg.proxy_general.batch_size, cfg.proxy_general.device)
@@ -146,7 +168,7 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     if cfg.distinct and n_student > n_teacher:
         raise UserError(f"distinct mappings need no more student layers ({n_student}) than teacher layers "
                         f"({n_teacher})")
-    heuristics = {name: tuple(resolve_mapping(name, n_student, n_teacher))
+    heuristics = {name: tuple(resolve_mapping(name, n_student, n_teacher)) * (2 if cfg.separate_attention else 1)
                   for name in ("uniform", "last") if name == "uniform" or n_student <= n_teacher}
     candidates = _earlier_scores(out, cfg) if resume else {}
     if out.exists() and not resume and (out / RESULT_FILE).is_file():
@@ -161,24 +183,25 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
 
     def fitness(genome: Genome) -> float:
         name = "-".join(map(str, genome))
-        print(f"[bertcompress] scoring mapping {list(genome)} ({len(candidates) + 1} scored so far)")
+        print(f"[bertcompress] scoring mapping {genome_text(cfg, genome)} ({len(candidates) + 1} scored so far)")
         candidates[genome] = proxy_score(cfg, genome, out / "candidates" / name, resume)
         write()
         return candidates[genome]["fitness"]
 
-    result = genetic_search(fitness, n_student, 1, n_teacher, cfg.search, monotone=cfg.monotone,
-                            distinct=cfg.distinct, seeds=heuristics.values(),
+    segments = 2 if cfg.separate_attention else 1
+    result = genetic_search(fitness, n_student * segments, 1, n_teacher, cfg.search, monotone=cfg.monotone,
+                            distinct=cfg.distinct, segments=segments, seeds=heuristics.values(),
                             known={g: c["fitness"] for g, c in candidates.items()})
     best = candidates[result.best]
     summary = {
-        "best": {"mapping": list(result.best), "fitness": result.best_fitness,
+        "best": {**genome_record(cfg, result.best), "fitness": result.best_fitness,
                  **{k: best[k] for k in ("scores", "heldout_loss") if k in best}},
-        "heuristics": {name: {"mapping": list(g), "fitness": result.scores[g]} for name, g in heuristics.items()},
+        "heuristics": {name: {**genome_record(cfg, g), "fitness": result.scores[g]} for name, g in heuristics.items()},
         "generations": [{**dataclasses.asdict(h), "best": list(h.best), "population": [list(p) for p in h.population]}
                         for h in result.history]}
     write(summary)
-    print(f"[bertcompress] best mapping {list(result.best)}: proxy score {result.best_fitness:.4f} "
-          + ", ".join(f"{n} {list(h['mapping'])}: {h['fitness']:.4f}" for n, h in summary["heuristics"].items()))
+    print(f"[bertcompress] best mapping {genome_text(cfg, result.best)}: proxy score {result.best_fitness:.4f}, "
+          + ", ".join(f"{n}: {result.scores[g]:.4f}" for n, g in heuristics.items()))
     if cfg.final_general is not None:  # from the same initialisation as the candidates
         proxy_general(cfg, result.best, out / "student", cfg.final_general, None, resume)
     return out
