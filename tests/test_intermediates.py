@@ -34,6 +34,8 @@ def test_scores_equal_manual_qk(family, mode):
         q = q.view(2, 7, 4, 8).transpose(1, 2)
         k = k.view(2, 7, 4, 8).transpose(1, 2)
         manual = q @ k.transpose(-1, -2) / math.sqrt(8)
+        if family == "mpnet":  # its relative-position bias is part of the scores its softmax sees
+            manual = manual + model.base_model.encoder.compute_position_bias(h)
         # real (query, key) pairs: QKᵀ/√d; pairs that touch padding: exactly 0
         m = batch["attention_mask"]
         pair = (m[:, None, :, None] * m[:, None, None, :]).bool().expand_as(manual)
@@ -108,3 +110,29 @@ def test_recording_attention_on_xlm_roberta():
     out = run_with_intermediates(model, batch, rec)
     assert rec.mode == "attention" and sorted(out.scores) == [1, 2]
     torch.testing.assert_close(out.logits, own)
+
+
+def test_mpnet_scores_give_its_own_attention_probs_and_train_its_position_table():
+    """Softmax of MPNet's recorded scores plus the padding mask equals its eager attention
+    probabilities at real queries (the relative-position bias included), and the attention loss's
+    gradient reaches a student's position table."""
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config("mpnet", 100, layers=2)).eval()
+    table = model.base_model.encoder.relative_attention_bias
+    with torch.no_grad():
+        table.weight.normal_(0, 2.0)  # a bias large enough to matter
+    batch = {"input_ids": torch.randint(5, 100, (2, 6)), "attention_mask": torch.ones(2, 6, dtype=torch.long)}
+    batch["attention_mask"][1, 4:] = 0
+    rec = ScoreRecorder(model, [1, 2], mode="hooks")
+    out = run_with_intermediates(model, batch, rec)
+    probs = model(**batch, output_attentions=True).attentions
+    additive = (1.0 - batch["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+    for layer in (1, 2):
+        mine = torch.softmax(out.scores[layer] + additive, dim=-1)
+        real = batch["attention_mask"].bool()
+        torch.testing.assert_close(mine.transpose(1, 2)[real], probs[layer - 1].transpose(1, 2)[real],
+                                   atol=1e-5, rtol=1e-5)
+        assert torch.count_nonzero(out.scores[layer][1, :, 4:, :]) == 0  # padded pairs stay 0
+    out.scores[1].pow(2).sum().backward()
+    assert table.weight.grad is not None and table.weight.grad.abs().sum() > 0
+    rec.remove()

@@ -12,9 +12,10 @@ A `ScoreRecorder` gets the scores of chosen layers in one of two ways:
   forward, for the mapped layers only, and every layer keeps the model's own kernel (SDPA, flash).
 
 Either way, every pair with a padded query or key scores exactly 0 (as in TinyBERT's reference
-code), so a loss can sum over all entries in one pass. MPNet adds a relative-position bias to its
-scores; it does not depend on the input and a BERT-style student has none, so we compare the
-content part QKᵀ/√d_k (documented in the README).
+code), so a loss can sum over all entries in one pass. MPNet adds a relative-position bias (one
+table shared by every layer) to its scores before softmax; the recorder adds it too, taken from
+the model's own table during the forward, so the scores are the ones its softmax sees (and a
+student's table gets the attention loss's gradient).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Intermediates:
 
 def _row_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
     return None if mask is None else mask[:, None, :, None].to(like.dtype)  # (B, 1, L, 1)
+
+
+def _pair_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    m = mask.to(like.dtype)
+    return m[:, None, :, None] * m[:, None, None, :]  # (B, 1, L, L): 1 where query and key are real
 
 
 def scores_from_heads(q: torch.Tensor, k: torch.Tensor, scale: float,
@@ -175,6 +181,16 @@ class ScoreRecorder:
                 self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
         if self.mode == "attention":
             _register_recording_attention()
+        self._bias: torch.Tensor | None = None  # (1 or B, H, L, L) position bias of the last forward
+        shared = family_of(view.model_type).shared_head_bias
+        if shared:  # hooks mode only: no family with a shared bias goes through the interface
+            table = next(m for name, m in model.named_modules() if name.endswith(shared))
+            self._handles.append(table.register_forward_hook(self._save_bias))
+
+    def _save_bias(self, _module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        # the table's lookup is (L, L, H), or (B, L, L, H) with explicit positions
+        if self.armed:
+            self._bias = output.permute(2, 0, 1).unsqueeze(0) if output.dim() == 3 else output.permute(0, 3, 1, 2)
 
     @staticmethod
     def _saver(store: dict, layer: int):
@@ -202,8 +218,12 @@ class ScoreRecorder:
             mask = self.mask if mask is None else mask
             self.scores = {i: attention_scores(self._q[i], self._k[i], self.num_heads, mask)
                            for i in self.layers if i in self._q}
+            if self._bias is not None:  # added at real pairs only: padded ones stay exactly 0
+                bias = self._bias if mask is None else self._bias * _pair_mask(mask, self._bias)
+                self.scores = {i: s + bias for i, s in self.scores.items()}
             self._q.clear()
             self._k.clear()
+            self._bias = None
         out, self.scores, self.mask = self.scores, {}, None
         return out
 
