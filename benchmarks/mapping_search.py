@@ -57,6 +57,7 @@ import hashlib
 import itertools
 import json
 import math
+import random
 import shutil
 import statistics
 import time
@@ -240,9 +241,24 @@ def run_landscape(cfg: MappingSearchConfig, mappings: list[Genome], seed: int, n
     return fitness
 
 
+def replay_summary(runs: list[dict[str, Any]], **about: Any) -> dict[str, Any]:
+    hits = [r for r in runs if r["found_best"]]
+    return {**about, "replays": len(runs), "found_best_rate": len(hits) / len(runs),
+            "mean_evaluations": statistics.mean(r["evaluations"] for r in runs),
+            "mean_evaluations_to_best": statistics.mean(r["evaluations_to_best"] for r in hits) if hits else None}
+
+
+def replay_record(seed: int, order: list[Genome], fitness: dict[Genome, float], top: float) -> dict[str, Any]:
+    """One replay: the distinct genomes it scored, in order (a repeat costs no proxy run)."""
+    to_best = next((i + 1 for i, g in enumerate(order) if fitness[g] == top), None)
+    return {"seed": seed, "best": list(max(order, key=fitness.__getitem__)), "found_best": to_best is not None,
+            "evaluations": len(order), "evaluations_to_best": to_best}
+
+
 def run_search(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genome], args: argparse.Namespace,
-               monotone_space: bool) -> dict[str, Any]:
-    """The GA replayed on the scored landscape, one seed per replay."""
+               monotone_space: bool, seeded: bool = True) -> dict[str, Any]:
+    """The GA replayed on the scored landscape, one seed per replay, seeded with the hand-made
+    mappings or (seeded=False) starting from random ones."""
     top = max(fitness.values())
     runs = []
     for seed in range(args.replays):
@@ -250,19 +266,58 @@ def run_search(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genom
         ga = GeneticConfig(population=args.population, generations=args.generations, elite=1, seed=seed)
         # every genome the GA makes is in the landscape: strictly increasing (distinct) or non-decreasing
         r = genetic_search(fitness.__getitem__, k, 1, TEACHER_LAYERS, ga, monotone=True, distinct=monotone_space,
-                           seeds=heuristics.values(), on_scored=lambda g, f: order.append(g))
+                           seeds=heuristics.values() if seeded else (), on_scored=lambda g, f: order.append(g))
         found = next((h.generation for h in r.history if h.best_fitness == top), None)
-        runs.append({"seed": seed, "best": list(r.best), "found_best": found is not None, "generation_found": found,
-                     "evaluations": len(order),
-                     "evaluations_to_best": next((i + 1 for i, g in enumerate(order) if fitness[g] == top), None)})
+        runs.append({**replay_record(seed, order, fitness, top), "generation_found": found})
     hits = [r for r in runs if r["found_best"]]
-    return {"replays": len(runs), "population": args.population, "generations": args.generations, "elite": 1,
-            "space": "non-decreasing" if not monotone_space else "strictly increasing", "exhaustive": len(fitness),
-            "found_best_rate": len(hits) / len(runs),
-            "mean_evaluations": statistics.mean(r["evaluations"] for r in runs),
-            "mean_evaluations_to_best": statistics.mean(r["evaluations_to_best"] for r in hits) if hits else None,
+    return {**replay_summary(runs, population=args.population, generations=args.generations, elite=1,
+                             seeded=seeded, space="non-decreasing" if not monotone_space else "strictly increasing",
+                             exhaustive=len(fitness)),
             "mean_generation_found": statistics.mean(r["generation_found"] for r in hits) if hits else None,
             "runs": runs}
+
+
+def run_optuna(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genome], args: argparse.Namespace,
+               monotone_space: bool, seeded: bool) -> dict[str, Any]:
+    """Optuna's genetic sampler (NSGA-II, one objective) replayed on the landscape with the GA's
+    trial budget (population × generations), the hand-made mappings enqueued when `seeded`. A
+    suggestion is repaired into the space as the GA repairs its children; only distinct genomes count
+    as evaluations (the proxy is cached)."""
+    import optuna
+
+    from bertcompress.search.genetic import strictly_increasing
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    top = max(fitness.values())
+    runs = []
+    for seed in range(args.replays):
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.NSGAIISampler(
+            population_size=args.population, seed=seed))
+        for g in heuristics.values() if seeded else ():
+            study.enqueue_trial({f"layer{i}": v for i, v in enumerate(g)})
+        order: list[Genome] = []
+        for _ in range(args.population * args.generations):
+            trial = study.ask()
+            genes = [trial.suggest_int(f"layer{i}", 1, TEACHER_LAYERS) for i in range(k)]
+            g = strictly_increasing(genes, TEACHER_LAYERS) if monotone_space else tuple(sorted(genes))
+            if g not in order:
+                order.append(g)
+            study.tell(trial, fitness[g])
+        runs.append(replay_record(seed, order, fitness, top))
+    return replay_summary(runs, sampler=f"optuna {optuna.__version__} NSGAIISampler", seeded=seeded,
+                          trials=args.population * args.generations)
+
+
+def run_random(fitness: dict[Genome, float], args: argparse.Namespace, evaluations: int) -> dict[str, Any]:
+    """Random search without repeats, the floor a search has to beat: the landscape in a shuffled
+    order, cut after `evaluations` mappings (the unseeded GA's mean, so both spend the same)."""
+    top = max(fitness.values())
+    runs = []
+    for seed in range(args.replays):
+        order = sorted(fitness)
+        random.Random(seed).shuffle(order)
+        runs.append(replay_record(seed, order[:evaluations], fitness, top))
+    return replay_summary(runs, evaluations_each=evaluations)
 
 
 def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int, heuristics: dict[str, Genome],
@@ -370,6 +425,14 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"search: GA found the best in {s['found_best_rate']:.0%} of {s['replays']} replays, "
           f"{s['mean_evaluations']:.1f} proxy runs on average ({s['mean_evaluations_to_best']} to the best, "
           f"generation {s['mean_generation_found']}) against {s['exhaustive']} exhaustive")
+    comparison = result.get("search_comparison")
+    if comparison:
+        print_table([{"searcher": "ga_seeded", **{c: s.get(c) for c in ("found_best_rate", "mean_evaluations",
+                                                                         "mean_evaluations_to_best")}}]
+                    + [{"searcher": n, **{c: r.get(c) for c in ("found_best_rate", "mean_evaluations",
+                                                                 "mean_evaluations_to_best")}}
+                       for n, r in comparison.items()],
+                    ["searcher", "found_best_rate", "mean_evaluations", "mean_evaluations_to_best"])
     sep = result.get("separate")
     if sep:
         print(f"separate maps: GA scored {sep['evaluations']} of {sep['space']} pairs; best {sep['best']} "
@@ -413,7 +476,17 @@ def main() -> None:
     fitness = timed("landscape", lambda: run_landscape(cfg, mappings, seeds[0], noise["sd"], save, result))
     ranked = sorted(fitness, key=lambda m: -fitness[m])
     result["proxy_best"] = list(ranked[0])
-    result["search"] = timed("search", lambda: run_search(fitness, k, heuristics, args, not args.non_decreasing))
+    space = not args.non_decreasing
+    result["search"] = timed("search", lambda: run_search(fitness, k, heuristics, args, space))
+    # the same question without the head start of the seeds, and Optuna's genetic sampler beside it
+    def compare() -> dict[str, Any]:
+        unseeded = {k_: v for k_, v in run_search(fitness, k, heuristics, args, space, seeded=False).items()
+                    if k_ != "runs"}
+        return {"ga_unseeded": unseeded,
+                "optuna_nsga2_seeded": run_optuna(fitness, k, heuristics, args, space, seeded=True),
+                "optuna_nsga2_unseeded": run_optuna(fitness, k, heuristics, args, space, seeded=False),
+                "random": run_random(fitness, args, round(unseeded["mean_evaluations"]))}
+    result["search_comparison"] = timed("search_comparison", compare)
     if args.separate_search:
         timed("separate", lambda: run_separate(cfg, fitness, k, heuristics, args, seeds[0], noise["sd"], save,
                                                result))
