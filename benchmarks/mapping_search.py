@@ -35,7 +35,9 @@ is scored:
      --population × --generations; a pair of equal mappings reuses its landscape score. Reported:
      every pair scored, the best, and its gain over the best single mapping in noise sds.
 Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke)
-after every scored mapping, so a stopped run still leaves a table. Finished stages are reused from
+after every scored mapping, so a stopped run still leaves a table. `seconds`: each part's wall time
+in this run (a cached proxy score costs nothing); `proxy_seconds` (noise, landscape, separate): the
+time its proxy runs took when they were computed. Finished stages are reused from
 --work (runs/mapping_search), keyed by a hash of their settings.
 
     python benchmarks/mapping_search.py                      # the full run
@@ -219,7 +221,8 @@ def run_noise(cfg: MappingSearchConfig, uniform: Genome, seeds: list[int], save:
         noise["seeds"].append(seed)
         noise["fitness"].append(record["fitness"])
         noise["records"].append(record)
-        noise.update(mean=statistics.mean(noise["fitness"]), sd=sd(noise["fitness"]))
+        noise.update(mean=statistics.mean(noise["fitness"]), sd=sd(noise["fitness"]),
+                     proxy_seconds=round(sum(r["seconds"] for r in noise["records"]), 1))
         save()
     return noise
 
@@ -235,6 +238,7 @@ def run_landscape(cfg: MappingSearchConfig, mappings: list[Genome], seed: int, n
         land["mappings"][name(mapping)] = {k: v for k, v in record.items() if k != "mapping"}
         spread = max(fitness.values()) - min(fitness.values())
         land.update(scored=len(fitness), spread=spread,
+                    proxy_seconds=round(sum(r["seconds"] for r in land["mappings"].values()), 1),
                     spread_over_noise_sd=spread / noise_sd if noise_sd else None,
                     ranked=[name(m) for m in sorted(fitness, key=lambda m: -fitness[m])])
         save()
@@ -334,7 +338,12 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
 
     def score(genome: Genome) -> float:
         hidden, attention = genome[:k], genome[k:]
-        value = fitness[hidden] if hidden == attention else cached_score(separate_cfg, genome, seed)["fitness"]
+        if hidden == attention:
+            value = fitness[hidden]
+        else:
+            record = cached_score(separate_cfg, genome, seed)
+            value = record["fitness"]
+            part["proxy_seconds"] = round(part.get("proxy_seconds", 0.0) + record["seconds"], 1)
         part["scored"][f"{name(hidden)} attention {name(attention)}"] = value
         top = max(part["scored"], key=part["scored"].__getitem__)
         part.update(evaluations=len(part["scored"]), best=top, best_fitness=part["scored"][top],
