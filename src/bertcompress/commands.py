@@ -140,13 +140,15 @@ COMMANDS: tuple[Command, ...] = (
                         "scored by a cheap proxy: general distillation on a corpus sample, from new random "
                         "weights or from one student extracted from the teacher (--proxy-init etd), then either "
                         "fine-tuning on the proxy tasks (config key `tasks`) averaging their dev scores, or the "
-                        "held-out last-layer loss to the teacher (--proxy-metric heldout_loss). Generation 0 holds "
+                        "held-out last-layer loss to the teacher (--proxy-metric heldout_loss). --separate-attention "
+                        "searches the attention loss's mapping apart from the hidden-state one. Generation 0 holds "
                         "the uniform and last-layer mappings, so the result is compared with them in the same run. "
                         "Writes search.json; --set final_general.epochs=1 also distils the best mapping on the "
                         "whole corpus.",
             flags={"teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
                    "generations": "search.generations", "proxy-init": "proxy_init",
-                   "proxy-metric": "proxy_metric"}),
+                   "proxy-metric": "proxy_metric", "separate-attention": "separate_attention",
+                   "distinct": "distinct"}),
     Command("nas", "nasbert.config:NasConfig", "nasbert.verbs:nas",
             help="NAS-BERT: one supernet, one task-agnostic model per latency or size budget",
             description="Train a block-wise supernet that reproduces the teacher block by block (each block "
