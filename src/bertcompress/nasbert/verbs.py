@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -56,6 +57,8 @@ from .saved_search import KEPT_SEARCH, SearchResult, link_or_copy, search_settin
 from .selection import parse_budget, select
 from .space import block_candidates, block_parameters, block_slots, default_hiddens, default_num_blocks
 from .supernet import BlockwiseObjective, Supernet, heldout_block_losses, heldout_embedding_losses, masked_mse
+
+LATENCY_WARN_MAPE = 0.2  # a table this far off on the models it measured misleads the selection: say so
 
 
 class WholeModelObjective(nn.Module):
@@ -375,6 +378,10 @@ def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_fea
     written = len([b for b in budgets if b.get("arch")])
     print(f"[bertcompress] nas: wrote {written} models to {cfg.output}/models"
           + (f"; latency table error {mape:.1%} over {len(checked)} measured models" if checked else ""))
+    if mape is not None and mape > LATENCY_WARN_MAPE:
+        print(f"[bertcompress] WARNING: nas: the latency table was {mape:.0%} off on the models it measured, so it "
+              "ranked candidates poorly (each pick was still checked on measured latency); measure on an idle "
+              "machine or raise latency.repeats and latency.calibration_models", file=sys.stderr)
     return Path(cfg.output)
 
 
