@@ -23,7 +23,9 @@ is scored:
   3. search: the genetic algorithm (search/genetic.py, seeded with the uniform and last mappings)
      replayed on the landscape with --replays seeds: how often it finds the best mapping, the proxy
      runs it used and needed, the generation it found it in, against the exhaustive size. Without
-     --non-decreasing the GA makes strictly increasing mappings only (`distinct`), the landscape's;
+     --non-decreasing the GA makes strictly increasing mappings only (`distinct`), the landscape's.
+     search_comparison: the same without the seeds' head start, Optuna's NSGA-II sampler (seeded
+     and not) with the same trial budget, and random search with as many proxy runs as the unseeded GA;
   4. validation (--skip-validation: none): the proxy's best three mappings, uniform and last get the
      full general distillation (--full-sequences; 0: all of WikiText-2 valid+test) from the same
      initialisation, then fine-tuning on SST-2, MRPC and QNLI samples (--validation-examples) with
@@ -32,8 +34,10 @@ is scored:
   5. separate (--separate-search): the GA itself, not a replay, over pairs of strictly increasing
      mappings, one for the embedding and hidden-state losses and one for the attention loss
      (C(6, k)^2 = 400 pairs for k = 3), seeded with uniform/uniform, last/last and both crossings,
-     --population × --generations; a pair of equal mappings reuses its landscape score. Reported:
+     --population × --separate-generations (4); a pair of equal mappings reuses its landscape score. Reported:
      every pair scored, the best, and its gain over the best single mapping in noise sds.
+  --mappings L,L,L ...: only parts 1 and 2, on those mappings (a partial landscape, e.g. for a proxy
+     too slow to score all of them).
 Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke)
 after every scored mapping, so a stopped run still leaves a table. `seconds`: each part's wall time
 in this run (a cached proxy score costs nothing); `proxy_seconds` (noise, landscape, separate): the
@@ -122,6 +126,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--task-examples", type=int, help="training examples per task of the finetune proxy (2000)")
     ap.add_argument("--eval-examples", type=int, help="dev examples per task (500)")
     ap.add_argument("--non-decreasing", action="store_true", help="landscape of every non-decreasing mapping")
+    ap.add_argument("--mappings", nargs="+", metavar="L,L,L",
+                    help="score only these mappings (e.g. 2,4,6 4,5,6): noise and a partial landscape, nothing else")
     ap.add_argument("--noise-seeds", type=int, default=3)
     ap.add_argument("--population", type=int, help="GA population of the replays (6)")
     ap.add_argument("--generations", type=int, help="GA generations of the replays (5)")
@@ -132,6 +138,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--skip-validation", action="store_true")
     ap.add_argument("--separate-search", action="store_true",
                     help="5. run the GA over separate hidden-state and attention mappings (C(6,k)^2 pairs)")
+    ap.add_argument("--separate-generations", type=int, default=4, help="generations of that GA (population: "
+                    "--population)")
     ap.add_argument("--max-steps", type=int, help="cap every training run at this many steps (smoke: 2)")
     ap.add_argument("--smoke", action="store_true", help="every part on tiny settings, in a few minutes")
     ap.add_argument("--result-name", help="benchmarks/results/<name>.json (mapping_search; smoke: "
@@ -332,7 +340,7 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
     to score all. A pair of equal mappings is the landscape's score; the others are new proxy runs."""
     separate_cfg = dataclasses.replace(cfg, separate_attention=True)  # same proxy, same score cache
     part: dict[str, Any] = {"space": len(fitness) ** 2, "population": args.population,
-                            "generations": args.generations, "elite": 1, "seed": seed, "scored": {}}
+                            "generations": args.separate_generations, "elite": 1, "seed": seed, "scored": {}}
     result["separate"] = part
     same_best = max(fitness, key=fitness.__getitem__)
 
@@ -354,7 +362,7 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
         return value
 
     u, last = heuristics["uniform"], heuristics["last"]
-    ga = GeneticConfig(population=args.population, generations=args.generations, elite=1, seed=seed)
+    ga = GeneticConfig(population=args.population, generations=args.separate_generations, elite=1, seed=seed)
     r = genetic_search(score, 2 * k, 1, TEACHER_LAYERS, ga, distinct=True, segments=2,
                        seeds=[u + u, last + last, u + last, last + u])
     part["generations_best"] = [{"generation": h.generation, "best": f"{name(h.best[:k])} attention "
@@ -430,6 +438,8 @@ def print_summary(result: dict[str, Any]) -> None:
     print_table(rows, ["mapping", "fitness", "heldout_loss", *VALIDATION_TASKS, "seconds"])
     print(f"landscape: {land['size']} mappings, spread {land['spread']:.4f}, spread / noise sd "
           f"{land['spread_over_noise_sd']}")
+    if "search" not in result:
+        return
     s = result["search"]
     print(f"search: GA found the best in {s['found_best_rate']:.0%} of {s['replays']} replays, "
           f"{s['mean_evaluations']:.1f} proxy runs on average ({s['mean_evaluations_to_best']} to the best, "
@@ -481,10 +491,17 @@ def main() -> None:
 
     seeds = list(range(args.noise_seeds))
     noise = timed("noise", lambda: run_noise(cfg, heuristics["uniform"], seeds, save, result))
-    mappings = landscape_mappings(k, args.non_decreasing)
+    mappings = [tuple(int(x) for x in m.split(",")) for m in args.mappings] if args.mappings \
+        else landscape_mappings(k, args.non_decreasing)
     fitness = timed("landscape", lambda: run_landscape(cfg, mappings, seeds[0], noise["sd"], save, result))
     ranked = sorted(fitness, key=lambda m: -fitness[m])
     result["proxy_best"] = list(ranked[0])
+    if args.mappings:  # a partial landscape: no ground truth for a search, no validation of its best
+        result["landscape"]["partial"] = True
+        save()
+        print_summary(result)
+        print(f"wrote {write_result(args.result_name, result)}")
+        return
     space = not args.non_decreasing
     result["search"] = timed("search", lambda: run_search(fitness, k, heuristics, args, space))
     # the same question without the head start of the seeds, and Optuna's genetic sampler beside it
