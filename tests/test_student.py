@@ -134,7 +134,7 @@ def test_attention_mapping_moves_only_the_attention_loss():
     assert separate["hidden"] == pytest.approx(hidden_only["hidden"].item(), rel=1e-6)
     assert separate["attention"] != pytest.approx(hidden_only["attention"].item(), rel=1e-3)
     assert record == {"mapping": [1, 2], "attention_mapping": [3, 4]} and plain_record == {"mapping": [1, 2]}
-    with pytest.raises(UserError, match="out of range 1..4"):
+    with pytest.raises(UserError, match="losses.attention_mapping: .*out of range 1..4"):
         DistillationObjective(student, teacher, LossConfig(attention_mapping=[1, 5]), weights)
     with pytest.raises(UserError, match="attention_mapping must be 'uniform', 'last'"):
         LossConfig(attention_mapping="first")

@@ -72,8 +72,13 @@ class DistillationObjective(WithFrozenTeacher):
         """The layer mapping, projections and score recorders the layer losses need."""
         s_view, t_view = describe(student), describe(teacher)
         self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
-        self.attention_mapping = self.mapping if losses.attention_mapping is None else \
-            resolve_mapping(losses.attention_mapping, s_view.num_layers, t_view.num_layers)
+        self.attention_mapping = self.mapping
+        if losses.attention_mapping is not None:
+            try:
+                self.attention_mapping = resolve_mapping(losses.attention_mapping, s_view.num_layers,
+                                                         t_view.num_layers)
+            except UserError as e:
+                raise UserError(f"losses.attention_mapping: {e}") from None
         if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
             small, big = sorted((s_view.num_heads, t_view.num_heads))
             if losses.head_rule == "strict":
