@@ -28,7 +28,8 @@ MRPC F1 on 408 pairs), retention (student / teacher), label and probability loya
 (teacher / student; a w4a8 model has the fp32 student's parameter count, its bytes are the packed
 file), and CPU latency on a synthetic batch of 1 and of 32 sequences of 128 tokens, PyTorch eager and
 ONNX Runtime, `--threads` threads (default 1), all models timed in one phase at the end, after all
-training: `latency_ratio_batch1/32` = teacher ms / student ms in PyTorch, `latency_ratio_onnx_batch1/32`
+training, each measure the least of `--timing-rounds` (3) interleaved medians of `--repeats` (5)
+calls (one median of the same model varied by 30% on this shared machine): `latency_ratio_batch1/32` = teacher ms / student ms in PyTorch, `latency_ratio_onnx_batch1/32`
 in ONNX Runtime. A w4a8 model is timed as rebuilt in PyTorch (dequantized fp32 weights, fake-quantized
 activations: not a deployable speed) and as its int8 ONNX model in ONNX Runtime (the deployable one).
 Latency does not depend on the weights or the task: each architecture is timed once, on the first
@@ -69,12 +70,13 @@ label_loyalty, stage_seconds, ...}}}; `targets`; `settings`; `environment`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from common import SHARED_DATA, Stages, environment, load_json, print_table, write_result
+from common import SHARED_DATA, Stages, environment, load_json, min_over_rounds, print_table, write_result
 
 TEACHER = "all-mpnet-base-v2"
 TINY = dict(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
@@ -124,25 +126,27 @@ def evaluate_task(models: list[Path], data, cache: Path) -> tuple[list[dict[str,
     return records, True
 
 
-def time_model(folder: Path, onnx_path: Path, threads: int, repeats: int, warmup: int) -> dict[str, Any]:
-    """Median ms of PyTorch eager, then ONNX Runtime (`onnx_path`; exported here from the model when
-    absent), batch 1 and 32 x 128 tokens, `threads` threads in both runtimes."""
+def timing_measures(arch: str, folder: Path, onnx_path: Path, threads: int, repeats: int,
+                    warmup: int) -> dict[tuple[str, str, str], Callable[[], float]]:
+    """One latency measure per (arch, runtime, batch): a call is the median ms of `repeats` runs of
+    `batch` x 128 tokens, `threads` threads, in PyTorch eager or ONNX Runtime (`onnx_path`, exported
+    here from the model when absent). Model and session are loaded once, here."""
     from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
     from bertcompress.export.onnx import export_onnx, onnx_session
     from bertcompress.models.loading import load_model
 
     model = load_model(str(folder), "classifier").eval()
-    kw = dict(seq_len=128, repeats=repeats, warmup=warmup)
-    out: dict[str, Any] = {"pytorch": {f"batch{b}": round(measure_latency(model, batch_size=b, threads=threads,
-                                                                          **kw)["median_ms"], 3)
-                                       for b in (1, 32)}}
     if not onnx_path.is_file():
         export_onnx(model, onnx_path)
     session = onnx_session(onnx_path, threads=threads)
-    out["onnx"] = {f"batch{b}": round(measure_onnx_latency(session, model, batch_size=b, **kw)["median_ms"], 3)
-                   for b in (1, 32)}
-    del session  # frees ORT's thread pool before the next model is timed
-    return out
+    kw = dict(seq_len=128, repeats=repeats, warmup=warmup)
+    measures = {}
+    for b in (1, 32):
+        measures[(arch, "pytorch", f"batch{b}")] = functools.partial(
+            lambda b: measure_latency(model, batch_size=b, threads=threads, **kw)["median_ms"], b)
+        measures[(arch, "onnx", f"batch{b}")] = functools.partial(
+            lambda b: measure_onnx_latency(session, model, batch_size=b, **kw)["median_ms"], b)
+    return measures
 
 
 def targets(tasks: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +222,9 @@ def main() -> None:
     ap.add_argument("--kdlsq-teacher", choices=("student", "teacher"), default="student",
                     help="KDLSQ distils from the student's fp32 copy (the paper) or the fine-tuned teacher")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads of the latency measurements")
-    ap.add_argument("--repeats", type=int, default=10, help="timed calls per latency measurement")
+    ap.add_argument("--repeats", type=int, default=5, help="timed calls per latency measurement (their median)")
+    ap.add_argument("--timing-rounds", type=int, default=3,
+                    help="interleaved rounds of every latency measurement; the least is kept")
     ap.add_argument("--measure-only", action="store_true", help="only re-time the finished models")
     ap.add_argument("--result-name", help="writes benchmarks/results/NAME.json (default glue_base; with --smoke "
                                           "glue_base_smoke)")
@@ -360,17 +366,23 @@ def main() -> None:
         result["latency"] = "pending: the timing phase runs after every task is trained"
         print(f"wrote {write_result(result_name, result)} ({task} trained and scored)", flush=True)
 
-    # one timing phase for every model, after all training: each architecture once
+    # one timing phase for every model, after all training: each architecture once, every measure
+    # in interleaved rounds, keeping its least (interference on a shared machine only adds time)
     t0 = time.perf_counter()
     timings: dict[str, dict[str, Any]] = {}
+    measures: dict[tuple[str, str, str], Callable[[], float]] = {}
     for task, models in folders.items():
         for name, folder in models.items():
             arch = ARCH_OF.get(name, f"4x312-{BITS}")
             if arch not in timings:
                 onnx = folder / "onnx" / "model.onnx" if name.endswith(BITS) else work / "onnx" / f"{arch}.onnx"
-                print(f"[glue_base] timing {arch} ({folder})", flush=True)
                 timings[arch] = {"timed_on": str(folder), "runtime_onnx": "int8" if name.endswith(BITS) else "fp32",
-                                 **time_model(folder, onnx, args.threads, s["repeats"], s["warmup"])}
+                                 "pytorch": {}, "onnx": {}}
+                measures.update(timing_measures(arch, folder, onnx, args.threads, s["repeats"], s["warmup"]))
+    print(f"[glue_base] timing {len(timings)} models, {args.timing_rounds} interleaved rounds", flush=True)
+    least = min_over_rounds({"/".join(k): fn for k, fn in measures.items()}, args.timing_rounds)
+    for arch, runtime, batch in measures:
+        timings[arch][runtime][batch] = round(least[f"{arch}/{runtime}/{batch}"], 3)
     timed.record("timing", time.perf_counter() - t0)
     for task, entry in result["tasks"].items():
         t_ms = timings["teacher"]
@@ -384,7 +396,7 @@ def main() -> None:
                 row[f"latency_ratio_{b}"] = t_ms["pytorch"][b] / ms["pytorch"][b]
                 row[f"latency_ratio_onnx_{b}"] = t_ms["onnx"][b] / ms["onnx"][b]
     result["latency"] = {"threads": args.threads, "seq_len": 128, "batch_sizes": [1, 32], "repeats": s["repeats"],
-                         "warmup": s["warmup"], "input": "synthetic, every token real",
+                         "rounds": args.timing_rounds, "warmup": s["warmup"], "input": "synthetic, every token real",
                          "w4a8": "pytorch: the packed model rebuilt (fp32 dequantized weights, fake-quantized "
                                  "activations); onnx: its int8 QDQ model"}
     result["targets"] = targets(result["tasks"])

@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from common import SHARED_DATA, Stages, environment, load_json, print_table, write_result
+from common import SHARED_DATA, Stages, environment, load_json, min_over_rounds, print_table, write_result
 
 TEACHER = "all-MiniLM-L6-v2"
 HEAD_SIZE = 32  # the teacher's: 384 / 12
@@ -78,18 +78,6 @@ def encoder_ms(folder: Path, latency) -> float:
     return measure_model_ms(AutoModel.from_pretrained(folder).eval(), device="cpu", threads=latency.threads,
                             batch_size=latency.batch_size, seq_len=latency.seq_len, repeats=latency.repeats,
                             warmup=latency.warmup)
-
-
-def min_over_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Every measure run `rounds` times, interleaved (each once per round, the order rotated), keeping
-    its minimum: on a shared machine interference only adds time, and it comes and goes, so one
-    measurement can be 30% off while the least of several interleaved ones is steady."""
-    names = list(measures)
-    seen: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            seen[name].append(measures[name]())
-    return {name: min(values) for name, values in seen.items()}
 
 
 def match_uniform(target_ms: float, grid: dict[str, float]) -> tuple[str, float]:
