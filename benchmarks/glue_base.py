@@ -42,19 +42,21 @@ Targets (`targets`, each with a plain verdict): a 4x312 student keeps >= 97% of 
 accuracy and of its MRPC F1 while >= 7x smaller (parameters) and >= 8x faster at batch 1 (PyTorch);
 w4a8 >= 50x smaller than the fp32 teacher on disk and within 1 point of its fp32 student, per task.
 
-    python benchmarks/glue_base.py                         # both tasks: about 8 h on 2 CPU cores (estimate)
-    python benchmarks/glue_base.py --tasks sst2            # SST-2 alone: about 4 h (estimate)
-    python benchmarks/glue_base.py --measure-only          # re-time the finished models (e.g. on an idle machine)
+    python benchmarks/glue_base.py                         # both tasks: about 10 h on one CPU thread (estimate)
+    python benchmarks/glue_base.py --tasks sst2 --students 4x312-rand 4x312-impt --sst2-train 4000 \
+        --teacher-epochs 2 --general-steps 60 --augment-max-examples 1000 --work runs/glue_base_cpu
+                                                           # the CPU-session preset: 1 h 25 min (measured)
+    python benchmarks/glue_base.py ... --measure-only      # re-time the finished models (e.g. on an idle machine)
     python benchmarks/glue_base.py --smoke --work /tmp/gb --result-name glue_base_smoke   # end to end, tiny
 
-The times above are estimates, not measurements of a full run: rates from the smoke run (one thread,
-nice 19, beside two other CPU jobs on 2 cores: the teacher's forward ~1.9 ms a token at batch 32 x 128,
-general distillation ~2.6 s a step of 8 sequences for a 4x312 and ~5.2 s for the 6x768) scaled to the
-default sizes: teacher fine-tuning ~35 min (SST-2, 8,000 x 3 epochs) and ~55 min (MRPC, 3 epochs);
-general distillation ~10 s a step (batch 32) for a 4x312 and ~21 s for the 6x768, ~2.3 h for 200
-steps of all three; task distillation ~1 h on SST-2 and ~2.2 h on MRPC (three students, 2,000 x 2
-augmented examples, the teacher's forward in every step); KDLSQ, evaluation and the timing phase
-~30 min. Both tasks: about 8 h; MRPC's longer pairs make it the larger half.
+Measured (the CPU-session preset, 2026-12-01, one thread, another benchmark on the other core):
+teacher fine-tuning 4,000 SST-2 sentences x 2 epochs 24.5 min (about 6 s a step of 32 short
+sentences); general distillation 14-16 min for 60 steps of 32 x 128 tokens (14-16 s a step, the
+teacher's forward most of it); ETD-Impt extraction 4.7 min; task distillation 8.5 min a student
+(6,000 examples with augmentation, two phases of 178 steps); KDLSQ 1 min; evaluation 2 min; timing
+5-10 min. The defaults scale these: the SST-2 teacher x3 (75 min); 200 general-distillation steps,
+about 50 min for each 4x312 and an estimated 1.7 h for the 6x768; task distillation x2 on SST-2,
+more on MRPC's longer pairs: both tasks with all three students are about 10 h here (estimate).
 
 Stages are reused when their output folder holds `bertcompress_config.yaml`; a stage killed half-way
 resumes from its checkpoints; a --work trained with other settings is refused. The result holds the
