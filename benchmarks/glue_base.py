@@ -30,8 +30,9 @@ file), and CPU latency on a synthetic batch of 1 and of 32 sequences of 128 toke
 ONNX Runtime, `--threads` threads (default 1), all models timed in one phase at the end, after all
 training, each measure the least of `--timing-rounds` (3) interleaved medians of `--repeats` (5)
 calls (one median of the same model varied by 30% on this shared machine): `latency_ratio_batch1/32`
-= teacher ms / student ms in PyTorch, `latency_ratio_onnx_batch1/32` in ONNX Runtime. A w4a8 model is timed as rebuilt in PyTorch (dequantized fp32 weights, fake-quantized
-activations: not a deployable speed) and as its int8 ONNX model in ONNX Runtime (the deployable one).
+= teacher ms / student ms in PyTorch, `latency_ratio_onnx_batch1/32` in ONNX Runtime. A w4a8 model
+is timed as rebuilt in PyTorch (dequantized fp32 weights, fake-quantized activations: not a
+deployable speed) and as its int8 ONNX model in ONNX Runtime (the deployable one).
 Latency does not depend on the weights or the task: each architecture is timed once, on the first
 task's model, and the other task's model of that architecture gets the same times
 (`latency_timed_on`). `stage_seconds`: the wall time of every stage a model needed (the fine-tuned
