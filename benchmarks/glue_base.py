@@ -73,7 +73,6 @@ label_loyalty, stage_seconds, ...}}}; `targets`; `settings`; `environment`.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -130,8 +129,8 @@ def evaluate_task(models: list[Path], data, cache: Path) -> tuple[list[dict[str,
 
 
 def timing_measures(arch: str, folder: Path, onnx_path: Path, threads: int, repeats: int,
-                    warmup: int) -> dict[tuple[str, str, str], Callable[[], float]]:
-    """One latency measure per (arch, runtime, batch): a call is the median ms of `repeats` runs of
+                    warmup: int) -> dict[str, Callable[[], float]]:
+    """One latency measure per "arch/runtime/batchN": a call is the median ms of `repeats` runs of
     `batch` x 128 tokens, `threads` threads, in PyTorch eager or ONNX Runtime (`onnx_path`, exported
     here from the model when absent). Model and session are loaded once, here."""
     from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
@@ -145,10 +144,10 @@ def timing_measures(arch: str, folder: Path, onnx_path: Path, threads: int, repe
     kw = dict(seq_len=128, repeats=repeats, warmup=warmup)
     measures = {}
     for b in (1, 32):
-        measures[(arch, "pytorch", f"batch{b}")] = functools.partial(
-            lambda b: measure_latency(model, batch_size=b, threads=threads, **kw)["median_ms"], b)
-        measures[(arch, "onnx", f"batch{b}")] = functools.partial(
-            lambda b: measure_onnx_latency(session, model, batch_size=b, **kw)["median_ms"], b)
+        measures[f"{arch}/pytorch/batch{b}"] = \
+            lambda b=b: measure_latency(model, batch_size=b, threads=threads, **kw)["median_ms"]
+        measures[f"{arch}/onnx/batch{b}"] = \
+            lambda b=b: measure_onnx_latency(session, model, batch_size=b, **kw)["median_ms"]
     return measures
 
 
@@ -373,7 +372,7 @@ def main() -> None:
     # in interleaved rounds, keeping its least (interference on a shared machine only adds time)
     t0 = time.perf_counter()
     timings: dict[str, dict[str, Any]] = {}
-    measures: dict[tuple[str, str, str], Callable[[], float]] = {}
+    measures: dict[str, Callable[[], float]] = {}
     for task, models in folders.items():
         for name, folder in models.items():
             arch = ARCH_OF.get(name, f"4x312-{BITS}")
@@ -383,9 +382,9 @@ def main() -> None:
                                  "pytorch": {}, "onnx": {}}
                 measures.update(timing_measures(arch, folder, onnx, args.threads, s["repeats"], s["warmup"]))
     print(f"[glue_base] timing {len(timings)} models, {args.timing_rounds} interleaved rounds", flush=True)
-    least = min_over_rounds({"/".join(k): fn for k, fn in measures.items()}, args.timing_rounds)
-    for arch, runtime, batch in measures:
-        timings[arch][runtime][batch] = round(least[f"{arch}/{runtime}/{batch}"], 3)
+    for key, ms in min_over_rounds(measures, args.timing_rounds).items():
+        arch, runtime, batch = key.split("/")
+        timings[arch][runtime][batch] = round(ms, 3)
     timed.record("timing", time.perf_counter() - t0)
     for task, entry in result["tasks"].items():
         t_ms = timings["teacher"]

@@ -344,6 +344,9 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
     result["separate"] = part
     same_best = max(fitness, key=fitness.__getitem__)
 
+    def pair(genome: Genome) -> str:
+        return f"{name(genome[:k])} attention {name(genome[k:])}"
+
     def score(genome: Genome) -> float:
         hidden, attention = genome[:k], genome[k:]
         if hidden == attention:
@@ -352,12 +355,12 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
             record = cached_score(separate_cfg, genome, seed)
             value = record["fitness"]
             part["proxy_seconds"] = round(part.get("proxy_seconds", 0.0) + record["seconds"], 1)
-        part["scored"][f"{name(hidden)} attention {name(attention)}"] = value
+        part["scored"][pair(genome)] = value
         top = max(part["scored"], key=part["scored"].__getitem__)
+        gain = part["scored"][top] - fitness[same_best]
         part.update(evaluations=len(part["scored"]), best=top, best_fitness=part["scored"][top],
-                    best_vs_same_mapping_best=part["scored"][top] - fitness[same_best],
-                    best_vs_same_mapping_best_in_noise_sd=(part["scored"][top] - fitness[same_best]) / noise_sd
-                    if noise_sd else None)
+                    best_vs_same_mapping_best=gain,
+                    best_vs_same_mapping_best_in_noise_sd=gain / noise_sd if noise_sd else None)
         save()
         return value
 
@@ -365,9 +368,8 @@ def run_separate(cfg: MappingSearchConfig, fitness: dict[Genome, float], k: int,
     ga = GeneticConfig(population=args.population, generations=args.separate_generations, elite=1, seed=seed)
     r = genetic_search(score, 2 * k, 1, TEACHER_LAYERS, ga, distinct=True, segments=2,
                        seeds=[u + u, last + last, u + last, last + u])
-    part["generations_best"] = [{"generation": h.generation, "best": f"{name(h.best[:k])} attention "
-                                 f"{name(h.best[k:])}", "fitness": h.best_fitness, "scored_so_far": h.scored_so_far}
-                                for h in r.history]
+    part["generations_best"] = [{"generation": h.generation, "best": pair(h.best), "fitness": h.best_fitness,
+                                 "scored_so_far": h.scored_so_far} for h in r.history]
     part["same_mapping_best"] = name(same_best)
     save()
 
