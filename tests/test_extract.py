@@ -157,6 +157,27 @@ def test_taylor_scores_equal_the_gradient_of_a_unit_mask():
     torch.testing.assert_close(imp.heads[2], masks["heads"].grad.abs().sum((0, 1)).reshape(-1))
 
 
+@pytest.mark.parametrize("family", ["bert", "mpnet"])
+def test_taylor_scoring_keeps_no_activation_alive(family):
+    """Every hooked activation is freed once its batch is scored (a hook holding its own tensor
+    leaked 0.9 GB a batch on a 110M teacher)."""
+    import gc
+    import weakref
+
+    model = tiny(family)
+    enc = encoder(model)
+    alive = []
+    handles = [p[k].register_forward_pre_hook(lambda _m, args: alive.append(weakref.ref(args[0])))
+               for p in enc.parts for k in ("out", "ffn_out")]
+    handles += [layer.register_forward_hook(lambda _m, _a, out: alive.append(
+        weakref.ref(out[0] if isinstance(out, tuple) else out))) for layer in enc.layers]
+    taylor_importance(model, [batch(seed=0), batch(seed=1)])
+    for h in handles:
+        h.remove()
+    gc.collect()
+    assert len(alive) == 2 * 3 * enc.num_layers and all(r() is None for r in alive)
+
+
 def test_importance_loss_follows_the_model():
     b = batch()
     assert taylor_importance(tiny(), [b]).loss == "task"

@@ -185,22 +185,27 @@ def taylor_importance(model: nn.Module, batches: Iterable[dict], *, loss: str = 
     hidden = torch.zeros(enc.hidden_size)
 
     def per_example(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return (x.detach().float() * g.float()).sum(1)  # [batch, units]: Σ over tokens of a·∂L/∂a
+        return (x.float() * g.float()).sum(1)  # [batch, units]: Σ over tokens of a·∂L/∂a
 
+    # Each gradient hook holds a *detached* view of its activation: a hook that held the tensor it is
+    # registered on would form a cycle through autograd that Python's collector cannot see, keeping
+    # every batch's activations alive (0.9 GB a batch of 16 x 128 on a 110M teacher).
     def on_context(i: int):
         def hook(_module, args):
-            x = args[0]
+            x = args[0].detach()
 
             def grad(g):
                 s = per_example(x, g)
                 units[i] += s.abs().sum(0).cpu()
                 heads[i] += s.view(len(s), -1, d).sum(-1).abs().sum(0).cpu()
-            x.register_hook(grad)
+            args[0].register_hook(grad)
         return hook
 
     def add_to(store: torch.Tensor, x: torch.Tensor) -> None:
+        a = x.detach()
+
         def grad(g):  # returns None: a tensor hook's return value would replace the gradient
-            store.add_(per_example(x, g).abs().sum(0).cpu())
+            store.add_(per_example(a, g).abs().sum(0).cpu())
         x.register_hook(grad)
 
     def on_input(store: list, i: int):
