@@ -61,8 +61,9 @@ more on MRPC's longer pairs: both tasks with all three students are about 10 h h
 
 Stages are reused when their output folder holds `bertcompress_config.yaml`; a stage killed half-way
 resumes from its checkpoints; a --work trained with other settings is refused. The result holds the
-tasks of this run only: after `--tasks sst2`, run both tasks (SST-2 is then reused, its scores read
-from WORK/sst2/evaluation.json) to check the targets. Writes benchmarks/results/<--result-name>.json
+tasks of this run and keeps, whole, the other tasks of the result it replaces when that one has the
+same settings (`from_earlier_run`: their latency was timed in their own run): `--tasks mrpc` after
+`--tasks sst2` completes the result even in another --work. Writes benchmarks/results/<--result-name>.json
 (default glue_base) after each finished task (latency then pending) and again after the timing
 phase. Contract: `tasks.<task>`
 {`teacher`: {score, metric, parameters, bytes_on_disk, latency_ms, stage_seconds, ...}, `students`:
@@ -78,7 +79,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from common import SHARED_DATA, Stages, environment, load_json, min_over_rounds, print_table, write_result
+from common import RESULTS, SHARED_DATA, Stages, environment, load_json, min_over_rounds, print_table, write_result
 
 TEACHER = "all-mpnet-base-v2"
 TINY = dict(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
@@ -173,7 +174,7 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
     elif not small:
         verdict = "not measured: no 4x312 student was trained"
     elif not set(TASKS) <= set(tasks):
-        verdict = "not measured: needs both SST-2 and MRPC (this run: " + ", ".join(tasks) + ")"
+        verdict = "not measured: needs both SST-2 and MRPC (measured: " + ", ".join(tasks) + ")"
     elif any(c["met"] is None for c in small.values()):
         missing = sorted({k for c in small.values() for k, v in c.items() if v is None and k != "met"})
         why = " (a teacher at its trivial score gives no retention)" if any("retention" in m for m in missing) else ""
@@ -207,6 +208,17 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
                                   f"{TARGET_DROP:g} point of its fp32 student",
                    "tasks": quant, "met": all(c["met"] for c in quant.values()) if quant else None,
                    "verdict": q_verdict}}
+
+
+def earlier_tasks(path: Path, settings: dict[str, Any], tasks_now: list[str]) -> dict[str, Any]:
+    """The tasks of an earlier result with the same settings that this run does not redo, kept
+    whole (their latency from their own run), so a run of one task completes a result of the other;
+    a result trained with other settings is replaced, not merged."""
+    old = load_json(path)
+    run_keys = ("tasks_run", "students_run", "latency_threads")
+    if not old or {k: v for k, v in old.get("settings", {}).items() if k not in run_keys} != settings:
+        return {}
+    return {t: {**e, "from_earlier_run": True} for t, e in old.get("tasks", {}).items() if t not in tasks_now}
 
 
 def main() -> None:
@@ -307,6 +319,7 @@ def main() -> None:
 
     result: dict[str, Any] = {"tasks": {}, "targets": {}, "settings": settings, "environment": environment()}
     result_name = args.result_name or ("glue_base_smoke" if args.smoke else "glue_base")
+    earlier = earlier_tasks(RESULTS / f"{result_name}.json", settings, args.tasks)
     folders: dict[str, dict[str, Path]] = {}
     for task in args.tasks:
         data = task_data(task, s)
@@ -364,7 +377,7 @@ def main() -> None:
             row["stage_seconds_total"] = round(sum(v for v in row["stage_seconds"].values() if v), 1)
             entry["students"][name] = row
         result["tasks"][task] = entry
-        result["targets"] = targets(result["tasks"])
+        result["targets"] = targets({**earlier, **result["tasks"]})
         result["latency"] = "pending: the timing phase runs after every task is trained"
         print(f"wrote {write_result(result_name, result)} ({task} trained and scored)", flush=True)
 
@@ -401,6 +414,7 @@ def main() -> None:
                          "rounds": args.timing_rounds, "warmup": s["warmup"], "input": "synthetic, every token real",
                          "w4a8": "pytorch: the packed model rebuilt (fp32 dequantized weights, fake-quantized "
                                  "activations); onnx: its int8 QDQ model"}
+    result["tasks"].update({t: e for t, e in earlier.items() if t not in result["tasks"]})
     result["targets"] = targets(result["tasks"])
     result["stage_seconds"] = seconds  # a stage reused from an earlier run keeps that run's time
     result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)

