@@ -1,5 +1,6 @@
-"""Smoke tests of the benchmarks: distill_step.py on tiny models: the `naive` and `ours` steps run, give
-finite losses, and `ours` computes exactly what a direct DistillationObjective call computes."""
+"""Smoke tests of the benchmarks' own code: distill_step.py's `naive` and `ours` steps on tiny models
+(finite losses; `ours` computes exactly what a direct DistillationObjective call computes),
+any_task.py's readers and glue_base.py's targets and result merging."""
 
 from __future__ import annotations
 
