@@ -169,21 +169,22 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
                             and check["size_ratio"] >= TARGET_SIZE and check["latency_ratio_batch1"] >= TARGET_SPEED)
         small[name] = check
     met = [n for n, c in small.items() if c["met"]]
+    checked = {n: c for n, c in small.items() if c["met"] is not None}
+    unchecked = "; ".join(f"{n}: no " + ", ".join(k for k, v in c.items() if v is None and k != "met")
+                          for n, c in small.items() if c["met"] is None)
     if met:
         verdict = f"met by {', '.join(met)}"
     elif not small:
         verdict = "not measured: no 4x312 student was trained"
     elif not set(TASKS) <= set(tasks):
         verdict = "not measured: needs both SST-2 and MRPC (measured: " + ", ".join(tasks) + ")"
-    elif any(c["met"] is None for c in small.values()):
-        missing = sorted({k for c in small.values() for k, v in c.items() if v is None and k != "met"})
-        why = " (a teacher at its trivial score gives no retention)" if any("retention" in m for m in missing) else ""
-        verdict = "not measured: no " + ", ".join(missing) + why
+    elif not checked:  # a retention is missing when the teacher is at its trivial score
+        verdict = f"not measured ({unchecked})"
     else:
         verdict = "not met: " + "; ".join(
             f"{n} keeps " + ", ".join(f"{t} {c[f'{t}_retention']:.1%}" for t in TASKS)
             + f", {c['size_ratio']:.1f}x smaller, {c['latency_ratio_batch1']:.1f}x faster at batch 1"
-            for n, c in small.items())
+            for n, c in checked.items()) + (f" (not measured: {unchecked})" if unchecked else "")
     quant = {}
     for t, entry in tasks.items():
         q = next((r for n, r in entry["students"].items() if n.endswith(f"-{BITS}")), None)
@@ -357,6 +358,8 @@ def main() -> None:
             timed.record(f"evaluate {task}", time.perf_counter() - t0)
         t_rec = records[0]
         entry: dict[str, Any] = {"teacher": {"model": str(teacher), "metric": t_rec["metric"], "score": t_rec["score"],
+                                             "trivial_score": t_rec["trivial_score"],
+                                             "trivial_predictor": t_rec["trivial_predictor"],
                                              "parameters": t_rec["parameters"],
                                              "bytes_on_disk": t_rec["bytes_on_disk"], "latency_ms": None,
                                              "stage_seconds": stage_seconds(needed["teacher"])},
@@ -366,7 +369,8 @@ def main() -> None:
             arch = name.removesuffix(f"-{BITS}")
             ratios = rec["ratios"]
             row = {"model": str(models[name]), "init": STUDENTS[arch]["init"], "shape": STUDENTS[arch]["shape"],
-                   "score": rec["score"], "retention": ratios["retention"], "parameters": rec["parameters"],
+                   "score": rec["score"], "learned": rec["learned"], "retention": ratios["retention"],
+                   "parameters": rec["parameters"],
                    "bytes_on_disk": rec["bytes_on_disk"], "size_ratio": ratios["size_ratio"],
                    "disk_ratio": ratios["disk_ratio"], "latency_ms": None, "latency_ratio_batch1": None,
                    "latency_ratio_batch32": None, "label_loyalty": rec["label_loyalty"],
@@ -424,17 +428,19 @@ def main() -> None:
     rows = []
     for task, entry in result["tasks"].items():
         t = entry["teacher"]
-        rows.append({"task": task, "model": "teacher", "score": t["score"], "params_M": t["parameters"] / 1e6,
+        rows.append({"task": task, "model": "teacher", "score": t["score"], "trivial": t.get("trivial_score"),
+                     "params_M": t["parameters"] / 1e6,
                      "ms_b1": t["latency_ms"]["pytorch"]["batch1"], "ms_b32": t["latency_ms"]["pytorch"]["batch32"]})
         for name, r in entry["students"].items():
-            rows.append({"task": task, "model": name, "score": r["score"], "retention": r["retention"],
+            rows.append({"task": task, "model": name, "score": r["score"], "learned": r.get("learned"),
+                         "retention": r["retention"],
                          "params_M": r["parameters"] / 1e6, "size_ratio": r["size_ratio"],
                          "disk_ratio": r["disk_ratio"], "ms_b1": r["latency_ms"]["pytorch"]["batch1"],
                          "ms_b32": r["latency_ms"]["pytorch"]["batch32"], "speed_b1": r["latency_ratio_batch1"],
                          "speed_b32": r["latency_ratio_batch32"], "onnx_b1": r["latency_ratio_onnx_batch1"],
                          "loyalty": r["label_loyalty"]})
-    print_table(rows, ["task", "model", "score", "retention", "params_M", "size_ratio", "disk_ratio", "ms_b1",
-                       "ms_b32", "speed_b1", "speed_b32", "onnx_b1", "loyalty"])
+    print_table(rows, ["task", "model", "score", "trivial", "learned", "retention", "params_M", "size_ratio",
+                       "disk_ratio", "ms_b1", "ms_b32", "speed_b1", "speed_b32", "onnx_b1", "loyalty"])
     for name, target in result["targets"].items():
         print(f"target {name}: {target['verdict']}")
     print(f"wrote {write_result(result_name, result)}")

@@ -177,6 +177,11 @@ def test_glue_base_targets_need_both_tasks_and_say_which_missed(glue_base):
     assert both["4x312"]["met"] is False and "sst2 98.0%, mrpc 96.0%" in both["4x312"]["verdict"]
     assert both["w4a8"]["met"] is False and "2.00 points below" in both["w4a8"]["verdict"]
     assert glue_base.targets({"sst2": _task(0.97), "mrpc": _task(0.99)})["4x312"]["met"] is True
+    partial = {"sst2": _task(0.98), "mrpc": _task(0.96)}  # a student run on one task does not hide the other
+    partial["sst2"]["students"]["4x312-rand"] = {"retention": 0.5, "size_ratio": 7.6, "latency_ratio_batch1": 13.0}
+    small = glue_base.targets(partial)["4x312"]
+    assert small["met"] is False and small["verdict"].startswith("not met: 4x312-impt keeps sst2 98.0%")
+    assert small["verdict"].endswith("(not measured: 4x312-rand: no mrpc_retention)")
 
 
 def test_glue_base_keeps_the_other_task_of_a_result_with_the_same_settings(glue_base, tmp_path):
