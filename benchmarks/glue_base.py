@@ -47,6 +47,7 @@ w4a8 >= 50x smaller than the fp32 teacher on disk and within 1 point of its fp32
     python benchmarks/glue_base.py --tasks sst2 --students 4x312-rand 4x312-impt --sst2-train 4000 \
         --teacher-epochs 2 --general-steps 60 --augment-max-examples 1000 --work runs/glue_base_cpu
                                                            # the CPU-session preset: 1 h 25 min (measured)
+    python benchmarks/glue_base.py --tasks mrpc ...        # the preset on MRPC: 1 h 25 min (ETD-Impt, 2 threads)
     python benchmarks/glue_base.py ... --measure-only      # re-time the finished models (e.g. on an idle machine)
     python benchmarks/glue_base.py --smoke --work /tmp/gb --result-name glue_base_smoke   # end to end, tiny
 
@@ -55,9 +56,13 @@ teacher fine-tuning 4,000 SST-2 sentences x 2 epochs 24.5 min (about 6 s a step 
 sentences); general distillation 14-16 min for 60 steps of 32 x 128 tokens (14-16 s a step, the
 teacher's forward most of it); ETD-Impt extraction 4.7 min; task distillation 8.5 min a student
 (6,000 examples with augmentation, two phases of 178 steps); KDLSQ 1 min; evaluation 2 min; timing
-5-10 min. The defaults scale these: the SST-2 teacher x3 (75 min); 200 general-distillation steps,
-about 50 min for each 4x312 and an estimated 1.7 h for the 6x768; task distillation x2 on SST-2,
-more on MRPC's longer pairs: both tasks with all three students are about 10 h here (estimate).
+5-10 min. MRPC at the same preset (2026-12-01, two threads while training): the teacher on all
+3,668 pairs x 2 epochs 36 min (230 steps, 8-10 s each); general distillation 11 min (ETD-Impt
+start, 2 threads) and 16 min (random start, 1 thread); ETD-Impt extraction 2.7 min; task distillation
+20 min (5,668 examples, two phases of 177 steps); KDLSQ 2.5 min; timing 12 min. The defaults scale
+these: the SST-2 teacher x3 (75 min); 200 general-distillation steps, about 50 min for each 4x312 and
+an estimated 1.7 h for the 6x768; task distillation x2: both tasks with all three students are about
+10 h here (estimate).
 
 Stages are reused when their output folder holds `bertcompress_config.yaml`; a stage killed half-way
 resumes from its checkpoints; a --work trained with other settings is refused. The result holds the
