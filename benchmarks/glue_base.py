@@ -375,8 +375,7 @@ def main() -> None:
             ratios = rec["ratios"]
             row = {"model": str(models[name]), "init": STUDENTS[arch]["init"], "shape": STUDENTS[arch]["shape"],
                    "score": rec["score"], "learned": rec["learned"], "retention": ratios["retention"],
-                   "parameters": rec["parameters"],
-                   "bytes_on_disk": rec["bytes_on_disk"], "size_ratio": ratios["size_ratio"],
+                   "parameters": rec["parameters"], "bytes_on_disk": rec["bytes_on_disk"], "size_ratio": ratios["size_ratio"],
                    "disk_ratio": ratios["disk_ratio"], "latency_ms": None, "latency_ratio_batch1": None,
                    "latency_ratio_batch32": None, "label_loyalty": rec["label_loyalty"],
                    "probability_loyalty": rec["probability_loyalty"], "stage_seconds": stage_seconds(needed[name])}
@@ -423,7 +422,7 @@ def main() -> None:
                          "rounds": args.timing_rounds, "warmup": s["warmup"], "input": "synthetic, every token real",
                          "w4a8": "pytorch: the packed model rebuilt (fp32 dequantized weights, fake-quantized "
                                  "activations); onnx: its int8 QDQ model"}
-    result["tasks"].update({t: e for t, e in earlier.items() if t not in result["tasks"]})
+    result["tasks"].update(earlier)  # after timing: their latency is their own run's
     result["targets"] = targets(result["tasks"])
     result["stage_seconds"] = seconds  # a stage reused from an earlier run keeps that run's time
     result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)

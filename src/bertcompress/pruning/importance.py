@@ -25,7 +25,7 @@ every LayerNorm on the residual stream (each dimension's output scale).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -184,29 +184,26 @@ def taylor_importance(model: nn.Module, batches: Iterable[dict], *, loss: str = 
     ffn = [torch.zeros(p["ffn_out"].in_features) for p in enc.parts]
     hidden = torch.zeros(enc.hidden_size)
 
-    def per_example(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return (x.float() * g.float()).sum(1)  # [batch, units]: Σ over tokens of a·∂L/∂a
-
-    # Each gradient hook holds a *detached* view of its activation: a hook that held the tensor it is
-    # registered on would form a cycle through autograd that Python's collector cannot see, keeping
-    # every batch's activations alive (0.9 GB a batch of 16 x 128 on a 110M teacher).
-    def on_context(i: int):
-        def hook(_module, args):
-            x = args[0].detach()
-
-            def grad(g):
-                s = per_example(x, g)
-                units[i] += s.abs().sum(0).cpu()
-                heads[i] += s.view(len(s), -1, d).sum(-1).abs().sum(0).cpu()
-            args[0].register_hook(grad)
-        return hook
-
-    def add_to(store: torch.Tensor, x: torch.Tensor) -> None:
+    def on_grad(x: torch.Tensor, use: Callable[[torch.Tensor], object]) -> None:
+        """Calls `use` with [batch, units] = Σ over tokens of a·∂L/∂a once x's gradient is known. The
+        hook holds a *detached* view of x: holding x itself would form a cycle through autograd that
+        Python's collector cannot see, keeping every batch's activations alive (0.9 GB a batch of
+        16 x 128 on a 110M teacher)."""
         a = x.detach()
 
         def grad(g):  # returns None: a tensor hook's return value would replace the gradient
-            store.add_(per_example(a, g).abs().sum(0).cpu())
+            use((a.float() * g.float()).sum(1))
         x.register_hook(grad)
+
+    def add_heads(i: int, s: torch.Tensor) -> None:
+        units[i] += s.abs().sum(0).cpu()
+        heads[i] += s.view(len(s), -1, d).sum(-1).abs().sum(0).cpu()
+
+    def add_to(store: torch.Tensor, x: torch.Tensor) -> None:
+        on_grad(x, lambda s: store.add_(s.abs().sum(0).cpu()))
+
+    def on_context(i: int):
+        return lambda _module, args: on_grad(args[0], lambda s: add_heads(i, s))
 
     def on_input(store: list, i: int):
         return lambda _module, args: add_to(store[i], args[0])
