@@ -376,8 +376,8 @@ def main() -> None:
             row = {"model": str(models[name]), "init": STUDENTS[arch]["init"], "shape": STUDENTS[arch]["shape"],
                    "score": rec["score"], "learned": rec["learned"], "retention": ratios["retention"],
                    "parameters": rec["parameters"], "bytes_on_disk": rec["bytes_on_disk"],
-                   "size_ratio": ratios["size_ratio"], "disk_ratio": ratios["disk_ratio"], "latency_ms": None, "latency_ratio_batch1": None,
-                   "latency_ratio_batch32": None, "label_loyalty": rec["label_loyalty"],
+                   "size_ratio": ratios["size_ratio"], "disk_ratio": ratios["disk_ratio"], "latency_ms": None,
+                   "latency_ratio_batch1": None, "latency_ratio_batch32": None, "label_loyalty": rec["label_loyalty"],
                    "probability_loyalty": rec["probability_loyalty"], "stage_seconds": stage_seconds(needed[name])}
             if name != arch:
                 row.update(bits=BITS, quantized_from=arch, fp32_score=entry["students"][arch]["score"],
