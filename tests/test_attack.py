@@ -183,3 +183,38 @@ def test_attack_unchanged_on_fixed_seed(tiny_tokenizer, tmp_path):
                    ("succeeded", 13, "a day plot , boring actors !", [(1, "day")]),
                    ("succeeded", 21, "she child the good film of the year", [(1, "child"), (3, "good")]),
                    ("succeeded", 11, "Brilliant acting but dull year", [(4, "year")])]
+
+
+def test_word_list_source(toy_model, tiny_tokenizer, tmp_path):
+    words = tmp_path / "neighbours.txt"
+    words.write_text("good  fine,bad good\n\nmovie film\n", encoding="utf-8")
+    cfg = AttackConfig(candidates_from=str(words), candidates_k=5, progress=False)
+    out = attack(toy_model, tiny_tokenizer, [("the dog cat good", 1)], config=cfg)
+    assert out["sources"] == ["wordlist"] and out["candidates_from"] == str(words)
+    rec = out["records"][0]
+    assert rec["success"] and [c["new"] for c in rec["changed_words"]] in (["fine"], ["bad"])
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(UserError, match="holds no words"):
+        attack(toy_model, tiny_tokenizer, [("the dog good", 1)],
+               config=AttackConfig(candidates_from=str(tmp_path / "empty.txt"), progress=False))
+
+
+def test_candidates_come_from_the_reference_not_the_attacked_model(toy_model, tiny_tokenizer, tmp_path):
+    """Two models with different input embeddings attacked from one reference face the same
+    candidate words; each from its own embeddings would not."""
+    from bertcompress.evaluation.attack import build_candidates
+
+    other = type(toy_model)(toy_model.config)  # same vocabulary, other (random) embeddings
+    toy_model.save_pretrained(tmp_path / "reference")
+    tiny_tokenizer.save_pretrained(tmp_path / "reference")
+    cfg = AttackConfig(sources=("embedding",), candidates_k=10, progress=False)
+    shared = build_candidates(cfg, str(tmp_path / "reference"))
+    words = "the dog cat good".split()
+    ref_lists = _candidates(shared.sources, words, [1, 2, 3], 10)
+    own_lists = _candidates(build_candidates(cfg, model=other, tokenizer=tiny_tokenizer).sources, words, [1, 2, 3], 10)
+    assert ref_lists != own_lists  # the premise: the two embedding spaces propose other words
+    for model in (toy_model, other):
+        out = attack(model, tiny_tokenizer, [("the dog cat good", 1)], config=cfg, candidates=shared)
+        assert out["candidates_from"] == str(tmp_path / "reference")
+        for change in out["records"][0]["changed_words"]:
+            assert change["new"].lower() in [c.lower() for c in ref_lists[change["position"]]]

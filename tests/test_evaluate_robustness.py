@@ -71,3 +71,49 @@ def test_evaluate_cli_robustness_flags(tiny_bert_dir, sentiment_tsv, tmp_path):
                  "--no-onnx", "--loyalty-to", str(tiny_bert_dir), "--attack", "3", "--json", str(out)]) == 0
     (record,) = json.loads(out.read_text())
     assert record["label_loyalty"] == 1.0 and record["attack"]["examples"] == 3
+
+
+def test_one_attack_for_every_model(tiny_bert_dir, other_bert_dir, sentiment_tsv, monkeypatch):
+    """evaluate builds the candidates once, from the loyalty teacher, and hands the same ones to
+    every model's attack; the records name that source."""
+    from bertcompress.evaluation import evaluator
+
+    seen = []
+    real = evaluator.run_attack
+    monkeypatch.setattr(evaluator, "run_attack", lambda *a, candidates=None, **k: (
+        seen.append(candidates), real(*a, candidates=candidates, **k))[1])
+    data = DataConfig(task="sst2", path=str(sentiment_tsv))
+    records = evaluate([str(other_bert_dir), str(tiny_bert_dir)], data, latency=False, onnx=False,
+                       loyalty_to=str(tiny_bert_dir),
+                       attack=AttackConfig(max_examples=3, sources=("embedding",), progress=False))
+    assert len(seen) == 2 and seen[0] is seen[1] and seen[0].reference == str(tiny_bert_dir)
+    assert [r["attack"]["candidates_from"] for r in records] == [str(tiny_bert_dir)] * 2
+
+
+def test_advglue_mnli_mismatched_is_scored(tmp_path, tiny_tokenizer):
+    """MNLI has two AdvGLUE sets: both are scored, and the mismatched split's record reads the
+    mismatched one."""
+    from conftest import tiny_config
+
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(tiny_config("bert", len(tiny_tokenizer), num_labels=3)) \
+        .save_pretrained(tmp_path / "nli")
+    tiny_tokenizer.save_pretrained(tmp_path / "nli")
+    folder = tmp_path / "MNLI"
+    folder.mkdir()
+    rows = "sentence1\tsentence2\tgold_label\n" + "a cat sat\ta dog sat\tcontradiction\n" \
+        "a cat sat\tan animal sat\tentailment\na cat sat\tit was big\tneutral\n"
+    for split in ("train", "dev_matched", "dev_mismatched"):
+        (folder / f"{split}.tsv").write_text(rows, encoding="utf-8")
+    adv = tmp_path / "dev_ann.json"
+    adv.write_text(json.dumps({"mnli": [{"idx": 0, "premise": "a b", "hypothesis": "c d", "label": 0}],
+                               "mnli-mm": [{"idx": 0, "premise": "a b", "hypothesis": "c", "label": 1},
+                                           {"idx": 1, "premise": "e", "hypothesis": "f", "label": 2}]}))
+    data = DataConfig(task="mnli", path=str(folder), eval_split="dev_mismatched")
+    (record,) = evaluate([str(tmp_path / "nli")], data, latency=False, onnx=False, advglue=str(adv))
+    assert {k: v["examples"] for k, v in record["advglue"].items()} == {"mnli": 1, "mnli-mm": 2}
+    assert record["advglue_set"] == "mnli-mm" and record["advglue_examples"] == 2
+    assert record["advglue_accuracy"] == record["advglue"]["mnli-mm"]["accuracy"]
+    (matched,) = evaluate([str(tmp_path / "nli")], DataConfig(task="mnli", path=str(folder), eval_split="dev_matched"),
+                          latency=False, onnx=False, advglue=str(adv))
+    assert matched["advglue_set"] == "mnli" and matched["advglue_examples"] == 1

@@ -23,20 +23,39 @@ _LAYOUT = {
 }
 
 
+def advglue_sets(path: str | Path, task: TaskSpec) -> dict[str, list[Example]]:
+    """Every AdvGLUE set of `task`, by AdvGLUE's name: MNLI has two, matched (`mnli`) and
+    mismatched (`mnli-mm`); one of them missing from the file is left out."""
+    if task.name != "mnli":
+        return {task.name: load_advglue(path, task)}
+    data = _read(path)
+    present = [n for n in ("mnli", "mnli-mm") if isinstance(data, dict) and data.get(n)] or ["mnli"]
+    return {n: _examples(data, path, task, n) for n in present}
+
+
 def load_advglue(path: str | Path, task: TaskSpec, *, mismatched: bool = False) -> list[Example]:
     """The AdvGLUE examples of `task` (MNLI: matched, or mismatched with `mismatched`)."""
     name = "mnli-mm" if task.name == "mnli" and mismatched else task.name
     if name not in _LAYOUT:
         raise UserError(f"AdvGLUE has no {task.name} (it covers {', '.join(_LAYOUT)})")
+    return _examples(_read(path), path, task, name)
+
+
+def _read(path: str | Path):
     path = Path(path)
     if path.is_dir():
         path = path / "dev_ann.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
         raise UserError(f"AdvGLUE file {path} not found") from None
+    except OSError as e:
+        raise UserError(f"cannot read AdvGLUE file {path}: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"AdvGLUE file {path} is not valid JSON ({e})") from None
+
+
+def _examples(data, path: str | Path, task: TaskSpec, name: str) -> list[Example]:
     key, (field_a, field_b), names = _LAYOUT[name]
     rows = data.get(key) if isinstance(data, dict) else None
     if not rows:

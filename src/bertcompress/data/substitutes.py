@@ -6,6 +6,7 @@ Sources, all behind one interface (`CandidateSource.candidates_at`):
 - EmbeddingNeighbourCandidates: nearest whole words by cosine in an embedding matrix (a word's
   vector is the mean of its pieces' rows); a stand-in for GloVe / counter-fitted vectors;
 - WordNetSynonyms: WordNet 3.0 synonyms, read straight from the database files;
+- WordListCandidates: a list of your own, e.g. counter-fitted vectors' neighbours;
 - CombinedCandidates: TinyBERT's dispatch, the MLM for single-piece words, neighbours otherwise.
 Candidates are whole alphabetic vocabulary words (WordNet: alphabetic lemmas), best first, and
 never the word itself in any case. Stop-word filtering is the caller's choice (`stop_words`).
@@ -328,3 +329,35 @@ class WordNetSynonyms(CandidateSource):
 
     def candidates_at(self, words: list[str], positions: Sequence[int], top_k: int) -> list[list[str]]:
         return [self.synonyms(words[p], top_k) for p in positions]
+
+
+class WordListCandidates(CandidateSource):
+    """Replacements from a text file, one word a line followed by its candidates, best first
+    (`good nice fine great`, separated by spaces, tabs or commas); words are matched
+    case-insensitively, and a word the list lacks gets none."""
+
+    kind = "wordlist"
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read the word list {path}: {e}") from None
+        self.table: dict[str, list[str]] = {}
+        for line in lines:
+            fields = [w for w in re.split(r"[\s,]+", line.strip()) if w]
+            if not fields:
+                continue
+            word, *cands = fields
+            self.table.setdefault(word.lower(), [c for c in cands if c.isalpha() and c.lower() != word.lower()])
+        if not self.table:
+            raise UserError(f"the word list {path} holds no words")
+
+    @staticmethod
+    def is_word_list(name: str) -> bool:
+        """A file (a model is a folder): read as a word list."""
+        return Path(name).expanduser().is_file()
+
+    def candidates_at(self, words: list[str], positions: Sequence[int], top_k: int) -> list[list[str]]:
+        return [self.table.get(words[p].lower(), [])[:top_k] for p in positions]

@@ -4,11 +4,14 @@ For each example the model classifies correctly (wrong ones are counted, not att
 TextFooler):
 1. word importance by deletion: drop each attackable word; importance is the drop in the
    true-class probability, plus, when the prediction changes, the gain of the new class;
-2. candidates for each word, merged round-robin from up to three sources: the masked-LM head
-   (BERT-Attack style, when there is one), nearest whole words in the model's own input
-   embedding space (cosine; a stand-in for TextFooler's counter-fitted vectors), and WordNet
-   synonyms (when the WordNet 3.0 database is installed, e.g. Debian's `wordnet-base`);
-   the sources live in `data/substitutes.py`, shared with TinyBERT augmentation;
+2. candidates for each word, merged round-robin from up to three sources: a masked-LM head
+   (BERT-Attack style, when there is one), nearest whole words in an input embedding space
+   (cosine; a stand-in for TextFooler's counter-fitted vectors), and WordNet synonyms (when the
+   WordNet 3.0 database is installed, e.g. Debian's `wordnet-base`); or a word list of your own.
+   The sources live in `data/substitutes.py`, shared with TinyBERT augmentation. They come from
+   ONE reference (`build_candidates`: the teacher in `evaluate`, or `candidates_from`), built
+   once and reused for every model compared: each model attacked with its own embeddings would
+   face other candidate words, and a lower success rate could only mean worse candidates;
 3. greedy substitution in importance order: all candidates of a word are scored in one batch;
    take the first (best-ranked) that flips the label, else the one that lowers the true-class
    probability most (only if it does); stop at the first flip.
@@ -44,6 +47,7 @@ from ..data.substitutes import (
     CandidateSource,
     EmbeddingNeighbourCandidates,
     MaskedLMCandidates,
+    WordListCandidates,
     WordNetSynonyms,
     WordVocab,
     stop_words,
@@ -66,8 +70,12 @@ class AttackConfig:
     batch_size: int = 64
     max_seq_len: int = 128
     max_examples: int | None = None  # attack a random subset of this size (all if None)
-    mlm_model: str | None = None  # a masked-LM checkpoint with the model's vocabulary (e.g. the
-    # pre-trained teacher); None: the model's own checkpoint, if it carries a trained MLM head
+    # Where the candidate words come from, the same for every model of a comparison: a model folder
+    # (its input-embedding neighbours, and its masked-LM head if it has one) or a word-list file
+    # (`word cand1 cand2 ...` a line). None: the reference the caller names (evaluate: the teacher).
+    candidates_from: str | None = None
+    mlm_model: str | None = None  # a masked-LM checkpoint with the reference's vocabulary (e.g. the
+    # pre-trained teacher); None: the reference's own checkpoint, if it carries a trained MLM head
     wordnet_dir: str | None = None  # None: $WNSEARCHDIR, then the usual install folders
     progress: bool = True
 
@@ -82,31 +90,60 @@ def is_attackable(word: str) -> bool:
 
 # ------------------------------------------------------------------ sources and scoring
 
-def _own_mlm(model: nn.Module, tokenizer: Any, cfg: AttackConfig) -> nn.Module | None:
+@dataclass
+class Candidates:
+    """The candidate sources of one attack, built once from one reference and shared by every
+    model it is run on (their caches too). `reference` names it in the records."""
+
+    reference: str
+    sources: dict[str, CandidateSource]
+
+    def to(self, device: torch.device) -> Candidates:
+        for src in self.sources.values():
+            if isinstance(src, MaskedLMCandidates):
+                src.model.to(device)
+        return self
+
+
+def _reference_mlm(path: str, tokenizer: Any, cfg: AttackConfig) -> nn.Module | None:
     if cfg.mlm_model:
         if not has_mlm_head(cfg.mlm_model):
             raise UserError(f"{cfg.mlm_model} has no trained masked-LM head to propose attack candidates")
-        check_same_vocab(tokenizer, load_tokenizer(cfg.mlm_model), "the attacked model", cfg.mlm_model)
+        check_same_vocab(tokenizer, load_tokenizer(cfg.mlm_model), "the candidates' reference", cfg.mlm_model)
         return load_model(cfg.mlm_model, "masked_lm")
-    path = getattr(model, "name_or_path", "") or ""  # "" for a model built from a config
     return load_model(path, "masked_lm") if path and has_mlm_head(path) else None
 
 
-def build_sources(model: nn.Module, tokenizer: Any, cfg: AttackConfig) -> dict[str, CandidateSource]:
-    """The candidate sources named in cfg.sources that are available, in that order."""
+def build_candidates(cfg: AttackConfig, reference: str | None = None, *, model: nn.Module | None = None,
+                     tokenizer: Any = None) -> Candidates:
+    """The sources named in cfg.sources that are available, in that order, from
+    `cfg.candidates_from`, else `reference` (a model folder), else an in-memory `model` and its
+    `tokenizer` (a standalone attack on one model). Refuses an attack with no source at all: it
+    would report a robustness it never tested."""
     unknown = set(cfg.sources) - set(SOURCES)
     if unknown:
         raise UserError(f"unknown attack candidate sources {sorted(unknown)}; choose from {list(SOURCES)}")
-    vocab = WordVocab(tokenizer)
+    name, path = cfg.candidates_from or reference, ""
     out: dict[str, CandidateSource] = {}
-    for name in cfg.sources:
-        if name == "mlm" and (mlm := _own_mlm(model, tokenizer, cfg)) is not None:
-            out[name] = MaskedLMCandidates(mlm.to(next(model.parameters()).device), tokenizer, vocab)
-        elif name == "embedding":
-            out[name] = EmbeddingNeighbourCandidates(model.get_input_embeddings().weight, tokenizer, vocab)
-        elif name == "wordnet" and (wn := WordNetSynonyms.find(cfg.wordnet_dir)) is not None:
-            out[name] = wn
-    return out
+    if name is not None and WordListCandidates.is_word_list(name):
+        if "embedding" in cfg.sources or "mlm" in cfg.sources:  # the list stands in for the model-based ones
+            out["wordlist"] = WordListCandidates(name)
+    elif name is not None or model is not None:
+        if name is not None:
+            tokenizer = load_tokenizer(name)
+        path = name if name is not None else getattr(model, "name_or_path", "") or ""  # "" when built from a config
+        for source in cfg.sources:
+            if source == "mlm" and (mlm := _reference_mlm(path, tokenizer, cfg)) is not None:
+                out[source] = MaskedLMCandidates(mlm, tokenizer, WordVocab(tokenizer))
+            elif source == "embedding":
+                embeddings = (load_model(name, "base") if name is not None else model).get_input_embeddings()
+                out[source] = EmbeddingNeighbourCandidates(embeddings.weight, tokenizer, WordVocab(tokenizer))
+    if "wordnet" in cfg.sources and (wn := WordNetSynonyms.find(cfg.wordnet_dir)) is not None:
+        out["wordnet"] = wn
+    out = {k: out[k] for k in (*cfg.sources, "wordlist") if k in out}  # cfg.sources' order
+    if not out:
+        raise UserError(f"none of the attack candidate sources {list(cfg.sources)} is available")
+    return Candidates(name or path or "the attacked model", out)
 
 
 def _candidates(sources: dict[str, CandidateSource], words: list[str], positions: list[int],
@@ -261,9 +298,11 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def attack(model: nn.Module, tokenizer: Any, examples: Sequence[Any], *,
-           config: AttackConfig | None = None) -> dict[str, Any]:
+           config: AttackConfig | None = None, candidates: Candidates | None = None) -> dict[str, Any]:
     """Attack examples, each a (text, label), (text_a, text_b, label) or `Example`; for pairs
-    only text_a is perturbed. Returns aggregates plus per-example `records`:
+    only text_a is perturbed. `candidates`: the sources shared by every model of a comparison
+    (`build_candidates`); None builds them from `config.candidates_from`, else from this model.
+    Returns aggregates (`candidates_from` names the reference) plus per-example `records`:
 
     clean_accuracy: correct before the attack / examples; attack_accuracy: still correct after
     it / examples; attack_success_rate: flipped / attacked (attacked = originally correct);
@@ -284,9 +323,9 @@ def attack(model: nn.Module, tokenizer: Any, examples: Sequence[Any], *,
         triples = [triples[i] for i in keep]
     was_training = model.training
     model.eval()
-    sources = build_sources(model, tokenizer, cfg)
-    if not sources:  # an attack without candidates would report a robustness it never tested
-        raise UserError(f"none of the attack candidate sources {list(cfg.sources)} is available")
+    if candidates is None:
+        candidates = build_candidates(cfg, model=model, tokenizer=tokenizer)
+    sources = candidates.to(next(model.parameters()).device).sources
     records, n_attacked, n_won = [], 0, 0
     bar = tqdm(triples, desc=f"attack ({'+'.join(sources)})", unit="ex",
                disable=not cfg.progress, dynamic_ncols=True)
@@ -301,6 +340,7 @@ def attack(model: nn.Module, tokenizer: Any, examples: Sequence[Any], *,
     attacked = [r for r in records if r["status"] != "skipped"]
     won = [r for r in attacked if r["success"]]
     return {"examples": n, "attacked": len(attacked), "succeeded": len(won), "sources": list(sources),
+            "candidates_from": candidates.reference,
             "clean_accuracy": len(attacked) / n, "attack_accuracy": (len(attacked) - len(won)) / n,
             "attack_success_rate": len(won) / len(attacked) if attacked else None,
             "mean_words_changed_share": _mean([r["words_changed_share"] for r in won]),

@@ -24,6 +24,10 @@ class EvaluateConfig:
     repeats: int = setting(10, "timed runs per measurement")
     loyalty_to: str | None = setting(None, "teacher to measure label/probability loyalty against")
     attack: int = setting(0, "word-substitution attack (TextFooler style) on N examples of the split (0: off)")
+    attack_candidates: str | None = setting(None, "where every model's attack takes its candidate words: a model "
+                                            "folder (embedding neighbours, its MLM head if any) or a word-list "
+                                            "file (null: the loyalty teacher, else the baseline, else the first "
+                                            "model)")
     advglue: str | None = setting(None, "also score on AdvGLUE data at this path")
     json: str | None = setting(None, "also write the records to this JSON file")
     report: str | None = setting(None, "also write the HTML and Markdown report to this folder")

@@ -16,11 +16,11 @@ import torch
 
 from ..config import DataConfig
 from ..data import encode_examples, kind_of, load_examples, split_description
-from ..data.advglue import load_advglue
+from ..data.advglue import advglue_sets
 from ..data.examples import Example, TaskSpec
 from ..errors import UserError
 from ..models.loading import check_task_model, load_model, load_tokenizer, resolve_model_path
-from .attack import AttackConfig
+from .attack import AttackConfig, Candidates, build_candidates
 from .attack import attack as run_attack
 from .loyalty import loyalty
 from .metrics import learned, predictions_from_logits
@@ -42,8 +42,12 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
     threads: CPU threads for both runtimes (default: torch's current count), stated in each record.
     loyalty_to: a model (the teacher) whose predictions every record's label and probability
     loyalty are measured against (added to the run if not listed).
-    attack: the word-substitution attack on every model, on the same examples (True: 200 of the
-    split's examples, or an AttackConfig). advglue: AdvGLUE's dev_ann.json, for its accuracy.
+    attack: the word-substitution attack on every model, on the same examples with the same
+    candidate words (True: 200 of the split's examples, or an AttackConfig): candidates come from
+    `attack.candidates_from`, else from the reference model (loyalty_to, else baseline, else the
+    first model), built once. advglue: AdvGLUE's dev_ann.json, for the accuracy on each of the task's sets (MNLI: matched
+    and mismatched, in `advglue`); `advglue_accuracy` is the set that matches the split (MNLI's
+    mismatched one for a `*mismatched` split).
     """
     if not models:
         raise UserError("evaluate needs at least one model")
@@ -61,10 +65,11 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
                         f"{kind.name} task")
     attack_cfg = (attack if isinstance(attack, AttackConfig) else AttackConfig(max_examples=200, progress=True)) \
         if attack else None
-    adv_examples = load_advglue(advglue, task) if advglue is not None else None
+    adv_examples = advglue_sets(advglue, task) if advglue is not None else None
+    candidates = build_candidates(attack_cfg, loyalty_to or baseline or models[0]) if attack_cfg else None
     settings = dict(latency=latency, onnx=onnx, seq_len=seq_len, batch_sizes=tuple(batch_sizes), threads=threads,
                     repeats=repeats, warmup=warmup, cuda=cuda, keep_onnx=onnx_dir is not None,
-                    attack_cfg=attack_cfg, adv_examples=adv_examples)
+                    attack_cfg=attack_cfg, candidates=candidates, adv_examples=adv_examples)
     with tempfile.TemporaryDirectory(prefix="bertcompress-onnx-") as scratch:
         scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
@@ -87,8 +92,8 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
 def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example], split: str, data: DataConfig,
                   onnx_folder: Path, *, latency: bool, onnx: bool, seq_len: int, batch_sizes: tuple[int, ...],
                   threads: int, repeats: int, warmup: int, cuda: bool | None, keep_onnx: bool,
-                  attack_cfg: AttackConfig | None,
-                  adv_examples: list[Example] | None) -> tuple[dict[str, Any], np.ndarray]:
+                  attack_cfg: AttackConfig | None, candidates: Candidates | None,
+                  adv_examples: dict[str, list[Example]] | None) -> tuple[dict[str, Any], np.ndarray]:
     kind = kind_of(task)
     tokenizer = load_tokenizer(name)
     model = load_model(name, kind.model_kind, num_labels=task.num_labels).eval()
@@ -112,13 +117,17 @@ def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example]
             record["latency_onnx"] = onnx_latency(session, model, **timing)
         del session  # frees ORT's thread pool before the next model is timed
     if adv_examples is not None:
-        adv_features = encode_examples(tokenizer, adv_examples, data.max_seq_len)
-        adv_logits = predict_logits(model, adv_features, collate).numpy()
-        record["advglue_examples"] = len(adv_examples)
-        record["advglue_accuracy"] = float(np.mean(
-            predictions_from_logits(task, adv_logits) == np.array([e.label for e in adv_examples])))
+        record["advglue"] = {}
+        for set_name, adv in adv_examples.items():
+            adv_logits = predict_logits(model, encode_examples(tokenizer, adv, data.max_seq_len), collate).numpy()
+            correct = predictions_from_logits(task, adv_logits) == np.array([e.label for e in adv])
+            record["advglue"][set_name] = {"examples": len(adv), "accuracy": float(np.mean(correct))}
+        own = "mnli-mm" if "mismatched" in split and "mnli-mm" in adv_examples else next(iter(adv_examples))
+        record["advglue_set"] = own
+        record["advglue_examples"] = record["advglue"][own]["examples"]
+        record["advglue_accuracy"] = record["advglue"][own]["accuracy"]
     if attack_cfg is not None:
-        result = run_attack(model, tokenizer, examples, config=attack_cfg)
+        result = run_attack(model, tokenizer, examples, config=attack_cfg, candidates=candidates)
         record["attack"] = {k: v for k, v in result.items() if k != "records"}
         record.update({k: result[k] for k in ("attack_accuracy", "attack_success_rate")})
     return record, logits

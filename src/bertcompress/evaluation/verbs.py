@@ -17,11 +17,11 @@ def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     from .evaluator import evaluate
     from .report import report
 
+    attack = AttackConfig(max_examples=cfg.attack, candidates_from=cfg.attack_candidates) if cfg.attack else False
     records = evaluate(cfg.models, cfg.data, split=cfg.split, latency=cfg.latency, onnx=cfg.onnx,
                        onnx_dir=cfg.onnx_dir, threads=cfg.threads, batch_sizes=tuple(cfg.batch_sizes),
                        seq_len=cfg.seq_len, repeats=cfg.repeats, baseline=cfg.baseline, loyalty_to=cfg.loyalty_to,
-                       advglue=cfg.advglue,
-                       attack=AttackConfig(max_examples=cfg.attack, progress=True) if cfg.attack else False)
+                       advglue=cfg.advglue, attack=attack)
     if cfg.json:
         atomic_write_json(cfg.json, records)
     if cfg.report:
