@@ -115,3 +115,108 @@ def test_version_1_folders_still_load(tiny_bert_dir, tmp_path):
     path.write_text(json.dumps(desc))
     with torch.no_grad():
         assert torch.equal(load_packed(tmp_path / "v1")(**batch).logits, model(**batch).logits)
+
+
+SENTENCES = ["a great movie", "the worst film i saw this year", "really quite boring", "i love this story !",
+             "an awful plot but brilliant acting", "fun"]
+
+# Run by a fresh interpreter on a copy of the folder: plain transformers and onnxruntime only.
+_STANDARD_TOOLS = """
+import json, sys
+import numpy as np, onnxruntime as ort, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+folder, sentences = sys.argv[1], json.loads(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(folder)
+model, info = AutoModelForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+with torch.no_grad():
+    logits = model.eval()(**tok(sentences, padding=True, return_tensors="pt")).logits
+session = ort.InferenceSession(folder + "/onnx/model.onnx", providers=["CPUExecutionProvider"])
+enc = tok(sentences, padding=True, return_tensors="np")
+onnx_logits = session.run(["logits"], {i.name: enc[i.name] for i in session.get_inputs()})[0]
+assert not [m for m in sys.modules if m.startswith("bertcompress")]
+print(json.dumps({"info": {k: sorted(map(str, v)) for k, v in info.items()}, "logits": logits.tolist(),
+                  "onnx": np.asarray(onnx_logits).tolist()}))
+"""
+
+
+def _float_activations(model):
+    """The in-memory fake-quantized model with its activation quantizers off: quantized weights only."""
+    import copy
+
+    from bertcompress.quant import QuantLinear
+
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if isinstance(m, QuantLinear):
+            m.act_quant = None
+    return plain
+
+
+def test_packed_folder_loads_with_standard_tools(tiny_bert_dir, tiny_tokenizer, tmp_path):
+    """from_pretrained reads the dequantized copy (model.safetensors) and ONNX Runtime the int8 model,
+    from a copy of the folder, in a process without bertcompress: both match the in-memory model."""
+    import shutil
+    import subprocess
+    import sys
+
+    from bertcompress.evaluation.profile import bytes_on_disk
+    from bertcompress.quant.pack import README_FILE, STANDARD_WEIGHTS_FILE
+
+    model, qcfg = _quantized(tiny_bert_dir, "w4a8")
+    batch = tiny_tokenizer(SENTENCES * 4, padding=True, return_tensors="pt")
+    calibrate_(model, dict(batch))
+    with torch.no_grad():  # steps off their init, as training leaves them
+        for name, p in model.named_parameters():
+            if name.endswith(".step"):
+                p.mul_(1.1)
+    save_packed(tmp_path / "q", model, qcfg, tokenizer=tiny_tokenizer, onnx=True)
+    copy = shutil.copytree(tmp_path / "q", tmp_path / "elsewhere" / "copy")
+    out = subprocess.run([sys.executable, "-c", _STANDARD_TOOLS, str(copy), json.dumps(SENTENCES)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["info"]["missing_keys"] == [] and got["info"]["unexpected_keys"] == []
+
+    enc = tiny_tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        fake_quant = model(**enc).logits
+        weights_only = _float_activations(model)(**enc).logits
+    standard, onnx = torch.tensor(got["logits"]), torch.tensor(got["onnx"])
+    # the dequantized weights are the quantized model's exactly: only the activations differ
+    assert torch.allclose(standard, weights_only, atol=1e-6, rtol=0)
+    scale = fake_quant.abs().max().item()
+    assert torch.allclose(standard, fake_quant, atol=0.05 * scale, rtol=0)
+    assert torch.equal(standard.argmax(-1), fake_quant.argmax(-1))
+    assert torch.allclose(onnx, fake_quant, atol=0.05 * scale, rtol=0)
+    assert torch.equal(onnx.argmax(-1), fake_quant.argmax(-1))
+
+    # the folder says which file is which; its size is still the packed file's
+    readme = (tmp_path / "q" / README_FILE).read_text()
+    for name in (WEIGHTS_FILE, DESCRIPTION_FILE, STANDARD_WEIGHTS_FILE, "onnx/model.onnx", "load_packed",
+                 "AutoModelForSequenceClassification.from_pretrained", "InferenceSession"):
+        assert name in readme, name
+    assert bytes_on_disk(tmp_path / "q") == (tmp_path / "q" / WEIGHTS_FILE).stat().st_size
+    assert (tmp_path / "q" / STANDARD_WEIGHTS_FILE).stat().st_size > bytes_on_disk(tmp_path / "q")
+
+
+def test_packed_tagger_loads_with_from_pretrained(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert_dir, num_labels=5,
+                                                            ignore_mismatched_sizes=True).eval()
+    qcfg = QuantConfig.parse("w2a8")
+    quantize_(model, qcfg)
+    batch = _batch()
+    calibrate_(model, batch)
+    save_packed(tmp_path / "t", model, qcfg, model_kind="token_classifier")
+    plain, info = AutoModelForTokenClassification.from_pretrained(tmp_path / "t", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    with torch.no_grad():
+        assert torch.allclose(plain.eval()(**batch).logits, _float_activations(model)(**batch).logits,
+                              atol=1e-6, rtol=0)
+    assert "AutoModelForTokenClassification" in (tmp_path / "t" / "README.md").read_text()
+    # bertcompress itself still reads the packed file: the quantized model, bit for bit
+    from bertcompress.models.loading import load_model
+
+    with torch.no_grad():
+        assert torch.equal(load_model(str(tmp_path / "t"))(**batch).logits, model(**batch).logits)

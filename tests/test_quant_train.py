@@ -112,5 +112,37 @@ def test_quantize_subcommand(tiny_bert_dir, sentiment_tsv, tmp_path, capsys):
 
     assert main(["quantize", "--student", str(tiny_bert_dir), "--task", "sst2", "--data", str(sentiment_tsv),
                  "--bits", "w4a8", "-o", str(tmp_path / "cli"), "--set", "train.max_steps=2",
-                 "--set", "train.batch_size=4"]) == 0
+                 "--set", "train.batch_size=4", "--onnx"]) == 0
     assert is_packed(tmp_path / "cli") and "kdlsq" in capsys.readouterr().out
+
+
+def test_quantize_output_loads_with_standard_tools(tiny_bert_dir, sentiment_tsv, tmp_path):
+    """`quantize --onnx`'s folder, copied elsewhere: transformers and ONNX Runtime alone load it and
+    agree with the quantized model; `evaluate` still counts only the packed file."""
+    import shutil
+    import subprocess
+    import sys
+
+    from bertcompress.evaluation.profile import bytes_on_disk
+    from bertcompress.models.loading import load_tokenizer
+    from test_quant_pack import _STANDARD_TOOLS, SENTENCES, _float_activations
+
+    out = quantize(_cfg(tiny_bert_dir, sentiment_tsv, tmp_path / "q", steps=3, quant=QuantConfig.parse("w4a8"),
+                        onnx=True))
+    result = json.loads((out / "bertcompress_result.json").read_text())
+    assert bytes_on_disk(out) == result["bytes_on_disk"] == (out / "quantized.safetensors").stat().st_size
+    assert "bertcompress_result.json" in (out / "README.md").read_text()
+    copy = shutil.copytree(out, tmp_path / "elsewhere")
+    run = subprocess.run([sys.executable, "-c", _STANDARD_TOOLS, str(copy), json.dumps(SENTENCES)],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["info"]["missing_keys"] == [] and got["info"]["unexpected_keys"] == []
+    quantized = load_packed(out, keep_weight_quantizers=True)  # the trained model, bit for bit
+    with torch.no_grad():
+        enc = load_tokenizer(str(out))(SENTENCES, padding=True, return_tensors="pt")
+        logits, weights_only = quantized(**enc).logits, _float_activations(quantized)(**enc).logits
+    assert torch.allclose(torch.tensor(got["logits"]), weights_only, atol=1e-6, rtol=0)
+    onnx = torch.tensor(got["onnx"])
+    assert torch.allclose(onnx, logits, atol=0.05 * logits.abs().max().item(), rtol=0)
+    assert torch.equal(onnx.argmax(-1), logits.argmax(-1))

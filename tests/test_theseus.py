@@ -270,7 +270,7 @@ def test_bad_teachers_are_user_errors(tmp_path, tiny_bert_dir, sentiment_tsv, ti
     bare = tmp_path / "bare"  # a pre-trained encoder, no fine-tuned classifier head
     AutoModel.from_config(tiny_config("bert", len(tiny_tokenizer))).save_pretrained(bare)
     tiny_tokenizer.save_pretrained(bare)
-    with pytest.raises(UserError, match="not a fine-tuned sequence classifier"):
+    with pytest.raises(UserError, match="no trained classification head .* `bertcompress finetune`"):
         theseus(from_dict(TheseusConfig, {"teacher": str(bare), "data": data, "output": str(tmp_path / "o")}))
     assert not (tmp_path / "o").exists()
 

@@ -57,7 +57,8 @@ def _student(cfg: DistillConfig, teacher: nn.Module, teacher_tok, *, kind: str,
         pass  # a student saved without tokenizer is checked by vocabulary size below
     if student_tok is not None:
         check_same_vocab(teacher_tok, student_tok, cfg.teacher, cfg.student_path)
-    student = load_model(cfg.student_path, kind, num_labels=num_labels)
+    # a task student is usually a general (bare) student: its head is trained here, so a fresh one is meant
+    student = load_model(cfg.student_path, kind, num_labels=num_labels, new_head=True)
     if student.config.vocab_size != teacher.config.vocab_size:
         raise UserError(f"teacher {cfg.teacher} and student {cfg.student_path} have different vocabularies "
                         f"({teacher.config.vocab_size} vs {student.config.vocab_size} tokens)")

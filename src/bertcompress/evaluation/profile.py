@@ -37,8 +37,13 @@ def bytes_on_disk(folder: str | Path) -> int:
     """Bytes of one copy of the saved weights: the safetensors files if any, else .bin, .pt, .onnx.
 
     One format only, so a folder holding both safetensors and an ONNX export is not counted twice;
-    tokenizer and config files are not weights.
+    tokenizer and config files are not weights. A packed quantized folder counts its packed file
+    only, not the dequantized fp32 copy beside it (quant/pack.py).
     """
+    from ..quant.pack import WEIGHTS_FILE, is_packed
+
+    if is_packed(folder) and (Path(folder) / WEIGHTS_FILE).is_file():
+        return (Path(folder) / WEIGHTS_FILE).stat().st_size
     files = [p for p in Path(folder).iterdir() if p.is_file()]
     for suffix in WEIGHT_SUFFIXES:
         chosen = [p for p in files if p.suffix == suffix]

@@ -96,16 +96,50 @@ _PLAIN_ERRORS = (*_UNREADABLE, ValueError, KeyError, RuntimeError)
 def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | None = None,
                trust_remote_code: bool = False, quiet_new_head: bool = True, new_head: bool = False) -> nn.Module:
     """A model folder in any registered format (formats.py), else through `transformers`.
-    `new_head`: a saved task head of another size is replaced by a fresh one (fine-tuning a model
-    of another task), not an error."""
+
+    A task model (kind "classifier" or "token_classifier") must bring its trained head: a folder
+    whose weights lack the head's tensors (a pre-trained encoder such as all-MiniLM-L6-v2, which
+    `from_pretrained` would silently give a random head) is refused, naming `finetune`.
+    `new_head`: the caller means to train a fresh head (fine-tuning, task distillation of a bare
+    student): a missing head, or a saved head of another size, is replaced by a fresh one."""
     path = resolve_model_path(name)
     fmt = format_of(path)
     try:
         if fmt is not None:
-            return fmt.load(Path(path), kind, num_labels)
-        return _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head, new_head)
+            model = fmt.load(Path(path), kind, num_labels)
+            fresh = _format_fresh_head(model, Path(path)) if kind in _TASK_KINDS and not new_head else []
+        else:
+            model, fresh = _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head, new_head)
     except (_UNREADABLE if fmt is not None else _PLAIN_ERRORS) as e:
         raise UserError(f"cannot load a model from {name}: {_first_line(e)}") from None
+    if fresh and not new_head:
+        what = "token-classification" if kind == "token_classifier" else "classification"
+        listed = ", ".join(fresh[:3]) + (f" and {len(fresh) - 3} more" if len(fresh) > 3 else "")
+        raise UserError(f"{name} has no trained {what} head ({listed} not in its weights: a pre-trained "
+                        "encoder, not a task model): fine-tune it first with `bertcompress finetune`")
+    return model
+
+
+_TASK_KINDS = ("classifier", "token_classifier")
+
+
+def _head_keys(model: nn.Module, keys) -> list[str]:
+    """Those of `keys` (state-dict names) that belong to the task head: outside the base encoder,
+    or its pooler (which a sentence classifier's head reads)."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    return sorted(k for k in keys if not k.startswith(prefix) or k[len(prefix):].startswith("pooler."))
+
+
+def _format_fresh_head(model: nn.Module, folder: Path) -> list[str]:
+    """The head weights of a model a format loader built that are not in the folder's safetensors
+    (matched with or without the base-model prefix, as loaders match them); [] when the folder has
+    no model.safetensors to tell (a packed folder of an older version: always its saved head)."""
+    saved = _saved_tensor_names(folder)
+    if saved is None or getattr(model, "base_model_prefix", None) is None:
+        return []
+    prefix = model.base_model_prefix + "."
+    params = [n for n, _ in model.named_parameters() if n.rsplit(".", 1)[-1] in ("weight", "bias")]
+    return [k for k in _head_keys(model, params) if k not in saved and k.removeprefix(prefix) not in saved]
 
 
 def _first_line(e: BaseException) -> str:
@@ -114,10 +148,12 @@ def _first_line(e: BaseException) -> str:
 
 
 def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
-                quiet_new_head: bool, new_head: bool = False) -> nn.Module:
+                quiet_new_head: bool, new_head: bool = False) -> tuple[nn.Module, list[str]]:
+    """The model and the head tensors `transformers` initialised afresh (missing from the
+    checkpoint): [] for a task model that brought its head, and always for "base"/"masked_lm"."""
     from .. import nasbert  # noqa: F401 - registers "nasbert" with the Auto classes, for `nas` outputs
 
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs = {"trust_remote_code": trust_remote_code, "output_loading_info": True}
     if new_head:
         kwargs["ignore_mismatched_sizes"] = True
     if num_labels is not None:
@@ -128,12 +164,13 @@ def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote
         tf_logger.setLevel(logging.ERROR)
     try:
         try:
-            model = auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
+            model, info = auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
         except TypeError:  # transformers < 4.56 names the argument torch_dtype
-            model = auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
+            model, info = auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
     finally:
         tf_logger.setLevel(level)
-    return model.float()
+    fresh = _head_keys(model, info.get("missing_keys") or ()) if kind in _TASK_KINDS else []
+    return model.float(), fresh
 
 
 def load_tokenizer(name: str):

@@ -8,10 +8,16 @@ A packed folder holds
                            token-type embeddings, a float task head) in fp32, so
                            the rebuilt model reproduces the fake-quantized one bit for bit
     quantization.json      format, QuantConfig, per tensor: bits, signed, shape, per-channel
+    model.safetensors      the same weights dequantized (codes × step, fp32) in the standard
+                           `transformers` layout, so `AutoModelFor...from_pretrained(folder)` loads
+                           the folder without bertcompress (activations then run in float)
     config.json, tokenizer, bertcompress_config.yaml, bertcompress_result.json
     onnx/model.onnx        optional: the int8 ONNX Runtime model (quant/onnx_int8.py)
-"Bytes on disk" is the size of quantized.safetensors. Float tensors stay fp32 (not fp16): they are
-a small share at BERT sizes and fp32 keeps the reload exact.
+    README.md              which file is which and how to load each
+"Bytes on disk" is the size of quantized.safetensors (evaluation/profile.py counts only it in a
+packed folder). Float tensors stay fp32 (not fp16): they are a small share at BERT sizes and fp32
+keeps the reload exact. `load_packed` reads only quantized.safetensors: model.safetensors may be
+deleted to ship the small form alone.
 
 Bit layout: codes are stored offset to unsigned (c + Q_N, in [0, 2^b)) and laid end to end as a
 little-endian bit stream: code i occupies stream bits [i·b, (i+1)·b), byte k holds stream bits
@@ -29,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..config import from_dict, save_config, to_dict
+from ..config import CONFIG_FILENAME, from_dict, save_config, to_dict
 from ..errors import UserError
 from ..io import atomic_dir, atomic_write_json
 from ..models.formats import register_format
@@ -40,7 +46,9 @@ from .modules import QuantEmbedding, QuantLinear, quantize_
 
 WEIGHTS_FILE = "quantized.safetensors"
 DESCRIPTION_FILE = "quantization.json"
+STANDARD_WEIGHTS_FILE = "model.safetensors"  # the dequantized copy, for plain `from_pretrained`
 ONNX_FILE = "onnx/model.onnx"
+README_FILE = "README.md"
 FORMAT = "bertcompress-packed-lsq"
 VERSION = 2  # 2 records QuantConfig.quantize_positions; version 1 folders are still read
 _CHUNK = 1 << 20  # groups of 8 codes per step: bounds the int64 scratch memory
@@ -110,16 +118,69 @@ def pack_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return tensors, described
 
 
+def _times_step(codes: torch.Tensor, step: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """Dequantized values: integer codes (as float) × their step, one per row when per_channel."""
+    return codes * (step.view(-1, *[1] * (codes.dim() - 1)) if per_channel else step)
+
+
+def dequantized_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The plain `transformers` state dict of a fake-quantized model: every quantized weight as
+    codes × step (the values `load_packed` rebuilds), no quantizer state, so the model class of
+    its config loads it with `from_pretrained`."""
+    qweights = _quantized_weights(model)
+    state = {}
+    for key, value in model.state_dict().items():
+        if ".weight_quant." in key or ".act_quant." in key:
+            continue
+        if key in qweights:
+            module, wq = qweights[key]
+            value = _times_step(wq.codes(module.weight.detach()).cpu().float(), wq.step.detach().cpu().float(),
+                                wq.per_channel)
+        state[key] = value.detach().cpu().clone()  # clone: safetensors refuses shared storage
+    return state
+
+
+def _readme(model: nn.Module, quant: QuantConfig, model_kind: str, packed_bytes: int, standard_bytes: int,
+            onnx: bool, records: list[str]) -> str:
+    """The folder's README.md: which file is which and how to load each."""
+    auto = "AutoModelForTokenClassification" if model_kind == "token_classifier" else \
+        "AutoModelForSequenceClassification"
+    rows = [
+        f"| `{WEIGHTS_FILE}` + `{DESCRIPTION_FILE}` | the packed low-bit model: integer codes at their bit "
+        f"width with their steps, float LayerNorms, biases and the rest; {packed_bytes:,} bytes, the size "
+        "bertcompress reports | `bertcompress.quant.load_packed(folder)`, or any bertcompress command given "
+        "this folder: exactly the quantized model, activations quantized as in training |",
+        f"| `{STANDARD_WEIGHTS_FILE}` + `config.json` + tokenizer files | the same weights dequantized "
+        f"(codes × step) in fp32, standard `transformers` layout; {standard_bytes:,} bytes | "
+        f"`transformers.{auto}.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`, no "
+        "bertcompress needed; activations run in float there, so its logits differ slightly from the "
+        "quantized model's |"]
+    if onnx:
+        rows.append(f"| `{ONNX_FILE}` | the int8 ONNX model (QDQ: integer matmuls in ONNX Runtime), the fast "
+                    "CPU form; activations quantized as in training | `s = onnxruntime.InferenceSession("
+                    f"\"<folder>/{ONNX_FILE}\")`; `enc = tokenizer(texts, padding=True, return_tensors=\"np\")`; "
+                    "`s.run([\"logits\"], {i.name: enc[i.name] for i in s.get_inputs()})` |")
+    if records:
+        rows.append(f"| {', '.join(f'`{r}`' for r in records)} | the settings it was made with, its scores | |")
+    return "\n".join([
+        f"# A {quant.spec()} quantized {model.config.model_type} model, written by bertcompress", "",
+        "| files | what | load with |", "| --- | --- | --- |", *rows, "",
+        f"bertcompress loads the model from `{WEIGHTS_FILE}` alone: delete `{STANDARD_WEIGHTS_FILE}` to ship "
+        f"the small form (`{WEIGHTS_FILE}`, `{DESCRIPTION_FILE}`, `config.json`, tokenizer files).", ""])
+
+
 def save_packed(output: str | Path, model: nn.Module, quant: QuantConfig, *, tokenizer=None,
                 config: Any = None, result: dict[str, Any] | None = None, onnx: bool = False,
                 model_kind: str = "classifier") -> Path:
-    """Write a packed folder atomically; returns its path. `onnx` adds onnx/model.onnx, the int8
-    ONNX Runtime model (quant/onnx_int8.py; in a subfolder, so it is not counted as the packed size).
+    """Write a packed folder atomically; returns its path. Beside the packed file it writes the
+    dequantized weights in the standard layout (model.safetensors) and a README.md saying which
+    file is which. `onnx` adds onnx/model.onnx, the int8 ONNX Runtime model (quant/onnx_int8.py).
     `model_kind`: "classifier" or "token_classifier" (a tagger), what `load_packed` rebuilds."""
     output = Path(output)
     tensors, described = pack_state(model)
     with atomic_dir(output) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        save_file(dequantized_state(model), str(tmp / STANDARD_WEIGHTS_FILE), metadata={"format": "pt"})
         atomic_write_json(tmp / DESCRIPTION_FILE, {
             "format": FORMAT, "version": VERSION, "model_kind": model_kind, "quant": to_dict(quant),
             "float_dtype": "float32", "tensors": described})
@@ -134,6 +195,10 @@ def save_packed(output: str | Path, model: nn.Module, quant: QuantConfig, *, tok
             export_onnx_int8(model, tmp / ONNX_FILE)
         if result is not None:
             atomic_write_json(tmp / RESULT_FILENAME, {**result, "bytes_on_disk": (tmp / WEIGHTS_FILE).stat().st_size})
+        records = [name for name in (CONFIG_FILENAME, RESULT_FILENAME) if (tmp / name).is_file()]
+        (tmp / README_FILE).write_text(_readme(model, quant, model_kind, (tmp / WEIGHTS_FILE).stat().st_size,
+                                               (tmp / STANDARD_WEIGHTS_FILE).stat().st_size, onnx, records),
+                                       encoding="utf-8")
     return output
 
 
@@ -178,7 +243,7 @@ def load_packed(folder: str | Path, *, keep_weight_quantizers: bool = False) -> 
         info, step = desc["tensors"][key], tensors[f"{key}.step"]
         codes = unpack_bits(tensors[f"{key}.codes"], info["bits"], module.weight.numel()) - wq.q_n
         codes = codes.view(info["shape"]).float()
-        state[key] = codes * (step.view(-1, *[1] * (codes.dim() - 1)) if wq.per_channel else step)
+        state[key] = _times_step(codes, step, wq.per_channel)
         state[f"{key.removesuffix('.weight')}.weight_quant.step"] = step
     for key, value in tensors.items():
         if key.endswith(".act_quant.step"):

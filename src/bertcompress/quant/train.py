@@ -48,9 +48,12 @@ PTQ_FILE = "ptq_int8.pt"
 
 
 def _weights_bytes(name: str) -> int | None:
+    """The student's weights on disk, counted as `evaluate` counts them (one copy; a packed folder's
+    packed file, not its dequantized copy)."""
+    from ..evaluation.profile import bytes_on_disk
+
     folder = Path(resolve_model_path(name))
-    files = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")] if folder.is_dir() else []
-    return sum(p.stat().st_size for p in files) or None
+    return (bytes_on_disk(folder) if folder.is_dir() else 0) or None
 
 
 def _load_classifier(name: str, task, role: str) -> nn.Module:
