@@ -93,7 +93,9 @@ def test_nas_resume_reuses_the_latency_table(tmp_path, tiny_bert_dir, corpus, mo
     calls = []
     real = nas_verbs.measure_table
     monkeypatch.setattr(nas_verbs, "measure_table", lambda *a, **k: calls.append(1) or real(*a, **k))
-    cfg = _config(tiny_bert_dir, corpus, tmp_path / "nas", budgets=["2x"])
+    # 1M parameters: a budget that always fits (whether 2x does depends on the measured latencies), so the run
+    # writes a family; one where no budget fits is an error that writes nothing
+    cfg = _config(tiny_bert_dir, corpus, tmp_path / "nas", budgets=["2x", "1M"])
 
     def killed(*a, **k):
         raise RuntimeError("killed")

@@ -21,6 +21,7 @@ from . import __version__
 from .commands import BY_NAME, COMMANDS, Command, resolve
 from .config import config_to_yaml, load_config
 from .errors import UserError
+from .io import strict_resume
 from .train.interrupt import Interrupted
 
 EPILOG = ("Every setting can be given by --config FILE (YAML, keys as in the saved bertcompress_config.yaml) "
@@ -95,6 +96,9 @@ def _add_command(sub, cmd: Command) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     if any(f.name == "output" for f in dataclasses.fields(cls)):
         _add_field_flag(p, "output", "output", defaults)
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an output that another command wrote (an output is otherwise only replaced by "
+                            "one of its own kind)")
     if cmd.resumable:
         p.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its last checkpoint (finished stages are reused)")
@@ -163,7 +167,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     transformers.logging.set_verbosity_error()
     verb = resolve(cmd.verb)
-    result = verb(cfg, resume=args.resume) if cmd.resumable else verb(cfg)
+    kwargs = {"resume": args.resume} if cmd.resumable else {}
+    if getattr(args, "overwrite", False):
+        kwargs["overwrite"] = True
+    with strict_resume():  # --resume with nothing to resume is an error, not a fresh start
+        result = verb(cfg, **kwargs)
     if cmd.show:
         resolve(cmd.show)(cfg, result)
     elif result is not None:

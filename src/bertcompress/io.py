@@ -1,16 +1,19 @@
 """Safe outputs: written atomically (complete or absent, never half-written), claimed by one run
-at a time, never put in place of something bertcompress did not write, and a full disk said in
-one line."""
+at a time, never put in place of something bertcompress did not write nor of another command's
+output (unless `overwrite`), readable by others as the umask says, and a full disk said in one
+line."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import functools
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -57,9 +60,47 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else by the
+    usual set-and-restore."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The mode `open` gives a new file: 0o666 less the umask (tempfile.mkstemp gives 0o600)."""
+    return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+    """The mode `mkdir` gives a new folder: 0o777 less the umask (tempfile.mkdtemp gives 0o700)."""
+    return 0o777 & ~umask()
+
+
+def normal_modes(root: Path) -> None:
+    """Give `root` and everything under it the modes `mkdir` and `open` would have: our temporary
+    folders (mkdtemp) are 0o700, and some writers make 0o600 files (safetensors writes a temporary
+    file and renames it), so a serving process of another user could not read the output."""
+    folders, files = folder_mode(), file_mode()
+    for p in (root, *root.rglob("*")):
+        if p.is_symlink():
+            continue
+        mode = stat.S_IMODE(p.lstat().st_mode)
+        wanted = folders if p.is_dir() or mode & 0o111 else files  # an executable file keeps its x bits
+        if mode != wanted:
+            os.chmod(p, wanted)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """`write(tmp)` a sibling temporary file, then rename it over `path` in one step: a kill or a
-    full disk mid-write leaves the previous file intact and no temporary file behind."""
+    full disk mid-write leaves the previous file intact and no temporary file behind. The file
+    gets the mode a plain `open` would give it (others can read it where the umask lets them)."""
     path = Path(path)
     with explain_write_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +108,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.close(fd)
         try:
             write(Path(tmp))
+            os.chmod(tmp, file_mode())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -107,21 +149,91 @@ def is_output(folder: str | Path) -> bool:
     return (Path(folder) / CONFIG_FILENAME).is_file()
 
 
-def check_output(path: str | Path) -> Path:
+def output_kind(folder: str | Path) -> str | None:
+    """The kind of output of ours `folder` holds: the config class its bertcompress_config.yaml
+    records under `kind` (FinetuneConfig, DistillConfig, ...). None when it records none (a
+    hand-made or damaged file: every bertcompress version has written the key) or cannot be read."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load((Path(folder) / CONFIG_FILENAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    kind = loaded.get("kind") if isinstance(loaded, dict) else None
+    return kind if isinstance(kind, str) and kind else None
+
+
+def describe_kind(kind: str) -> str:
+    """'a finetune output (FinetuneConfig)': the command that writes a kind, from the command table."""
+    from .commands import COMMANDS  # the table imports nothing heavy
+
+    names = [c.name for c in COMMANDS if c.config.rpartition(":")[2] == kind]
+    return f"a {names[0]} output ({kind})" if names else f"a {kind} output"
+
+
+def check_output(path: str | Path, kind: str | None = None, overwrite: bool = False) -> Path:
     """Refuse an output path that holds something bertcompress did not write: a file, or a folder
-    that is neither empty nor one of our outputs (it would be replaced, and its contents lost)."""
+    that is neither empty nor one of our outputs (it would be replaced, and its contents lost).
+    With `kind` (the config class of the run that will write it), refuse also an output of ours of
+    another kind, or of no recorded kind, unless `overwrite`: an output is only ever replaced by
+    one of its own kind."""
     path = Path(path)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise UserError(f"output {path} exists and is not a folder; choose another output path")
     if path.is_dir() and not is_output(path) and any(path.iterdir()):
         raise UserError(f"output {path} is a folder bertcompress did not write (no {CONFIG_FILENAME} in it); "
                         "choose another output path")
+    if kind is not None and not overwrite and is_output(path):
+        found = output_kind(path)
+        if found is None:
+            raise UserError(f"output {path} holds a {CONFIG_FILENAME} that records no kind (hand-made or "
+                            f"damaged), and {describe_kind(kind)} would replace it: pass --overwrite "
+                            "(overwrite=True) to replace it, or choose another output path")
+        if found != kind:
+            raise UserError(f"output {path} holds {describe_kind(found)}, and {describe_kind(kind)} would replace "
+                            "it: pass --overwrite (overwrite=True) to replace it, or choose another output path")
+    return path
+
+
+def checkpoints_folder(output: str | Path) -> Path:
+    """Where a run keeps its resumable state: beside its output, never inside it."""
+    output = Path(output)
+    return output.parent / f".{output.name}.checkpoints"
+
+
+def check_resumable(output: str | Path, kind: str) -> None:
+    """`--resume` needs something to resume: a checkpoint of an interrupted run beside `output`, or
+    an output of this kind (which keeps its own state: run's finished stages, search-mapping's
+    scores, nas's supernet). Else say so, rather than silently starting afresh (`strict_resume`)."""
+    output = Path(output)
+    checkpoints = checkpoints_folder(output)
+    if checkpoints.is_dir() and any(p.is_file() for p in checkpoints.rglob("*")):
+        return
+    if is_output(output) and output_kind(output) == kind:
+        return
+    found = (f"; it holds {describe_kind(k)}" if is_output(output) and (k := output_kind(output)) else
+             "; the folder does not exist" if not output.exists() else "")
+    raise UserError(f"--resume: nothing to resume in {output}: no checkpoint of an interrupted run ({checkpoints}) "
+                    f"and no earlier {describe_kind(kind).removeprefix('a ')}{found}; run without --resume to start "
+                    "afresh")
+
+
+def prepare_output_folder(path: str | Path, kind: str) -> Path:
+    """For a verb that writes its output in place (not with `atomic_dir`), once its inputs are
+    checked: the folder, created if needed; an output of another kind there (the claim let it
+    through: overwrite) is removed first, so the two are never mixed."""
+    path = Path(path)
+    if is_output(path) and output_kind(path) != kind:
+        shutil.rmtree(path)
+    with explain_write_errors(path):
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces `path` in one rename.
+    """Yield a temporary sibling folder; on success it replaces `path` in one rename, with the
+    modes `mkdir` and `open` give (`normal_modes`).
 
     If the body raises, the temporary folder is removed and whatever was at `path` is untouched.
     """
@@ -132,6 +244,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         with explain_write_errors(path):
             yield tmp
+            normal_modes(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -150,10 +263,11 @@ def _lock_path(output: Path) -> Path:
 
 
 @contextlib.contextmanager
-def claim_output(output: str | Path) -> Iterator[Path]:
-    """Hold `output` for this run: refuse a path that is not ours, and a second run on the same
-    path while this one writes it (an advisory lock beside it, released when the process ends)."""
-    output = check_output(output)
+def claim_output(output: str | Path, kind: str | None = None, overwrite: bool = False) -> Iterator[Path]:
+    """Hold `output` for this run: refuse a path that is not ours (or, with `kind`, an output of
+    another kind unless `overwrite`: `check_output`), and a second run on the same path while this
+    one writes it (an advisory lock beside it, released when the process ends)."""
+    output = check_output(output, kind, overwrite)
     from .train.distributed import is_main_process  # here: it imports torch, which --help avoids
 
     if not is_main_process():  # under torchrun rank 0 holds the claim for all ranks
@@ -188,10 +302,37 @@ def claim_output(output: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+# Set by the CLI for the verb it calls: `--resume` there must find something to resume. The verbs
+# that one calls (run's stages, search-mapping's candidates) get it unset, as Python callers do.
+_strict_resume: contextvars.ContextVar[bool] = contextvars.ContextVar("bertcompress_strict_resume", default=False)
+
+
+@contextlib.contextmanager
+def strict_resume() -> Iterator[None]:
+    """Within it, the next verb called with `resume=True` refuses an output with nothing to resume
+    (`check_resumable`), once its claim holds; the CLI's `--resume`."""
+    token = _strict_resume.set(True)
+    try:
+        yield
+    finally:
+        _strict_resume.reset(token)
+
+
 def writes_output(verb: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a verb whose config has an `output`: the run claims it first (`claim_output`)."""
+    """Decorate a verb whose config has an `output`: the run claims it first (`claim_output`, with
+    the config's class as the output's kind), and takes `overwrite=True` to replace an output of
+    another kind. Under `strict_resume` (the CLI), `resume=True` with nothing to resume is an error;
+    called from Python, it continues what there is and otherwise starts afresh."""
     @functools.wraps(verb)
-    def claimed(cfg: Any, *args: Any, **kwargs: Any) -> Any:
-        with claim_output(cfg.output):
-            return verb(cfg, *args, **kwargs)
+    def claimed(cfg: Any, *args: Any, overwrite: bool = False, **kwargs: Any) -> Any:
+        kind = type(cfg).__name__
+        strict = _strict_resume.get()
+        with claim_output(cfg.output, kind, overwrite):
+            if strict and kwargs.get("resume"):
+                check_resumable(cfg.output, kind)
+            token = _strict_resume.set(False)  # for the verbs this one calls
+            try:
+                return verb(cfg, *args, **kwargs)
+            finally:
+                _strict_resume.reset(token)
     return claimed

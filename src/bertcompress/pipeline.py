@@ -24,10 +24,11 @@ from typing import Any
 from .config import CorpusConfig, DistillConfig, FinetuneConfig, PipelineConfig, save_config, to_dict
 from .data import get_task, load_examples
 from .distillation.stages import distill
+from .errors import UserError
 from .evaluation.evaluator import compare, evaluate, records_markdown
 from .evaluation.report import report as html_report
 from .finetuning import finetune
-from .io import atomic_write_json, atomic_write_text, is_output, writes_output
+from .io import atomic_write_json, atomic_write_text, is_output, prepare_output_folder, writes_output
 from .models.loading import resolve_model_path
 from .train.distributed import is_main_process
 
@@ -35,30 +36,33 @@ from .train.distributed import is_main_process
 @writes_output
 def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     out = Path(cfg.output)
-    resolve_model_path(cfg.teacher)  # fail fast on a bad teacher, before any training
-    out.mkdir(parents=True, exist_ok=True)
+    _check_inputs(cfg)  # what a later stage would refuse, before anything is written or trained
+    general_corpus, corpus_text = _general_corpus(cfg, out)
+    teacher_dir, general_dir, student_dir = out / "teacher", out / "general_student", out / "student"
+    stages = (  # built (and so checked) before anything is written
+        ("teacher", finetune, FinetuneConfig(model=cfg.teacher, data=cfg.data, train=cfg.finetune,
+                                             output=str(teacher_dir))),
+        ("general_student", distill, DistillConfig(
+            stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
+            corpus=general_corpus, output=str(general_dir))),
+        ("student", distill, DistillConfig(
+            stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
+            train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
+            augment=cfg.augment, output=str(student_dir))))
+    prepare_output_folder(out, type(cfg).__name__)
     save_config(cfg, out)
+    if corpus_text is not None:
+        atomic_write_text(general_corpus.path, corpus_text)
     seconds: dict[str, float] = {}
 
-    def stage(name: str, fn, stage_cfg) -> Path:
-        folder = out / name
+    for name, fn, stage_cfg in stages:
+        folder = Path(stage_cfg.output)
         if resume and is_output(folder):
             print(f"[bertcompress] {name}: reusing {folder}")
-            return folder
+            continue
         t0 = time.perf_counter()
         fn(stage_cfg, resume=resume)
         seconds[name] = round(time.perf_counter() - t0, 1)
-        return folder
-
-    teacher_dir = stage("teacher", finetune, FinetuneConfig(
-        model=cfg.teacher, data=cfg.data, train=cfg.finetune, output=str(out / "teacher")))
-    general_dir = stage("general_student", distill, DistillConfig(
-        stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
-        corpus=_general_corpus(cfg, out), output=str(out / "general_student")))
-    student_dir = stage("student", distill, DistillConfig(
-        stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
-        train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
-        augment=cfg.augment, output=str(out / "student")))
 
     if not is_main_process():
         return {}  # under torchrun, rank 0 alone evaluates and writes the report
@@ -79,21 +83,51 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     return report
 
 
-def _general_corpus(cfg: PipelineConfig, out: Path) -> CorpusConfig:
+def _check_inputs(cfg: PipelineConfig) -> None:
+    """The teacher, the task's data, the corpus, the student's shape and layer mappings against the
+    teacher, and the stages' training settings: every input a stage would otherwise refuse only
+    after the stages before it had trained (and written) for hours."""
+    from transformers import AutoConfig
+
+    from .data import load_corpus
+    from .models.student import check_student
+
+    path = resolve_model_path(cfg.teacher)
+    try:
+        teacher = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read the config of teacher {cfg.teacher}: {str(e).strip().splitlines()[0]}") from None
+    check_student(teacher, cfg.student, {"losses.layer_mapping": cfg.losses.layer_mapping,
+                                         "losses.attention_mapping": cfg.losses.attention_mapping})
+    for name in ("general", "task_intermediate", "task_prediction"):
+        train = getattr(cfg, name)
+        if train.search is not None:
+            raise UserError(f"{name}.search (choosing lr and epochs) is only for fine-tuning: the finetune stage")
+        runs = name == "general" or (name == "task_intermediate" and any(
+            getattr(cfg.losses, w) > 0 for w in ("embedding", "hidden", "attention")))
+        if train.keep_best and runs:  # of the distillation phases, only task_prediction evaluates
+            raise UserError(f"{name}.keep_best needs an evaluation, and this stage has none")
+    for split in dict.fromkeys((cfg.data.train_split, cfg.data.eval_split)):
+        load_examples(cfg.data, split, allow_tagging=True)
+    if cfg.corpus.path is not None:
+        load_corpus(cfg.corpus)
+
+
+def _general_corpus(cfg: PipelineConfig, out: Path) -> tuple[CorpusConfig, str | None]:
     """The general stage's text: the configured corpus; for a tagging task given none, the words of
-    the task's own train split (all of it: unlabelled use needs no labels budget), written to
-    out/general_corpus.txt, so the student learns the language of the task's domain rather than
-    the embedded default's."""
+    the task's own train split (all of it: unlabelled use needs no labels budget), to be written to
+    out/general_corpus.txt (the text is returned; the caller writes it), so the student learns the
+    language of the task's domain rather than the embedded default's."""
     if cfg.corpus.path is not None or get_task(cfg.data.task).kind != "tagging":
-        return cfg.corpus
+        return cfg.corpus, None
     _, sentences = load_examples(replace(cfg.data, max_train_examples=None), "train", allow_tagging=True)
     lines = [" ".join(s.tokens) for s in sentences]
     path = out / "general_corpus.txt"
-    # documents of 16 sentences: the corpus reader packs a document's lines into sequences
-    atomic_write_text(path, "\n\n".join("\n".join(lines[i:i + 16]) for i in range(0, len(lines), 16)) + "\n")
     print(f"[bertcompress] general distillation reads the {len(lines):,} train sentences of {cfg.data.task} "
           f"({path}); pass --corpus for other text")
-    return replace(cfg.corpus, path=str(path))
+    # documents of 16 sentences: the corpus reader packs a document's lines into sequences
+    text = "\n\n".join("\n".join(lines[i:i + 16]) for i in range(0, len(lines), 16)) + "\n"
+    return replace(cfg.corpus, path=str(path)), text
 
 
 def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:

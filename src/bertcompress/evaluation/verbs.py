@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config import save_config
 from ..errors import UserError
-from ..io import atomic_write_json, writes_output
+from ..io import atomic_write_json, prepare_output_folder, writes_output
 from .config import EvaluateConfig, ReportConfig
 
 
@@ -17,6 +17,7 @@ def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     from .evaluator import evaluate
     from .report import report
 
+    _check_paths(cfg)  # before the models are scored (and ONNX exports written): not after, with one file written
     attack = AttackConfig(max_examples=cfg.attack, candidates_from=cfg.attack_candidates) if cfg.attack else False
     records = evaluate(cfg.models, cfg.data, split=cfg.split, latency=cfg.latency, onnx=cfg.onnx,
                        onnx_dir=cfg.onnx_dir, threads=cfg.threads, batch_sizes=tuple(cfg.batch_sizes),
@@ -27,6 +28,25 @@ def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     if cfg.report:
         report(records, cfg.report)
     return records
+
+
+def _check_paths(cfg: EvaluateConfig) -> None:
+    """The models exist, and the files and folders to write are not something else already."""
+    from ..models.loading import resolve_model_path
+
+    if not cfg.models:
+        raise UserError("evaluate needs at least one model")
+    for name in dict.fromkeys([*cfg.models, *(m for m in (cfg.baseline, cfg.loyalty_to) if m is not None)]):
+        resolve_model_path(name)
+    if cfg.json:
+        path = Path(cfg.json)
+        if path.is_dir():
+            raise UserError(f"json {path} is a folder; give the path of the file to write the records to")
+        if any(p.exists() and not p.is_dir() for p in path.parents):
+            raise UserError(f"json {path}: a file is in the way of its folder")
+    for what, folder in (("report", cfg.report), ("onnx_dir", cfg.onnx_dir)):
+        if folder and (Path(folder).exists() and not Path(folder).is_dir()):
+            raise UserError(f"{what} {folder} exists and is not a folder; choose another path")
 
 
 def show_records(cfg: EvaluateConfig, records: list[dict[str, Any]]) -> None:
@@ -45,6 +65,8 @@ def write_report(cfg: ReportConfig) -> Path:
 
     if not cfg.records:
         raise UserError("report needs at least one records file")
-    report(load_records(cfg.records), cfg.output)
+    records = load_records(cfg.records)  # read and checked before the output is touched
+    prepare_output_folder(cfg.output, type(cfg).__name__)  # written in place: another kind (--overwrite) goes first
+    report(records, cfg.output)
     save_config(cfg, cfg.output)
     return Path(cfg.output)

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from ..config import save_config
-from ..io import atomic_dir, atomic_write_json
+from ..io import atomic_dir, atomic_write_json, checkpoints_folder
 
 RESULT_FILENAME = "bertcompress_result.json"
 
@@ -29,13 +29,11 @@ def save_model_folder(output: str | Path, model: nn.Module, tokenizer, config: A
 
 def checkpoint_dir(output: str | Path, phase: str) -> Path:
     """Where a run keeps its resumable state: beside the output, never inside it."""
-    output = Path(output)
-    return output.parent / f".{output.name}.checkpoints" / phase
+    return checkpoints_folder(output) / phase
 
 
 def drop_checkpoints(output: str | Path) -> None:
-    output = Path(output)
-    shutil.rmtree(output.parent / f".{output.name}.checkpoints", ignore_errors=True)
+    shutil.rmtree(checkpoints_folder(output), ignore_errors=True)
 
 
 def publish_model_folder(output: str | Path, model: nn.Module, tokenizer, config: Any,

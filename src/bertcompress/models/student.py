@@ -33,6 +33,37 @@ def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = 
     return config
 
 
+def check_student(teacher_config, cfg: StudentConfig,
+                  mappings: dict[str, str | list[int] | None] | None = None) -> None:
+    """What building and distilling this student from a teacher of `teacher_config` would refuse,
+    from the configs alone (no weights), so a verb can say it before it writes anything: its sizes on
+    the teacher's family, the layers `init: teacher_layers` copies, and the layer mappings
+    (`{"losses.layer_mapping": spec, ...}`) against the teacher's depth."""
+    from ..distillation.mapping import resolve_mapping
+
+    config = student_config(teacher_config, cfg)
+    family = family_of(teacher_config)
+    layers_f, *sizes = family.size_fields
+    n_teacher = getattr(teacher_config, layers_f)
+    for name, spec in (mappings or {}).items():
+        if spec is not None:
+            try:
+                resolve_mapping(spec, cfg.num_layers, n_teacher)
+            except UserError as e:
+                raise UserError(f"{name}: {e}") from None
+    if cfg.init == "teacher_layers":
+        if any(getattr(config, f) != getattr(teacher_config, f) for f in sizes):
+            raise UserError("student.init=teacher_layers needs the student's hidden, head and FFN sizes to equal the "
+                            f"teacher's ({', '.join(f'{f} {getattr(teacher_config, f)}' for f in sizes)})")
+        layers = cfg.init_layers
+        if layers is not None:
+            if len(layers) != cfg.num_layers:
+                raise UserError(f"student.init_layers needs {cfg.num_layers} teacher layers, got {len(layers)}")
+            for layer in layers:
+                if not 1 <= layer <= n_teacher:
+                    raise UserError(f"student.init_layers: teacher layer {layer} is out of range 1..{n_teacher}")
+
+
 def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool = False, kind: str | None = None,
                   num_labels: int | None = None, init_layers: list[int] | None = None, seed: int = 42) -> nn.Module:
     """A fresh student of `kind` (loading.ModelKind; default: "classifier" if `classifier` else

@@ -82,6 +82,11 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     run continues from its checkpoints, and a finished output's kept supernet serves new budgets
     without training again."""
     refuse_ddp("nas is not supported under torchrun (DDP) yet: its pruning runs on one process")
+    for name, train in (("train", cfg.train), ("final_general", cfg.final_general)):  # before anything is written
+        if train is not None and train.search is not None:
+            raise UserError(f"nas {name}.search (choosing lr and epochs) is only for fine-tuning")
+    if cfg.final_general is not None and cfg.final_general.keep_best:
+        raise UserError("nas final_general.keep_best needs an evaluation, and the final stage has none")
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_model(cfg.teacher, "base").eval()
@@ -111,6 +116,11 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     else:
         print(f"[bertcompress] nas: picking from the supernet kept in {kept} (no training)")
     chosen = _choose(cfg, objective, teacher, search, space, heldout)
+    if not any(chosen.values()):  # nothing to write: the earlier output (if any) stays as it was
+        attention = f" with {cfg.min_attention} attention slot(s) (min_attention)" if cfg.min_attention else ""
+        raise UserError(f"nas: no architecture of the search space fits any budget ({', '.join(cfg.budgets)})"
+                        f"{attention}; nothing was written to {cfg.output}. The search is kept: --resume with looser "
+                        "budgets picks from it without training again")
     return _publish(cfg, tokenizer, objective, train_features, heldout, chosen, search, space,
                     reused=kept if search.reused else None)
 

@@ -27,7 +27,7 @@ from ..distillation.mapping import resolve_mapping
 from ..distillation.stages import distill
 from ..errors import UserError
 from ..finetuning import finetune
-from ..io import atomic_write_json, is_output, writes_output
+from ..io import atomic_write_json, is_output, prepare_output_folder, writes_output
 from ..models.loading import resolve_model_path
 from ..pruning.config import ExtractConfig
 from .config import MappingSearchConfig
@@ -37,16 +37,21 @@ from .heldout import check_widths, heldout_loss
 RESULT_FILE = "search.json"
 
 
-def teacher_sizes(name: str) -> tuple[int, int]:
-    """The teacher's (layers, hidden size), read from its config alone."""
+def teacher_config(name: str):
+    """The teacher's transformers config, read alone (no weights)."""
     from transformers import AutoConfig
 
-    from ..models.architecture import size_fields
-
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(name))
+        return AutoConfig.from_pretrained(resolve_model_path(name))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot read the config of teacher {name}: {str(e).strip().splitlines()[0]}") from None
+
+
+def teacher_sizes(name: str) -> tuple[int, int]:
+    """The teacher's (layers, hidden size), read from its config alone."""
+    from ..models.architecture import size_fields
+
+    config = teacher_config(name)
     layers_field, hidden_field = size_fields(config.model_type)[:2]
     return getattr(config, layers_field), getattr(config, hidden_field)
 
@@ -158,6 +163,49 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
     return {tuple(c["mapping"]): c for c in saved.get("candidates", [])}
 
 
+def check_inputs(cfg: MappingSearchConfig, genome: Genome) -> None:
+    """What the proxy runs would refuse only once the search had started (and rewritten its output):
+    the student and the attention mapping against the teacher, a corpus too small for the proxy
+    (and the held-out sequences), the proxy tasks' data, the stages' training settings, and the
+    configs every candidate is run with (`genome`: one of them)."""
+    from ..data import chunk_corpus, load_corpus, load_examples
+    from ..models.loading import load_tokenizer
+    from ..models.student import check_student
+
+    hidden, attention = split_genome(cfg, genome)
+    # the student's own init matters only where it is built afresh (etd and etd_mapped extract it)
+    student = cfg.student if cfg.proxy_init == "random" else dataclasses.replace(cfg.student, init="random")
+    check_student(teacher_config(cfg.teacher), student,
+                  {"losses.attention_mapping": None if attention else cfg.losses.attention_mapping})
+    for name in ("proxy_general", "final_general"):
+        train = getattr(cfg, name)
+        if train is not None and train.search is not None:
+            raise UserError(f"{name}.search (choosing lr and epochs) is only for fine-tuning")
+        if train is not None and train.keep_best:
+            raise UserError(f"{name}.keep_best needs an evaluation, and general distillation has none")
+    heldout = cfg.heldout_sequences if cfg.proxy_metric == "heldout_loss" else 0
+    docs = load_corpus(cfg.corpus)
+    sequences = chunk_corpus(load_tokenizer(cfg.teacher), docs, cfg.corpus.max_seq_len,
+                             cfg.proxy_sequences + heldout)
+    if not sequences:
+        raise UserError(f"the corpus ({cfg.corpus.path or 'the embedded default'}) gives no sequence to distil on")
+    if heldout and len(sequences) <= cfg.proxy_sequences:
+        raise UserError(f"the corpus has no sequences after the proxy's first {cfg.proxy_sequences} to hold out; use "
+                        "a larger corpus or fewer proxy_sequences")
+    if cfg.proxy_metric == "finetune":
+        for task in cfg.tasks:
+            for split in dict.fromkeys((task.train_split, task.eval_split)):
+                load_examples(task, split, allow_tagging=True)
+    if cfg.proxy_init == "etd":
+        init_config(cfg)
+    elif cfg.proxy_init == "etd_mapped":
+        init_config(cfg, hidden, Path(cfg.output) / "check-init")
+    losses = dataclasses.replace(cfg.losses, layer_mapping=list(hidden),
+                                 attention_mapping=list(attention) if attention else cfg.losses.attention_mapping)
+    DistillConfig(stage="general", teacher=cfg.teacher, student=cfg.student, losses=losses, train=cfg.proxy_general,
+                  corpus=cfg.corpus, output=str(Path(cfg.output) / "check"))
+
+
 @writes_output
 def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     """Run the search; write search.json (and with final_general the distilled student) to cfg.output."""
@@ -173,7 +221,8 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     candidates = _earlier_scores(out, cfg) if resume else {}
     if out.exists() and not resume and (out / RESULT_FILE).is_file():
         raise UserError(f"{out} already holds a search; pass resume to continue it or choose another output")
-    out.mkdir(parents=True, exist_ok=True)
+    check_inputs(cfg, heuristics["uniform"])  # all of them, before the output is touched
+    prepare_output_folder(out, type(cfg).__name__)
     save_config(cfg, out)
     student_init(cfg)
 
