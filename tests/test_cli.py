@@ -51,7 +51,7 @@ def _cases(tmp_path, tiny_bert_dir, sentiment_tsv):
         "unknown task": (["finetune", "--model", str(tiny_bert_dir), "--task", "sst9", "--data",
                           str(sentiment_tsv)], "unknown task"),
         "not a model": (["finetune", "--model", str(not_model)] + data, "not a model folder"),
-        "missing model": (["finetune", "--model", str(tmp_path / "gone")] + data, "model folder not found"),
+        "missing model": (["finetune", "--model", str(tmp_path / "gone")] + data, "no such model folder"),
         "bad config value": (["finetune", "--model", str(tiny_bert_dir), "--config", str(bad_yaml)] + data,
                              "train.lr must be > 0"),
         "unknown config key": (["finetune", "--config", str(unknown_key)], "unknown key train.learning_rate"),

@@ -4,13 +4,16 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertPreTrainedModel
 
 from bertcompress.models.architecture import describe
 from bertcompress.models.intermediates import ScoreRecorder, run_with_intermediates
 from conftest import tiny_config
 
 FAMILIES = ["bert", "roberta", "mpnet", "distilbert", "electra"]
+# transformers 5 runs BERT's attention through its AttentionInterface (our recording attention);
+# transformers 4 has per-model eager/SDPA classes, and the recorder uses hooks there
+INTERFACE = bool(getattr(BertPreTrainedModel, "_supports_attention_backend", False))
 
 
 @pytest.mark.parametrize("mode", ["hooks", "attention"])
@@ -41,7 +44,8 @@ def test_scores_equal_manual_qk(family, mode):
         pair = (m[:, None, :, None] * m[:, None, None, :]).bool().expand_as(manual)
         torch.testing.assert_close(out.scores[layer][pair], manual[pair])
         assert torch.count_nonzero(out.scores[layer][~pair]) == 0
-    expected = "attention" if mode == "attention" and family != "mpnet" else "hooks"  # MPNet: no interface
+    # MPNet: no interface; transformers 4 models: no attention backends, so hooks (the same scores)
+    expected = "attention" if mode == "attention" and family != "mpnet" and INTERFACE else "hooks"
     assert rec.mode == expected
     rec.remove()
     assert not view.queries[0]._forward_hooks
@@ -69,8 +73,9 @@ def test_recording_attention_changes_nothing_at_real_tokens(family):
     torch.testing.assert_close(out.logits, own.logits, atol=1e-5, rtol=1e-5)
     out.logits.sum().backward()
     torch.testing.assert_close(describe(model).queries[0].weight.grad, own_grad, atol=1e-5, rtol=1e-4)
-    # outside a recording, the model is untouched: its own implementation, nothing kept
-    assert set(model(**batch).logits.shape) == {2} and rec.pop_scores() == {}
+    # outside a recording, the model is untouched: its own implementation, nothing kept (hooks,
+    # transformers 4: the last forward's projections are kept, as for a teacher)
+    assert set(model(**batch).logits.shape) == {2} and (rec.mode == "hooks" or rec.pop_scores() == {})
 
 
 def test_scores_match_eager_attention_probs():
@@ -108,7 +113,7 @@ def test_recording_attention_on_xlm_roberta():
     own = model(**batch).logits
     rec = ScoreRecorder(model, [1, 2], mode="attention")
     out = run_with_intermediates(model, batch, rec)
-    assert rec.mode == "attention" and sorted(out.scores) == [1, 2]
+    assert rec.mode == ("attention" if INTERFACE else "hooks") and sorted(out.scores) == [1, 2]
     torch.testing.assert_close(out.logits, own)
 
 
@@ -136,3 +141,67 @@ def test_mpnet_scores_give_its_own_attention_probs_and_train_its_position_table(
     out.scores[1].pow(2).sum().backward()
     assert table.weight.grad is not None and table.weight.grad.abs().sum() > 0
     rec.remove()
+
+
+def test_fast_capture_that_records_nothing_falls_back_to_hooks_with_the_same_losses(monkeypatch):
+    """A student whose attention bypasses our recording function (BERT before transformers 5 has
+    its own eager and SDPA classes) records nothing on its first forward: the recorder switches to
+    hooks and runs that forward again from the same random state. Losses and gradients equal the
+    fast capture's (transformers 4: the hooks path's), in train mode with dropout on."""
+    import copy
+
+    from bertcompress.config import LossConfig
+    from bertcompress.distillation.objective import DistillationObjective
+    from bertcompress.models import intermediates
+
+    torch.manual_seed(0)
+    teacher = AutoModelForSequenceClassification.from_config(tiny_config("bert", 100, layers=4)).eval()
+    config = tiny_config("bert", 100, layers=2)
+    config.attention_probs_dropout_prob = 0.0  # SDPA and our eager attention draw their dropout differently
+    student = AutoModelForSequenceClassification.from_config(config).train()  # hidden dropout 0.1 stays
+    batch = {"input_ids": torch.randint(5, 100, (3, 9)), "attention_mask": torch.ones(3, 9, dtype=torch.long),
+             "token_type_ids": torch.zeros(3, 9, dtype=torch.long), "labels": torch.tensor([0, 1, 1])}
+    batch["attention_mask"][1, 6:] = 0
+    weights = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "prediction": 1.0}
+
+    def run():
+        model = copy.deepcopy(student)
+        objective = DistillationObjective(model, teacher, LossConfig(), weights)
+        torch.manual_seed(1)
+        steps = []
+        for _ in range(2):  # the first forward falls back, the second runs on hooks alone
+            total, logs = objective(batch)
+            model.zero_grad()
+            total.backward()
+            steps.append(({k: v.item() for k, v in logs.items()},
+                          {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+        return objective._s_rec, steps
+
+    fast_rec, fast = run()
+    assert fast_rec.mode == ("attention" if INTERFACE else "hooks")
+    monkeypatch.setattr(intermediates, "_uses_attention_interface", lambda model, view: True)
+    if INTERFACE:  # our name dispatches to plain SDPA: the model runs, nothing is recorded
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        monkeypatch.setattr(intermediates, "_recording_attention", sdpa_attention_forward)
+    else:  # the model ignores the name (transformers 4.48-4.57); before 4.48 there is nothing to register
+        monkeypatch.setattr(intermediates, "_register_recording_attention", lambda: None)
+    try:
+        calls = []
+        real_fall_back = intermediates.ScoreRecorder.fall_back_to_hooks
+        monkeypatch.setattr(intermediates.ScoreRecorder, "fall_back_to_hooks",
+                            lambda self: (calls.append(1), real_fall_back(self)))
+        slow_rec, slow = run()
+    finally:
+        monkeypatch.undo()
+        if INTERFACE:
+            intermediates._register_recording_attention()  # the real recording function again
+    assert calls == [1] and slow_rec.mode == "hooks"
+    for (fast_logs, fast_grads), (slow_logs, slow_grads) in zip(fast, slow):
+        assert fast_logs.keys() == slow_logs.keys() == set(weights)
+        for k in weights:
+            assert slow_logs[k] == pytest.approx(fast_logs[k], rel=1e-5, abs=1e-7), k
+        assert fast_grads.keys() == slow_grads.keys()
+        for n in fast_grads:
+            torch.testing.assert_close(slow_grads[n], fast_grads[n], rtol=1e-4, atol=1e-6)
+    assert fast[0][0] != fast[1][0]  # dropout drew differently per step: the random state matters

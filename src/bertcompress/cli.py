@@ -112,9 +112,24 @@ def _add_command(sub, cmd: Command) -> None:
         _add_field_flag(p, flag, key, defaults)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a bad command line is our one line (`bertcompress: error: ...`, exit 2)
+    instead of its usage block and `bertcompress cvt: error:`. Subparsers are of this class too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:  # name the subcommand whose flags these are not
+            prog = f"{self.prog} {args.command}" if getattr(args, "command", None) else self.prog
+            raise UserError(f"unrecognized arguments: {' '.join(extras)} (see `{prog} --help`)")
+        return args
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bertcompress", description="Compress BERT-family encoders into small, "
-                                     "fast students that keep their accuracy.", epilog=EPILOG)
+    parser = _Parser(prog="bertcompress", description="Compress BERT-family encoders into small, "
+                     "fast students that keep their accuracy.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"bertcompress {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
@@ -144,14 +159,18 @@ def resolve_config(cmd: Command, args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    started = False
     try:
+        # inside the try: building the parser imports every config (seconds), and Ctrl-C then is
+        # one line too, as is a bad command line
+        args = build_parser().parse_args(argv)
+        started = True
         return _dispatch(args)
     except UserError as e:
         print(f"bertcompress: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        where = str(e) if isinstance(e, Interrupted) else "interrupted"
+        where = str(e) if isinstance(e, Interrupted) else "interrupted" if started else "interrupted while starting"
         print(f"bertcompress: {where}", file=sys.stderr)
         return 130
 

@@ -31,10 +31,17 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     """`base` (default: `cls()`) with the keys of `data` replaced; nested sections merge the same
     way. Unknown keys and bad types are one-line `UserError`s."""
     if not isinstance(data, dict):
-        raise UserError(f"bad config: {where or 'top level'} must be a mapping, got {type(data).__name__}")
+        got = _yaml_type(data) + ("" if data is None else f" {_yaml_text(data)}")
+        raise UserError(f"bad config: {where or 'top level'} must be a mapping (a section of keys), got {got}")
     base = copy.deepcopy(base) if base is not None else cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    odd_keys = [k for k in data if not isinstance(k, str)]
+    if odd_keys:  # YAML reads `1:`, `yes:`, `on:`, `~:` as a number, a boolean, null
+        odd = odd_keys[0]
+        raise UserError(f"bad config: key {_yaml_text(odd)} {'in ' + where if where else 'at the top level'} is not "
+                        f"a name (YAML read it as {_yaml_type(odd)}; quote it if you meant the text) "
+                        f"(known: {', '.join(sorted(fields))})")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UserError(f"bad config: unknown key {where + '.' if where else ''}{unknown[0]} "
@@ -42,6 +49,19 @@ def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -
     changes = {k: _convert(hints[k], v, f"{where}.{k}" if where else k, _base_of(fields[k], getattr(base, k)))
                for k, v in data.items()}
     return dataclasses.replace(base, **changes)  # runs __post_init__: cross-field checks see the result
+
+
+def _yaml_text(v: Any) -> str:
+    """`v` as YAML writes it (true, null, [1, 2]), for messages."""
+    try:
+        return yaml.safe_dump(v, default_flow_style=True, width=1 << 16).removesuffix("\n...\n").strip()
+    except yaml.YAMLError:  # not plain data (a Python caller's object)
+        return repr(v)
+
+
+def _yaml_type(v: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", type(None): "null", str: "text", list: "a list",
+            tuple: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
 
 
 def _base_of(f: dataclasses.Field, current: Any) -> Any:
@@ -123,16 +143,29 @@ def read_yaml_config(cls: type, path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file not found: {p}")
     try:
         loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise UserError(f"cannot read config file {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {p} is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {p} is not valid YAML: {_yaml_problem(e)}") from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
-        raise UserError(f"config file {p} must hold a mapping at the top level")
+        raise UserError(f"config file {p} must hold a mapping (key: value lines) at the top level, "
+                        f"not {_yaml_type(loaded)}")
     kind = loaded.pop("kind", None)  # written by save_config: which config the file holds
     if kind is not None and kind != cls.__name__:
         raise UserError(f"config file {p} holds a {kind}, not a {cls.__name__}")
     return loaded
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and where (its own message spans several lines)."""
+    found = [t for t in (getattr(e, "context", None), getattr(e, "problem", None)) if t]
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    text = ", ".join(found) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return f"{text} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else text
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,

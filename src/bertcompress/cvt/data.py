@@ -114,16 +114,27 @@ def _check_disjoint(path: Path, brown_categories: list[str] | None, labelled: Cv
 
 def _zip_sentences(path: Path, text_format: str, brown_categories: list[str] | None) -> list[list[str]]:
     if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a zip file (expected an NLTK corpus zip)")
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if "brown/cats.txt" in names:
-            return brown_plain_sentences(path, brown_categories)
-        members = sorted(n for n in names if n.lower().endswith(".txt") and not n.endswith("/"))
-        if not members:
-            raise UserError(f"{path} holds no .txt files")
-        # NLTK's corpora are mostly ASCII with some Latin-1 bytes: read what is not UTF-8 as Latin-1
-        return [s for n in members for s in text_sentences(_decode(archive.read(n)), text_format)]
+        empty = " (it is empty)" if path.stat().st_size == 0 else ""
+        raise UserError(f"{path} is not a zip file{empty} (expected an NLTK corpus zip)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if "brown/cats.txt" in names:
+                return brown_plain_sentences(path, brown_categories)
+            members = sorted(n for n in names if n.lower().endswith(".txt") and not n.endswith("/"))
+            if not members:
+                raise UserError(f"{path} holds no .txt files")
+            # NLTK's corpora are mostly ASCII with some Latin-1 bytes: read what is not UTF-8 as Latin-1
+            return [s for n in members for s in text_sentences(_decode(_member(archive, path, n)), text_format)]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        raise UserError(f"cannot read {path} as a zip: {e}") from None
+
+
+def _member(archive: zipfile.ZipFile, path: Path, name: str) -> bytes:
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as e:  # bad CRC, truncated, odd method
+        raise UserError(f"{path}: cannot read {name} ({e}); the zip is damaged") from None
 
 
 def _decode(data: bytes) -> str:

@@ -101,24 +101,68 @@ def brown_to_universal(tag: str) -> str:
 
 
 def _reader(path: str | Path):
-    """NLTK's categorized tagged-corpus reader over the zip, as nltk.corpus.brown builds it."""
+    """NLTK's categorized tagged-corpus reader over the zip, as nltk.corpus.brown builds it, once
+    `_check_zip` has found the zip readable (NLTK reads lazily and would fail deep inside)."""
     from nltk import data as nltk_data
     from nltk.corpus.reader import CategorizedTaggedCorpusReader
 
     zip_path = Path(path).expanduser().resolve()
-    if not zip_path.is_file():
+    if not zip_path.exists():
         raise UserError(f"Brown corpus zip not found: {zip_path}")
+    if not zip_path.is_file():
+        raise UserError(f"{zip_path} is a folder, not a zip file (expected NLTK's brown.zip)")
     if not zipfile.is_zipfile(zip_path):
-        raise UserError(f"{zip_path} is not a zip file (expected NLTK's brown.zip)")
-    with zipfile.ZipFile(zip_path) as archive:
-        if _ZIP_ROOT + "cats.txt" not in archive.namelist():
-            raise UserError(f"{zip_path} has no {_ZIP_ROOT}cats.txt: not NLTK's brown.zip")
+        empty = " (it is empty)" if zip_path.stat().st_size == 0 else ""
+        raise UserError(f"{zip_path} is not a zip file{empty} (expected NLTK's brown.zip)")
+    _check_zip(zip_path)
     # Recent NLTK refuses to read files outside its data path (nltk.pathsec); the folder the user
     # pointed at is a data folder, so it joins the path.
     if str(zip_path.parent) not in map(str, nltk_data.path):
         nltk_data.path.append(str(zip_path.parent))
     root = nltk_data.ZipFilePathPointer(str(zip_path), _ZIP_ROOT)
-    return CategorizedTaggedCorpusReader(root, _FILEIDS, cat_file="cats.txt", encoding="ascii")
+    # UTF-8: NLTK's brown.zip is ASCII, which reads the same; a Brown-format zip of other text may not be
+    return CategorizedTaggedCorpusReader(root, _FILEIDS, cat_file="cats.txt", encoding="utf-8")
+
+
+def _check_zip(zip_path: Path) -> None:
+    """Every corpus file and cats.txt can be read and is UTF-8 text, and each line of cats.txt
+    names a corpus file of the zip and at least one genre; a one-line UserError otherwise."""
+    cats, fileid = _ZIP_ROOT + "cats.txt", re.compile(_ZIP_ROOT + _FILEIDS + "$")
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = archive.namelist()
+            if cats not in names:
+                raise UserError(f"{zip_path} has no {cats}: not NLTK's brown.zip")
+            members = [n for n in names if fileid.match(n)]
+            texts = {n: _utf8(zip_path, n, _read_member(archive, zip_path, n)) for n in [cats, *members]}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        raise UserError(f"cannot read {zip_path} as a zip: {e}") from None
+    known = {n.removeprefix(_ZIP_ROOT) for n in members}
+    for k, line in enumerate(texts[cats].splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise UserError(f"{zip_path}: {cats}, line {k}: expected a file name and its genre, got {line.strip()!r}")
+        if fields[0] not in known:
+            raise UserError(f"{zip_path}: {cats}, line {k} names {fields[0]}, which the zip lacks (no "
+                            f"{_ZIP_ROOT}{fields[0]} in it)")
+
+
+def _read_member(archive: zipfile.ZipFile, zip_path: Path, name: str) -> bytes:
+    try:
+        return archive.read(name)
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as e:  # bad CRC, truncated, odd method
+        raise UserError(f"{zip_path}: cannot read {name} ({e}); the zip is damaged") from None
+
+
+def _utf8(zip_path: Path, name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise UserError(f"{zip_path}: {name}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}; NLTK's "
+                        "brown.zip is ASCII)") from None
 
 
 def brown_categories(path: str | Path) -> list[str]:

@@ -216,7 +216,7 @@ def _brown_split_name(split: str) -> str:
 def _brown_split(cfg: DataConfig, split: str) -> list[TaggedSentence]:
     t = cfg.tagging
     path = brown_path(cfg).resolve()
-    if not path.is_file():
+    if not path.exists():  # a folder or a file that is no zip: load_brown says which
         raise UserError(f"Brown corpus zip not found: {path}")
     name = _brown_split_name(split)
     sentences = _brown_sentences(str(path), path.stat().st_mtime_ns, t.brown_tagset,

@@ -31,7 +31,7 @@ FILES_DIR = "report_files"
 
 def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Records from JSON files written by `evaluate --json` (a list), one record, or a `run`
-    report.json (its teacher and student)."""
+    report.json (its teacher and student), each checked by `check_records`."""
     records: list[dict[str, Any]] = []
     for path in paths:
         try:
@@ -42,11 +42,84 @@ def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             raise UserError(f"cannot read records from {path}: {e}") from None
         if isinstance(obj, dict) and "model" not in obj and "teacher" in obj:
             obj = [obj[k] for k in ("teacher", "student") if isinstance(obj.get(k), dict)]
-        found = [r for r in (obj if isinstance(obj, list) else [obj]) if isinstance(r, dict) and "model" in r]
-        if not found or any("score" not in r for r in found):
+        found = obj if isinstance(obj, list) else [obj]
+        if not any(isinstance(r, dict) and "model" in r for r in found):
             raise UserError(f"{path} holds no evaluation records (each needs 'model' and 'score')")
+        check_records(found, str(path))
         records += found
     return records
+
+
+# The fields the report reads, by what each must hold; any other field is left alone.
+_TEXT = ("model", "task", "split", "metric", "baseline", "unit")
+_NUMBERS = ("score", "parameters", "non_embedding_parameters", "bytes_on_disk", "trivial_score", "retention",
+            *METRICS, *LOYALTY, *ROBUSTNESS)
+_TABLES = ("ratios", "versions")
+_REQUIRED = ("model", "score")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _shown(v: Any) -> str:
+    """A JSON value and its kind, for messages: text '0.9', null, a list [1, 2], ..."""
+    kind = ("null" if v is None else "a boolean" if isinstance(v, bool) else "a number" if _is_number(v)
+            else "text" if isinstance(v, str) else "a table" if isinstance(v, dict) else "a list"
+            if isinstance(v, list) else type(v).__name__)
+    text = json.dumps(v, default=repr)
+    return kind if v is None else f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def check_records(records: Sequence[Any], source: str | None = None) -> None:
+    """Each record is a JSON object whose fields the report reads have the right types: `model`
+    text and `score` a number (both required); task, split, metric, baseline text; sizes, metrics,
+    loyalty and robustness numbers; ratios and versions tables; each latency a table of
+    `batch<N>` entries with a numeric `median_ms`. A one-line UserError names the file, the record
+    (1-based) and the field."""
+    for i, r in enumerate(records, 1):
+        where = f"{source + ': ' if source else ''}record {i}"
+        if not isinstance(r, dict):
+            raise UserError(f"{where} is {_shown(r)}, not a record (a JSON object with 'model' and 'score')")
+        if isinstance(r.get("model"), str) and r["model"]:
+            where += f" ({r['model']})"
+
+        def bad(field: str, want: str, got: Any) -> UserError:
+            return UserError(f"{where}: field '{field}' must be {want}, got {_shown(got)}")
+
+        for key in _REQUIRED:
+            if key not in r:
+                raise UserError(f"{where} has no '{key}' field (each record needs 'model' and 'score')")
+        if not isinstance(r["model"], str) or not r["model"]:
+            raise bad("model", "text (the model's folder or name)", r["model"])
+        if not _is_number(r["score"]):
+            raise bad("score", "a number", r["score"])
+        for key in _TEXT:
+            if r.get(key) is not None and not isinstance(r[key], str):
+                raise bad(key, "text or null", r[key])
+        for key in _NUMBERS:
+            if r.get(key) is not None and not _is_number(r[key]):
+                raise bad(key, "a number or null", r[key])
+        for key in _TABLES:
+            if r.get(key) is not None and not isinstance(r[key], dict):
+                raise bad(key, "a table (JSON object) or null", r[key])
+        for key, _ in RUNTIMES:
+            table = r.get(key)
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                raise bad(key, "a table of batch sizes ({\"batch1\": {\"median_ms\": ...}, ...}) or null", table)
+            for batch, entry in table.items():
+                if not (batch.startswith("batch") and batch.removeprefix("batch").isdigit()):
+                    raise UserError(f"{where}: field '{key}' has an entry {batch!r}; its keys are batch sizes "
+                                    "(batch1, batch32, ...)")
+                if not isinstance(entry, dict):
+                    raise bad(f"{key}.{batch}", "a table with median_ms", entry)
+                if not _is_number(entry.get("median_ms")):
+                    raise bad(f"{key}.{batch}.median_ms", "a number", entry.get("median_ms"))
+                for k in ("cpus", "load_1min"):
+                    if entry.get(k) is not None and not _is_number(entry[k]):
+                        raise bad(f"{key}.{batch}.{k}", "a number or null", entry[k])
 
 
 def value(record: dict[str, Any], key: str) -> Any:
@@ -282,6 +355,7 @@ def report(records: list[dict[str, Any]], output_dir: str | Path) -> dict[str, P
     """Write report.html (self-contained) and report.md (+ PNGs in report_files/) to `output_dir`."""
     if not records:
         raise UserError("report needs at least one record")
+    check_records(records)
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
-from .family import family_of
+from .family import family_of, supported_families
 
 _LAYER_LISTS = ("encoder.layer", "transformer.layer")
 _QUERY_NAMES = ("query", "q_lin", "q")
@@ -74,13 +74,14 @@ def describe(model: nn.Module) -> EncoderView:
     base = base_model(model)
     layers = next((m for m in (child_module(base, p) for p in _LAYER_LISTS) if isinstance(m, nn.ModuleList)), None)
     if layers is None or len(layers) == 0:
-        raise UserError(f"model type {model_type!r} is not a supported encoder: no transformer layer list found")
+        raise UserError(f"model type {model_type!r} is not a supported encoder: no transformer layer list found; "
+                        f"supported families: {supported_families()}")
     queries, keys = [], []
     for i, layer in enumerate(layers):
         q, k = _named_linear(layer, _QUERY_NAMES), _named_linear(layer, _KEY_NAMES)
         if q is None or k is None:
-            raise UserError(f"model type {model_type!r} is not a supported encoder: "
-                            f"layer {i} has no query/key projections")
+            raise UserError(f"model type {model_type!r} is not a supported encoder: layer {i} has no query/key "
+                            f"projections; supported families: {supported_families()}")
         queries.append(q)
         keys.append(k)
     _, hidden_f, heads_f, _ = size_fields(model_type)

