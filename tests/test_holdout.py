@@ -17,7 +17,7 @@ from bertcompress.data import Example, load_examples, load_task_splits, split_de
 from bertcompress.errors import UserError
 from conftest import WORDS
 
-HELD_OUT = "dev (held out: 10% of train.tsv, seed 0)"
+HELD_OUT = "dev (held out: 10% of train.tsv, seed 42)"
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_single_file_holds_out_a_seeded_disjoint_eval_split(single_tsv):
     other = DataConfig(task="sst2", path=str(single_tsv), holdout_seed=1)
     assert _texts(load_examples(other, "dev")[1]) != _texts(dev)
     assert split_description(cfg, "dev") == HELD_OUT
-    assert split_description(cfg, "train") == "train (train.tsv less the 10% held out, seed 0)"
+    assert split_description(cfg, "train") == "train (train.tsv less the 10% held out, seed 42)"
     assert split_description(DataConfig(task="sst2", path=str(single_tsv.parent)), "dev") == "dev"
 
 

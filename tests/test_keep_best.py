@@ -98,5 +98,5 @@ def test_refusals_are_one_line_errors(tmp_path, monkeypatch):
         train_loop(Toy(), features(), collate, TrainConfig(**BEST), work_dir=tmp_path / "b",
                    evaluate=lambda m: {"accuracy": 1.0})
     monkeypatch.setattr(loop, "init_distributed", lambda device: DistContext(rank=0, world_size=2))
-    with pytest.raises(UserError, match="keep_best is not supported under DDP"):
+    with pytest.raises(UserError, match="keep_best, patience and max_minutes are not supported under DDP"):
         train_loop(Toy(), features(), collate, TrainConfig(**BEST), work_dir=tmp_path / "c", evaluate=scripted(SCORES))

@@ -93,7 +93,7 @@ def test_conll_folder_jsonl_file_and_dataset_as_tagging_tasks(tagged_dir, tmp_pa
     _, held = load_examples(jcfg, "dev", allow_tagging=True)
     assert (len(train), len(held)) == (18, 2) and task.labels == ("O", "B-X", "B-Y", "I-X", "I-Y")
     assert task.metrics == ("span_f1", "accuracy")
-    assert split_description(jcfg, "dev") == "dev (held out: 10% of ner.jsonl, seed 0)"
+    assert split_description(jcfg, "dev") == "dev (held out: 10% of ner.jsonl, seed 42)"
     assert load_examples(DataConfig(task="tagging", path=str(path), metric="accuracy"), "train",
                          allow_tagging=True)[0].metrics == ("accuracy", "span_f1")
 
@@ -117,7 +117,7 @@ def test_brown_pos_task_tag_sets_genres_and_seeded_split(tmp_path):
     assert task.labels == (".", "ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN", "NUM", "PRON", "PRT", "VERB", "X")
     assert [len(parts[s][1]) for s in ("train", "dev", "test")] == [48, 6, 6]
     assert parts["train"][1] == load_examples(cfg, "train", allow_tagging=True)[1]  # seeded
-    assert split_description(cfg, "dev") == "dev (10% of Brown, all genres, seed 0)"
+    assert split_description(cfg, "dev") == "dev (10% of Brown, all genres, seed 42)"
     brown = DataConfig(task="brown-pos", path=str(zip_path),
                        tagging=TaggingConfig(brown_tagset="brown", brown_categories=["news"], split_seed=3))
     task, train = load_examples(brown, "train", allow_tagging=True)
@@ -132,7 +132,7 @@ def test_brown_pos_reads_the_shared_corpus_by_default():
     cfg = DataConfig(task="brown-pos", tagging=TaggingConfig(brown_categories=["humor"]))  # data.path: the default
     task, dev = load_examples(cfg, "dev", allow_tagging=True)
     assert len(task.labels) == 12 and len(dev) == 106  # 10% of humor's 1,053 sentences
-    assert split_description(cfg, "dev") == "dev (10% of Brown, humor, seed 0)"
+    assert split_description(cfg, "dev") == "dev (10% of Brown, humor, seed 42)"
 
 
 def one_line(capsys, argv, *parts):
@@ -307,7 +307,7 @@ def test_run_brown_pos_quick_end_to_end(tmp_path, tiny_bert_dir, capsys):
     train = load_examples(DataConfig(task="brown-pos", path=str(zip_path)), "train", allow_tagging=True)[1]
     assert lines == [" ".join(s.tokens) for s in train] and len(lines) == 48
     report = json.loads((out / "report.json").read_text())
-    assert report["task"] == "brown-pos" and report["split"] == "dev (10% of Brown, all genres, seed 0)"
+    assert report["task"] == "brown-pos" and report["split"] == "dev (10% of Brown, all genres, seed 42)"
     teacher, student = report["teacher"], report["student"]
     assert teacher["examples"] == 6 and teacher["unit"] == "sentences" and teacher["label_loyalty"] == 1.0
     assert 0 <= student["label_loyalty"] <= 1 and student["metric"] == "accuracy"

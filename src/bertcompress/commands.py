@@ -74,17 +74,17 @@ COMMANDS: tuple[Command, ...] = (
                         "offline default teacher (all-MiniLM-L6-v2) on Rotten Tomatoes sentiment. Tagging tasks "
                         "too: --task brown-pos (NLTK's Brown corpus, universal tags) or --task tagging --data "
                         "FILE (CoNLL columns or JSONL token and tag lists).",
-            flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency"},
+            flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency", "seed": "seed"},
             shortcuts=(Shortcut("quick", "small slices of every stage (about 3 minutes on 2 CPU cores)", _quick),),
             show="pipeline:show_report"),
     Command("finetune", "config:FinetuneConfig", "finetuning:finetune",
             help="fine-tune a model (usually the teacher) on a task",
-            flags={**TAGGED, "model": "model"}),
+            flags={**TAGGED, "model": "model", "seed": "seed"}),
     Command("distill", "config:DistillConfig", "distillation.stages:distill",
             help="one TinyBERT distillation stage (general or task)",
             description="general: pre-trained teacher + unlabelled corpus, intermediate losses. task: fine-tuned "
                         "teacher + task data, intermediate phase then prediction phase.",
-            flags={**TAGGED, "stage": "stage", "teacher": "teacher", "student": "student_path",
+            flags={**TAGGED, "stage": "stage", "teacher": "teacher", "student": "student_path", "seed": "seed",
                    "corpus": "corpus.path", "augment": "augment.enabled"}),
     Command("evaluate", "evaluation.config:EvaluateConfig", "evaluation.verbs:evaluate_models",
             help="score models on a task: metrics, size, latency (PyTorch, ONNX Runtime)",
@@ -94,7 +94,7 @@ COMMANDS: tuple[Command, ...] = (
             positional="models", resumable=False,
             flags={**TAGGED, **{k: k for k in ("split", "baseline", "latency", "onnx", "onnx_dir", "threads",
                                              "batch_sizes", "seq_len", "repeats", "loyalty_to", "attack",
-                                             "advglue", "json", "report")}},
+                                             "attack_candidates", "advglue", "json", "report")}},
             show="evaluation.verbs:show_records"),
     Command("report", "evaluation.config:ReportConfig", "evaluation.verbs:write_report",
             help="HTML and Markdown report (table, trade-off plots) from evaluate records",
@@ -107,7 +107,8 @@ COMMANDS: tuple[Command, ...] = (
                         "train it with the TinyBERT losses against a full-precision teacher (default: the "
                         "student's own unquantized copy). Writes a packed low-bit folder (quantized.safetensors + "
                         "quantization.json); --onnx adds an int8 ONNX Runtime model.",
-            flags={**TAGGED, "student": "student", "teacher": "teacher", "kd": "kd", "ptq": "ptq", "onnx": "onnx"},
+            flags={**TAGGED, "student": "student", "teacher": "teacher", "kd": "kd", "ptq": "ptq", "onnx": "onnx",
+                   "seed": "seed"},
             shortcuts=(Shortcut("bits", "bit widths: w4a8, w2a8, w8a8, w2a8e4 (4-bit embeddings), w4a32 (float "
                                 "activations); default w4a8", _quant_bits, takes=str, metavar="wWaA"),),
             show="quant.train:show_result"),
@@ -116,13 +117,15 @@ COMMANDS: tuple[Command, ...] = (
             description="Build a student of any smaller depth and width from slices of the teacher's weights "
                         "(ETD-Impt: the most important layers/heads/neurons/dimensions; ETD-Rand: random ones). "
                         "Distill it next with `distill --student DIR`.",
-            flags={**DATA, **SAMPLING, "teacher": "teacher", "num_layers": "num_layers", "hidden": "hidden_size",
+            flags={**DATA, **SAMPLING, "seed": "seed",
+                   "teacher": "teacher", "num_layers": "num_layers", "hidden": "hidden_size",
                    "heads": "num_heads", "ffn": "ffn_size", "strategy": "strategy"}, resumable=False),
     Command("prune", "pruning.config:PruneConfig", "pruning.verbs:prune",
             help="structured pruning: remove attention heads and FFN neurons",
             description="Remove the least important heads and FFN neurons for real (smaller and faster). "
                         "FFN-only pruning with the uniform layout writes a plain transformers model.",
-            flags={**DATA, **SAMPLING, "model": "model", "heads_keep": "heads_keep", "ffn_keep": "ffn_keep",
+            flags={**DATA, **SAMPLING, "seed": "seed",
+                   "model": "model", "heads_keep": "heads_keep", "ffn_keep": "ffn_keep",
                    "layout": "layout", "steps": "steps"}, resumable=False),
     Command("theseus", "replace.config:TheseusConfig", "replace.theseus:theseus",
             help="BERT-of-Theseus: compress a fine-tuned teacher by progressive module replacing",
@@ -130,7 +133,8 @@ COMMANDS: tuple[Command, ...] = (
                         "replaced at random (probability p, constant or rising on a linear curriculum) by one "
                         "successor layer; then the M-layer successor is fine-tuned alone and saved as a plain "
                         "model of the teacher's family.",
-            flags={**DATA, "teacher": "teacher", "layers": "successor_layers", "curriculum": "curriculum"},
+            flags={**DATA, "teacher": "teacher", "layers": "successor_layers", "curriculum": "curriculum",
+                   "seed": "seed"},
             shortcuts=(Shortcut("replace_prob", "constant replacing rate (sets curriculum constant unless "
                                 "--curriculum says otherwise)", lambda p: ["curriculum=constant", f"replace_prob={p}"],
                                 takes=float, metavar="P"),)),
@@ -145,7 +149,7 @@ COMMANDS: tuple[Command, ...] = (
                         "the uniform and last-layer mappings, so the result is compared with them in the same run. "
                         "Writes search.json; --set final_general.epochs=1 also distils the best mapping on the "
                         "whole corpus.",
-            flags={"teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
+            flags={"seed": "seed", "teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
                    "generations": "search.generations", "proxy-init": "proxy_init",
                    "proxy-metric": "proxy_metric", "separate-attention": "separate_attention",
                    "distinct": "distinct"}),
@@ -157,7 +161,7 @@ COMMANDS: tuple[Command, ...] = (
                         "budget: a speed-up over the teacher (4x), a latency (12ms) or parameters (10M), with "
                         "latency predicted from a per-op table measured on the target device. Writes "
                         "models/<budget>/ (load with `import bertcompress.nasbert`), nas.json and report/.",
-            flags={"teacher": "teacher", "corpus": "corpus.path", "budgets": "budgets"}),
+            flags={"teacher": "teacher", "corpus": "corpus.path", "budgets": "budgets", "seed": "seed"}),
     Command("cvt", "cvt.config:CvtConfig", "cvt.verbs:cvt",
             help="Cross-View Training: a light CNN-BiLSTM tagger from a few labels and unlabelled text",
             description="Semi-supervised sequence tagging (Clark et al. 2018), the low-cost alternative to a "
@@ -165,7 +169,8 @@ COMMANDS: tuple[Command, ...] = (
                         "modules with restricted views (forward, backward, future, past) learn to match it on "
                         "unlabelled sentences. Writes model.safetensors, its vocabularies, model.onnx and "
                         "bertcompress_result.json (dev and test accuracy, the majority-tag baseline).",
-            flags={"data": "data.path", "labelled": "data.labelled_limit", "unlabelled": "unlabelled.paths"}),
+            flags={"data": "data.path", "labelled": "data.labelled_limit", "unlabelled": "unlabelled.paths",
+                   "seed": "seed"}),
     Command("install-teacher", "models.assets:InstallTeacherConfig", "models.assets:install_teacher",
             help="opt-in: install the base-size teacher all-mpnet-base-v2 (~440 MB) for offline use",
             description="Install sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers x 768, 110M parameters) "

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .config_io import (  # noqa: F401 - the public home of the (de)serialisation verbs
     CONFIG_FILENAME,
+    DerivedSeed,
     apply_overrides,
     config_to_yaml,
     from_dict,
@@ -26,6 +27,38 @@ from .errors import UserError
 
 DEFAULT_TEACHER = "all-MiniLM-L6-v2"
 DEFAULT_TASK = "rt-sentiment"
+DEFAULT_SEED = 42
+
+
+
+def seed_setting(what: str) -> Any:
+    return setting(None, f"seed of {what} (null: the command's `seed`)")
+
+
+def fill_own_seeds(cfg: Any) -> None:
+    """A nested config's unset seeds, until a top-level config derives them (`derive_seeds`)."""
+    for f in dataclasses.fields(cfg):
+        if f.name.endswith("seed") and getattr(cfg, f.name) is None:
+            setattr(cfg, f.name, DerivedSeed(DEFAULT_SEED))
+
+
+def derive_seeds(cfg: Any) -> None:
+    """Every unset seed inside the top-level config `cfg` (at any depth) takes `cfg.seed`: one
+    number reproduces a whole run, and each seed stays overridable on its own."""
+    def walk(node: Any) -> None:
+        for f in dataclasses.fields(node):
+            v = getattr(node, f.name)
+            if node is not cfg and f.name.endswith("seed") and (v is None or isinstance(v, DerivedSeed)):
+                setattr(node, f.name, DerivedSeed(cfg.seed))
+            for item in v if isinstance(v, list) else [v]:
+                if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                    walk(item)
+    walk(cfg)
+
+
+def top_seed_setting() -> Any:
+    return setting(DEFAULT_SEED, "the command's seed: every seed below left null (data split, validation slice, "
+                   "data order, dropout, new weights, augmentation, search) derives from it")
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
@@ -122,9 +155,10 @@ class SearchConfig:
     epochs_max: int = setting(5, "most epochs tried")
     prune: bool = setting(True, "stop a trial whose evaluation trails the median of earlier trials at the "
                           "same point")
-    seed: int = setting(0, "seed of the sampler (Optuna TPE)")
+    seed: int | None = seed_setting("the sampler (Optuna TPE)")
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         self.epochs_min, self.epochs_max = int(self.epochs_min), int(self.epochs_max)
         _check(self.trials >= 1, f"search.trials must be >= 1, got {self.trials}")
         _check(self.minutes > 0, f"search.minutes must be > 0, got {self.minutes}")
@@ -150,10 +184,16 @@ class TrainConfig:
     group_by_length: bool = setting(True, "batch texts of similar length together: less padding, same data")
     eval_every: int = setting(0, "evaluate every N optimizer steps (0: only at the end)")
     keep_best: bool = setting(False, "evaluate on the eval_every schedule (0: about 5 times a run) and end with "
-                              "the weights of the best eval score (the metric named `score`), not the last")
+                              "the weights of the best evaluation (the metric named `score`), not the last")
+    patience: int = setting(0, "stop when this many evaluations in a row have not improved on the best "
+                            "(0: train the planned steps); the planned steps, max_steps and max_minutes are the caps")
+    max_minutes: float | None = setting(None, "stop after this many minutes of training (null: no limit)")
+    track_eval_split: bool = setting(False, "also score the eval split at every evaluation, in the history only "
+                                     "(eval_reported_score); it never chooses: it shows what choosing on it "
+                                     "would have reported")
     save_every: int = setting(0, "checkpoint every N optimizer steps for --resume (0: only at the end)")
     log_every: int = setting(10, "log every N optimizer steps")
-    seed: int = setting(42, "seed of data order, dropout and new weights")
+    seed: int | None = seed_setting("data order, dropout and new weights")
     precision: str = setting("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16",
                              choices=("auto", "fp32", "bf16"))
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
@@ -165,7 +205,12 @@ class TrainConfig:
                                           "split first (set any search.* key to turn it on)", template=SearchConfig)
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         self.epochs = float(self.epochs)  # a default written as 2 saves as 2.0, as a loaded one does
+        _check(self.patience >= 0, f"train.patience must be >= 0, got {self.patience}")
+        self.max_minutes = None if self.max_minutes is None else float(self.max_minutes)
+        _check(self.max_minutes is None or self.max_minutes > 0,
+               f"train.max_minutes must be > 0, got {self.max_minutes}")
         _check(self.epochs > 0 or (self.max_steps or 0) > 0, "train.epochs or train.max_steps must be > 0")
         _check(self.max_steps is None or self.max_steps > 0, f"train.max_steps must be > 0, got {self.max_steps}")
         _check(self.min_steps >= 0, f"train.min_steps must be >= 0, got {self.min_steps}")
@@ -204,9 +249,10 @@ class TaggingConfig:
                                                  "editorial] (null: all 15)")
     split: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1], help="brown-pos: train/dev/test shares of the "
                                  "sentences (a seeded shuffle, each part in corpus order)")
-    split_seed: int = setting(0, "brown-pos: seed of the train/dev/test split")
+    split_seed: int | None = seed_setting("brown-pos: the train/dev/test split")
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         _check_choice(self.brown_tagset, ("universal", "brown"), "data.tagging.brown_tagset")
         self.split = [float(x) for x in self.split]
         _check(len(self.split) == 3 and all(x >= 0 for x in self.split) and abs(sum(self.split) - 1) < 1e-6
@@ -235,7 +281,13 @@ class DataConfig:
     max_eval_examples: int | None = setting(None, "a seeded random subset of the evaluation split")
     holdout_fraction: float = setting(0.1, "a single data file has no held-out split: this seeded share of "
                                       "it becomes the eval split and leaves training (0: refuse)")
-    holdout_seed: int = setting(0, "seed of the held-out share of a single data file")
+    holdout_seed: int | None = seed_setting("the held-out share of a single data file (stratified by label)")
+    validation_fraction: float = setting(0.1, "a stage that chooses (keep_best, patience, search) chooses on this "
+                                         "seeded, stratified share of the training split, never on the eval "
+                                         "split, which only scores; that share leaves training (0: choose on "
+                                         "the eval split, as before)")
+    max_validation_examples: int | None = setting(1000, "at most this many validation examples")
+    validation_seed: int | None = seed_setting("the validation slice")
     metric: str | None = setting(None, "the metric that is the score (retention and the trivial baseline "
                                  "compare it): accuracy, f1 (of class 1 with two classes, e.g. the minority "
                                  "class of an imbalanced set), mcc; pearson or spearman; tagging: accuracy "
@@ -243,6 +295,11 @@ class DataConfig:
     tagging: TaggingConfig = setting(factory=TaggingConfig)
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
+        _check(0 <= self.validation_fraction < 1,
+               f"data.validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        _check(self.max_validation_examples is None or self.max_validation_examples >= 1,
+               "data.max_validation_examples must be >= 1")
         _check(self.metric is None or self.metric in ("accuracy", "f1", "mcc", "pearson", "spearman", "span_f1"),
                f"data.metric must be accuracy, f1, mcc, pearson, spearman or span_f1, got {self.metric!r}")
         _check(0 <= self.holdout_fraction < 1,
@@ -276,10 +333,11 @@ class AugmentConfig:
     top_k: int = setting(15, "candidates per word")
     n_aug: int = setting(20, "augmented sentences per example")
     max_examples: int | None = setting(None, "augment only the first N training examples")
-    seed: int = setting(42, "seed of the word choices")
+    seed: int | None = seed_setting("the word choices")
     cache_dir: str | None = setting(None, "where augmented data is cached (null: <output>/augment_cache)")
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         _check(0 <= self.p <= 1, f"augment.p must be in [0, 1], got {self.p}")
         _check(self.top_k >= 1 and self.n_aug >= 1, "augment.top_k and augment.n_aug must be >= 1")
 
@@ -292,6 +350,10 @@ class FinetuneConfig:
     data: DataConfig = setting(factory=DataConfig)
     train: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=5e-5))
     output: str = setting("outputs/teacher", "output folder")
+    seed: int = top_seed_setting()
+
+    def __post_init__(self) -> None:
+        derive_seeds(self)
 
 
 @dataclass
@@ -317,8 +379,10 @@ class DistillConfig:
     # skip autocast's fp32 round trips (1.1x a step on an H100 and on a CPU).
     teacher_precision: str = setting("auto", "auto: bf16 wherever training runs in bf16; fp32: under autocast "
                                      "like the student; bf16: always", choices=("auto", "fp32", "bf16"))
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(self.stage in ("general", "task"), f"stage must be 'general' or 'task', got {self.stage!r}")
         _check(self.teacher_precision in ("auto", "fp32", "bf16"),
                f"teacher_precision must be auto, fp32 or bf16, got {self.teacher_precision!r}")
@@ -345,18 +409,24 @@ class PipelineConfig:
         num_layers=3, hidden_size=None, num_heads=None, ffn_size=None, init="teacher_layers"))
     losses: LossConfig = setting(factory=LossConfig)
     augment: AugmentConfig = setting(factory=lambda: AugmentConfig(enabled=True, n_aug=2, max_examples=2000))
-    # Sized by the data: at least 300 steps per task stage (a 1,000-example set gets ~10 epochs,
-    # the demo's 8.5k about 1), and the teacher and the student end on their best dev checkpoint.
+    # Trained to convergence: the teacher and the student's prediction phase evaluate on the
+    # validation slice (carved from train; dev only scores) every 50 steps and stop after 3
+    # evaluations without improvement, ending on their best checkpoint. Caps: the planned steps
+    # (epochs, at least min_steps) and minutes, sized so the demo fits in 15 minutes on 2 CPU cores.
     # Measured on the validation suite, benchmarks/any_task.py.
-    finetune: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=1e-4, batch_size=32, min_steps=300,
-                                                                keep_best=True))
+    finetune: TrainConfig = setting(factory=lambda: TrainConfig(
+        epochs=4, lr=1e-4, batch_size=32, min_steps=600, keep_best=True, patience=3, eval_every=50, max_minutes=6))
     general: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     task_intermediate: TrainConfig = setting(factory=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32,
                                                                          min_steps=300))
-    task_prediction: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=1e-4, batch_size=32,
-                                                                       min_steps=300, keep_best=True))
+    task_prediction: TrainConfig = setting(factory=lambda: TrainConfig(
+        epochs=3, lr=1e-4, batch_size=32, min_steps=600, keep_best=True, patience=3, eval_every=50, max_minutes=5))
     latency: bool = setting(True, "measure size and latency (PyTorch and ONNX Runtime) in the report")
     output: str = setting("outputs/run", "output folder")
+    seed: int = top_seed_setting()
+
+    def __post_init__(self) -> None:
+        derive_seeds(self)
 
 
 # `run --quick`: the same job on small slices (about 3 minutes on 2 CPU cores). Overrides, so the

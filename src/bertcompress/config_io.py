@@ -23,8 +23,25 @@ from .io import CONFIG_FILENAME, atomic_write_text
 T = TypeVar("T")
 
 
+class DerivedSeed(int):
+    """A seed nobody set (null): the command's top-level `seed` (config.derive_seeds). An int
+    wherever it is used; `to_dict` writes it as null, so a saved config whose top-level seed is
+    changed moves it too. A seed given explicitly is a plain int and wins."""
+
+
+yaml.SafeDumper.add_representer(DerivedSeed, yaml.representer.SafeRepresenter.represent_int)  # a number elsewhere
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    return _unset_derived(dataclasses.asdict(cfg))
+
+
+def _unset_derived(v: Any) -> Any:
+    if isinstance(v, DerivedSeed):
+        return None
+    if isinstance(v, dict):
+        return {k: _unset_derived(x) for k, x in v.items()}
+    return [_unset_derived(x) for x in v] if isinstance(v, list) else v
 
 
 def from_dict(cls: type[T], data: Any, where: str = "", base: T | None = None) -> T:

@@ -36,7 +36,8 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
     """Fine-tune `cfg.model` on `cfg.data`; write a `save_pretrained` folder to `cfg.output`."""
     seed_run(cfg.train.seed)
     tokenizer = load_tokenizer(cfg.model)
-    splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+    chooses = cfg.train.keep_best or cfg.train.patience > 0 or cfg.train.search is not None
+    splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True, validation=chooses)
     task, kind = splits.task, kind_of(splits.task)
 
     def new_objective() -> SupervisedObjective:
@@ -45,7 +46,9 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
         return SupervisedObjective(model, task.is_regression)
 
     collate = splits.collate
-    evaluate = lambda m: score(m.model, task, splits.eval_features, collate)  # noqa: E731
+    # what chooses (best checkpoint, early stop, search) sees the validation slice; eval only scores
+    evaluate = splits.selection_evaluator(lambda m, feats: score(m.model, task, feats, collate),
+                                          track_eval_split=cfg.train.track_eval_split)
     work_dir = checkpoint_dir(cfg.output, "finetune")
     extra = {}
     if cfg.train.search is not None:  # trials are not checkpointed: --resume starts the search again
@@ -60,9 +63,12 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
                             evaluate=evaluate, desc="finetune")
     if result.best_step is not None:
         extra["best_step"] = result.best_step
+    if chooses:
+        extra.update(chosen_on=splits.chosen_on, validation=result.final_eval or evaluate(objective),
+                     stopped=result.stopped)
     # said now, not only in a later report: a teacher that learned nothing teaches nothing
     trivial = kind.trivial_baseline(task, splits.eval_examples)
-    dev = result.final_eval or evaluate(objective)  # a resumed, already finished run evaluated nothing
+    dev = score(objective.model, task, splits.eval_features, collate)
     extra.update(trivial, learned=learned(dev["score"], trivial["trivial_score"]))
     if not extra["learned"]:
         print(f"[bertcompress] WARNING: finetune: {task.metrics[0]} {dev['score']:.3f} on "

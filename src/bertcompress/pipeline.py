@@ -15,6 +15,7 @@ interrupted stage continues from its last checkpoint.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import replace
@@ -41,14 +42,14 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     teacher_dir, general_dir, student_dir = out / "teacher", out / "general_student", out / "student"
     stages = (  # built (and so checked) before anything is written
         ("teacher", finetune, FinetuneConfig(model=cfg.teacher, data=cfg.data, train=cfg.finetune,
-                                             output=str(teacher_dir))),
+                                             output=str(teacher_dir), seed=cfg.seed)),
         ("general_student", distill, DistillConfig(
             stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
-            corpus=general_corpus, output=str(general_dir))),
+            corpus=general_corpus, output=str(general_dir), seed=cfg.seed)),
         ("student", distill, DistillConfig(
             stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
             train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
-            augment=cfg.augment, output=str(student_dir))))
+            augment=cfg.augment, output=str(student_dir), seed=cfg.seed)))
     prepare_output_folder(out, type(cfg).__name__)
     save_config(cfg, out)
     if corpus_text is not None:
@@ -75,7 +76,9 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     seconds["evaluate"] = round(time.perf_counter() - t0, 1)
     if not teacher_rec["learned"]:
         print(f"[bertcompress] WARNING: {_not_learned(teacher_rec)}", file=sys.stderr)
-    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "teacher_learned": teacher_rec["learned"],
+    chosen_on = json.loads((teacher_dir / "bertcompress_result.json").read_text()).get("chosen_on")
+    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "chosen_on": chosen_on,
+              "teacher_learned": teacher_rec["learned"],
               "teacher": teacher_rec, "student": student_rec, "ratios": compare(teacher_rec, student_rec),
               "stage_seconds": seconds, "config": to_dict(cfg)}
     atomic_write_json(out / "report.json", report)
@@ -141,6 +144,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     words = f", {teacher['words']} words" if "words" in teacher else ""  # a tagging task's scored words
     size = f"{teacher['examples']} {teacher.get('unit', 'examples')}{words}"
     lines = [f"# bertcompress report: {report['task']}, split {report['split']}, {size}", ""]
+    if report.get("chosen_on"):
+        lines += [f"Checkpoints were chosen on {report['chosen_on']}; every score below is on {report['split']}, "
+                  "which chose nothing.", ""]
     if not report["teacher_learned"]:
         lines += [f"> **WARNING: {_not_learned(teacher)}**", ""]
     retention = (f"{r['retention']:.3f}" if r["retention"] is not None

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import TrainConfig, _check, _check_choice, setting
+from ..config import (
+    TrainConfig,
+    _check,
+    _check_choice,
+    derive_seeds,
+    fill_own_seeds,
+    seed_setting,
+    setting,
+    top_seed_setting,
+)
 
 TAGSETS = ("universal", "brown")
 TEXT_FORMATS = ("raw", "lines")
@@ -23,11 +32,12 @@ class CvtDataConfig:
     categories: list[str] | None = setting(None, "Brown only: the genres to read (null: all)")
     tag_column: int = setting(-1, "CoNLL only: the tag column (the token is column 0; -1: the last column)")
     split: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1], help="train/dev/test fractions of the file")
-    split_seed: int = setting(0, "seed of the train/dev/test split and of the labelled sample")
+    split_seed: int | None = seed_setting("the train/dev/test split and of the labelled sample")
     labelled_limit: int | None = setting(1000, "the labelled budget: a seeded sample of this many train sentences "
                                          "keeps its tags (null: the whole train split)")
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         _check_choice(self.tagset, TAGSETS, "cvt data.tagset")
         _check(len(self.split) == 3 and all(f >= 0 for f in self.split) and abs(sum(self.split) - 1) < 1e-6,
                f"cvt data.split must be three fractions >= 0 summing to 1, got {self.split}")
@@ -118,8 +128,10 @@ class CvtConfig:
     runtimes: bool = setting(False, "measure test accuracy and latency per 1,000 tokens in PyTorch and ONNX "
                              "Runtime into the result (needs onnx)")
     output: str = setting("outputs/cvt", "output folder")
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(0 <= self.ema < 1, f"cvt ema must be in [0, 1), got {self.ema}")
         _check(not self.train.cuda_graphs, "cvt draws its unlabelled batches in Python each step: train.cuda_graphs "
                                            "cannot replay that; turn it off")

@@ -34,6 +34,7 @@ from ..config import DEFAULT_TASK, DataConfig
 from ..errors import UserError
 from .builtin import rt_sentiment_examples
 from .examples import Example, TaskSpec
+from .sampling import stratified_sample
 from .tasks import CLASSIFICATION, GLUE_TASKS, REGRESSION, needs_inferred_labels, with_metric
 
 GLUE_DIRS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
@@ -96,7 +97,7 @@ def load_sentence_examples(cfg: DataConfig, task: TaskSpec, split: str) -> tuple
     index = {name: i for i, name in enumerate(task.labels or ())}
     examples = [Example(a, b, _to_label(task, index, table, raw, n)) for a, b, raw, n in table.rows]
     if single is not None and cfg.holdout_fraction > 0:
-        held = _held_out_rows(cfg, single, len(examples))
+        held = _held_out_rows(cfg, single, [e.label for e in examples])
         examples = [e for i, e in enumerate(examples) if (i in held) == (split != cfg.train_split)]
     return with_metric(task, cfg.metric), _subset(examples, limit)
 
@@ -130,14 +131,15 @@ def _check_single_file_split(cfg: DataConfig, path: Path, split: str) -> None:
                         "separate splits, or set data.holdout_fraction (e.g. 0.1) to hold out part of the file")
 
 
-def _held_out_rows(cfg: DataConfig, path: Path, n: int) -> set[int]:
-    """Indices of the held-out rows: a pure function of (n, fraction, seed), so the train and eval
-    splits are disjoint and agree whichever is read first."""
+def _held_out_rows(cfg: DataConfig, path: Path, labels: list) -> set[int]:
+    """Indices of the held-out rows, stratified by label: a pure function of (labels, fraction,
+    seed), so the train and eval splits are disjoint and agree whichever is read first."""
+    n = len(labels)
     if n < 2:
         raise UserError(f"{path} has {n} row: too few to hold out an eval split from; give a folder with "
                         "separate splits, or set data.holdout_fraction: 0 to train on all of it")
     k = min(max(1, round(n * cfg.holdout_fraction)), n - 1)  # both parts keep at least one row
-    return set(random.Random(cfg.holdout_seed).sample(range(n), k))
+    return set(stratified_sample(labels, k, cfg.holdout_seed))
 
 
 def subset_indices(n: int, limit: int | None) -> list[int]:

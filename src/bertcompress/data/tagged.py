@@ -104,7 +104,7 @@ def _user_split(cfg: DataConfig, task: TaskSpec, split: str) -> tuple[str, list[
         everything = _read_file(single, cfg)
         tags = tag_vocabulary(everything)  # a single file: its tags, held-out sentences included
         if cfg.holdout_fraction > 0:
-            held = _held_out_rows(cfg, single, len(everything))
+            held = _held_out_rows(cfg, single, [None] * len(everything))  # sentences: no label to stratify by
             everything = [s for i, s in enumerate(everything) if (i in held) == (split != cfg.train_split)]
         return str(single), everything, tags
     if path.is_dir() and not _is_saved_dataset(path):

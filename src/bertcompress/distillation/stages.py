@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import DistillConfig, LossConfig, to_dict
+from ..config import DistillConfig, LossConfig, StudentConfig, to_dict
 from ..data import Collator, chunk_corpus, kind_of, load_corpus, load_task_splits
 from ..data.examples import TaskSpec
 from ..errors import UserError
@@ -91,7 +91,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         result.update(**objective.mapping_record(), sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
     else:
-        splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True)
+        chooses = any(t.keep_best or t.patience > 0 for t in (cfg.train, cfg.prediction_train))
+        splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True, validation=chooses)
         task, kind = splits.task, kind_of(splits.task)
         collate = splits.collate
         teacher = load_model(cfg.teacher, kind.model_kind)
@@ -108,7 +109,9 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
             splits = replace(splits, train_examples=augment_examples(splits.train_examples, cfg.teacher,
                                                                      cfg.augment, cache))
         features, dev_features = splits.train_features, splits.eval_features
-        evaluate = lambda m: score(m.student, task, dev_features, collate)  # noqa: E731
+        # what chooses (best checkpoint, early stop) sees the validation slice; eval only scores
+        evaluate = splits.selection_evaluator(lambda m, feats: score(m.student, task, feats, collate),
+                                              track_eval_split=cfg.prediction_train.track_eval_split)
         phases = [("intermediate", cfg.train), ("prediction", cfg.prediction_train)]
         for phase, train_cfg in phases:
             weights = without_unreadable_layer_losses(student, phase_weights(cfg.losses, phase, kind.prediction_loss),
@@ -121,10 +124,24 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                              desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
                              evaluate=evaluate if phase == "prediction" else None,
                              settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
-            result[phase] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
+            result[phase] = {"history": run.history, "train_seconds": run.seconds, "stopped": run.stopped,
+                             "chosen_on_score": run.final_eval,
                              **({"best_step": run.best_step} if train_cfg.keep_best else {})}
             result.update(objective.mapping_record())
-        result.update(task=task.name, eval_split=splits.eval_split, train_examples=len(splits.train_examples))
+        result.update(task=task.name, eval_split=splits.eval_split, chosen_on=splits.chosen_on,
+                      train_examples=len(splits.train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)
+    if cfg.student_path is not None:  # the saved config describes the student that ran, not the default shape
+        cfg = replace(cfg, student=student_shape(student, cfg.student.init))
     return publish_model_folder(cfg.output, student, tokenizer, cfg, result)
+
+
+def student_shape(student: nn.Module, init: str) -> StudentConfig:
+    """A loaded student's shape as a StudentConfig (a pruned student's per-layer sizes may differ:
+    this gives its config's)."""
+    view, config = describe(student), student.config
+    ffn = next((getattr(config, k) for k in ("intermediate_size", "hidden_dim", "ffn_dim")
+                if isinstance(getattr(config, k, None), int)), None)
+    return StudentConfig(num_layers=view.num_layers, hidden_size=view.hidden_size, num_heads=view.num_heads,
+                         ffn_size=ffn, init=init)

@@ -45,9 +45,9 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
     attack: the word-substitution attack on every model, on the same examples with the same
     candidate words (True: 200 of the split's examples, or an AttackConfig): candidates come from
     `attack.candidates_from`, else from the reference model (loyalty_to, else baseline, else the
-    first model), built once. advglue: AdvGLUE's dev_ann.json, for the accuracy on each of the task's sets (MNLI: matched
-    and mismatched, in `advglue`); `advglue_accuracy` is the set that matches the split (MNLI's
-    mismatched one for a `*mismatched` split).
+    first model), built once. advglue: AdvGLUE's dev_ann.json, for the accuracy on each of the
+    task's sets (MNLI: matched and mismatched, in `advglue`); `advglue_accuracy` is the set that
+    matches the split (MNLI's mismatched one for a `*mismatched` split).
     """
     if not models:
         raise UserError("evaluate needs at least one model")

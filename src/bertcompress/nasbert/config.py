@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import DEFAULT_TEACHER, CorpusConfig, TrainConfig, _check, _check_choice, setting
+from ..config import (
+    DEFAULT_TEACHER,
+    CorpusConfig,
+    TrainConfig,
+    _check,
+    _check_choice,
+    derive_seeds,
+    setting,
+    top_seed_setting,
+)
 from ..errors import UserError
 from .arch import OPS
 from .selection import parse_budget
@@ -100,8 +109,10 @@ class NasConfig:
                                   "width, the largest file of the output) so that `nas --resume` with new budgets "
                                   "picks from it without training again")
     output: str = setting("outputs/nas", "output folder")
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         try:
             check_ops(self.ops)
             budgets = [parse_budget(text) for text in self.budgets]

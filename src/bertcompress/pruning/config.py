@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, _check, setting
+from ..config import (
+    DEFAULT_TEACHER,
+    CorpusConfig,
+    DataConfig,
+    _check,
+    derive_seeds,
+    setting,
+    top_seed_setting,
+)
 
 IMPORTANCE_METHODS = ("taylor", "magnitude")
 IMPORTANCE_HELP = ("taylor: |activation x gradient| on a data sample (task data for a classifier, else the "
@@ -25,11 +33,12 @@ class ImportanceSampling:
     importance: str = setting("taylor", IMPORTANCE_HELP, choices=IMPORTANCE_METHODS)
     samples: int = setting(256, "sequences the Taylor importance is accumulated over")
     batch_size: int = 16
-    seed: int = 42
+    seed: int = top_seed_setting()
     data: DataConfig = field(default_factory=DataConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(self.importance in IMPORTANCE_METHODS,
                f"importance must be 'taylor' or 'magnitude', got {self.importance!r}")
         _check(self.samples >= 1, f"samples must be >= 1, got {self.samples}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..config import DataConfig, LossConfig, TrainConfig, _check, setting
+from ..config import DataConfig, LossConfig, TrainConfig, _check, derive_seeds, setting, top_seed_setting
 from ..errors import UserError
 
 MIN_BITS, MAX_BITS = 2, 8  # LSQ's range here (lsq.py); kept free of torch so the CLI starts fast
@@ -88,7 +88,9 @@ class QuantizeTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     onnx: bool = setting(False, "also write <output>/onnx/model.onnx, an int8 model for ONNX Runtime (needs a8)")
     output: str = setting("outputs/quantized", "output folder")
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(not self.onnx or self.quant.act_bits == 8,
                f"onnx export needs 8-bit activations (quant.act_bits: 8), got {self.quant.act_bits}")

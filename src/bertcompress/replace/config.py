@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DataConfig, TrainConfig, _check, setting
+from ..config import DataConfig, TrainConfig, _check, derive_seeds, setting, top_seed_setting
 
 CURRICULA = ("constant", "linear")
 # Which teacher layer each successor layer starts from. first: successor layer i <- teacher layer
@@ -45,8 +45,10 @@ class TheseusConfig:
     replacing: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=2e-5, warmup_ratio=0.0))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, lr=2e-5, warmup_ratio=0.0))
     output: str = setting("outputs/theseus", "output folder")
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(self.successor_layers >= 1, f"successor_layers must be >= 1, got {self.successor_layers}")
         _check(self.successor_init in SUCCESSOR_INITS,
                f"successor_init must be one of {', '.join(SUCCESSOR_INITS)}, got {self.successor_init!r}")

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import DEFAULT_TEACHER, CorpusConfig, DataConfig, LossConfig, StudentConfig, TrainConfig, _check, setting
+from ..config import (
+    DEFAULT_TEACHER,
+    CorpusConfig,
+    DataConfig,
+    LossConfig,
+    StudentConfig,
+    TrainConfig,
+    _check,
+    derive_seeds,
+    fill_own_seeds,
+    seed_setting,
+    setting,
+    top_seed_setting,
+)
 
 
 @dataclass
@@ -18,9 +31,10 @@ class GeneticConfig:
     tournament: int = 3  # genomes drawn per parent pick; the fittest of them is the parent
     crossover_rate: float = 0.8  # else the child starts as a copy of its first parent
     mutation_rate: float = 0.25  # per gene: reset to a random layer
-    seed: int = 42
+    seed: int | None = seed_setting("the genetic search")
 
     def __post_init__(self) -> None:
+        fill_own_seeds(self)
         _check(self.population >= 2, f"search.population must be >= 2, got {self.population}")
         _check(self.generations >= 1, f"search.generations must be >= 1, got {self.generations}")
         _check(self.elite is None or 0 <= self.elite < self.population,
@@ -88,8 +102,10 @@ class MappingSearchConfig:
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
     keep_candidates: bool = False  # keep every candidate's models (large) instead of only its scores
     output: str = setting("outputs/mapping_search", "output folder")
+    seed: int = top_seed_setting()
 
     def __post_init__(self) -> None:
+        derive_seeds(self)
         _check(self.proxy_sequences >= 1, f"proxy_sequences must be >= 1, got {self.proxy_sequences}")
         _check(self.proxy_init in PROXY_INITS,
                f"proxy_init must be 'random', 'etd' or 'etd_mapped', got {self.proxy_init!r}")

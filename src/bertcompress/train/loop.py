@@ -4,8 +4,9 @@ A method hands in a module whose `forward(batch)` returns `(loss, logs)`: a dist
 objective, a task model with a cross-entropy, a quantized student... The loop owns everything
 else: AdamW with warm-up and linear decay, gradient accumulation, bf16 autocast on CUDA, DDP,
 evaluation and checkpoints on a schedule, exact resume, NaN detection and a progress bar, and
-(opt-in) `torch.compile` or whole steps replayed from CUDA graphs (train/cuda_graph.py), and
-(opt-in, `keep_best`) ending with the weights of the best evaluation instead of the last.
+(opt-in) `torch.compile` or whole steps replayed from CUDA graphs (train/cuda_graph.py),
+(opt-in, `keep_best`) ending with the weights of the best evaluation instead of the last, and
+(opt-in) early stopping: `patience` evaluations without improvement, or `max_minutes`.
 
 Data order is a pure function of (seed, epoch): resuming at step s replays the same batches an
 uninterrupted run would have seen, and the saved RNG state makes dropout identical too.
@@ -49,6 +50,7 @@ class TrainResult:
     final_eval: dict[str, float] | None = None
     seconds: float = 0.0
     best_step: int | None = None  # keep_best: the step whose weights the module ends with
+    stopped: str = "planned steps"  # or "patience", "max_minutes": why training ended
 
 
 def seed_run(seed: int) -> None:
@@ -149,8 +151,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     work_dir = Path(work_dir)
     device = pick_device(cfg.device)
     ctx = init_distributed(device)
-    if cfg.keep_best and ctx.world_size > 1:  # only rank 0 evaluates: the ranks would end on different weights
-        raise UserError("train.keep_best is not supported under DDP yet")
+    if (cfg.keep_best or cfg.patience or cfg.max_minutes) and ctx.world_size > 1:  # the ranks would diverge
+        raise UserError("train.keep_best, patience and max_minutes are not supported under DDP yet")
     if cfg.keep_best and evaluate is None:
         raise UserError(f"{desc}: train.keep_best needs an evaluation, and this phase has none")
     torch.manual_seed(cfg.seed + ctx.rank)
@@ -178,7 +180,9 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     if micro_per_epoch == 0:
         raise UserError(f"{desc}: {len(features)} examples are fewer than one batch per process")
     total_steps = planned_steps(cfg, micro_per_epoch)
-    eval_every = cfg.eval_every or (max(1, total_steps // 5) if cfg.keep_best else 0)
+    eval_every = cfg.eval_every or (max(1, total_steps // 5) if cfg.keep_best or cfg.patience else 0)
+    if cfg.patience and evaluate is None:
+        raise UserError(f"{desc}: train.patience needs an evaluation, and this phase has none")
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     compiled = torch.compile(model) if cfg.torch_compile else None  # compiles at its first call
     graphed = None
@@ -191,6 +195,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
 
     step, history = 0, []
     best: dict[str, Any] | None = None  # keep_best: {"score", "step", "eval", "module" (a CPU copy)}
+    # early stopping: the best score so far, evaluations since it improved, training seconds so far
+    progress: dict[str, Any] = {"best_score": -math.inf, "stale": 0, "seconds": 0.0, "stopped": None}
     fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size,
                               "method": settings or {}}, sort_keys=True, default=str)
     if resume and (state := load_checkpoint(work_dir)) is not None:
@@ -204,6 +210,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, history = int(state["step"]), json.loads(state["history"])
         best = state.get("best")
+        progress = json.loads(state.get("progress", json.dumps(progress)))
     saved_step = step or None  # step is 0 unless a checkpoint was resumed
 
     def checkpoint() -> None:
@@ -212,7 +219,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         if ctx.is_main:
             state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state(),
-                     "fingerprint": fingerprint, "history": json.dumps(history)}
+                     "fingerprint": fingerprint, "history": json.dumps(history),
+                     "progress": json.dumps({**progress, "seconds": elapsed()})}
             if best is not None:
                 state["best"] = best
             if device.type == "cuda":
@@ -240,9 +248,31 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     module.train()
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()
+    seconds_before = float(progress["seconds"])  # of the runs this one resumes
+    elapsed = lambda: seconds_before + time.perf_counter() - t0  # noqa: E731
     final_eval = None
+
+    def run_evaluation() -> None:
+        nonlocal final_eval, best
+        module.eval()
+        final_eval = evaluate(module)
+        module.train()
+        history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
+        if cfg.keep_best and _improves(final_eval, best, desc):
+            # plain types and tensors only: checkpoints load with weights_only=True
+            best = {"score": _score(final_eval), "step": step, "eval": json.dumps(final_eval),
+                    "module": _cpu_copy(module)}
+        if cfg.patience:
+            if "score" not in final_eval:
+                raise UserError(f"{desc}: train.patience needs an evaluation with a 'score', got {sorted(final_eval)}")
+            improved = _score(final_eval) > progress["best_score"]
+            progress["best_score"] = max(progress["best_score"], _score(final_eval))
+            progress["stale"] = 0 if improved else progress["stale"] + 1
+            if progress["stale"] >= cfg.patience:
+                progress["stopped"] = "patience"
+
     try:
-        while step < total_steps:
+        while step < total_steps and progress["stopped"] is None:
             logs_sum: dict[str, torch.Tensor | float] = {}
             if graphed is None:
                 optimizer.zero_grad(set_to_none=True)
@@ -279,16 +309,11 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 rate = tokens / max(1e-9, time.perf_counter() - t0)
                 history.append({"step": step, "lr": float(scheduler.get_last_lr()[0]), **logged})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
-            if evaluate is not None and ctx.is_main and (
-                    (eval_every and step % eval_every == 0) or step == total_steps):
-                module.eval()
-                final_eval = evaluate(module)
-                module.train()
-                history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
-                if cfg.keep_best and _improves(final_eval, best, desc):
-                    # plain types and tensors only: checkpoints load with weights_only=True
-                    best = {"score": _score(final_eval), "step": step, "eval": json.dumps(final_eval),
-                            "module": _cpu_copy(module)}
+            if cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60 and step < total_steps:
+                progress["stopped"] = "max_minutes"
+            if evaluate is not None and ctx.is_main and ((eval_every and step % eval_every == 0) or step == total_steps
+                                                         or progress["stopped"] == "max_minutes"):
+                run_evaluation()
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 checkpoint()
     except KeyboardInterrupt:
@@ -303,4 +328,5 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         final_eval = json.loads(best["eval"])
     module.eval()
     return TrainResult(steps=step - start, history=history, final_eval=final_eval,
-                       seconds=time.perf_counter() - t0, best_step=best["step"] if best else None)
+                       seconds=time.perf_counter() - t0, best_step=best["step"] if best else None,
+                       stopped=progress["stopped"] or "planned steps")

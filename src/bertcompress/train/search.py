@@ -1,4 +1,4 @@
-"""Choose a fine-tuning run's learning rate and epochs on the eval split (`train.search`).
+"""Choose a fine-tuning run's learning rate and epochs on the validation slice (`train.search`).
 
 Optuna's TPE sampler proposes (lr, epochs); each trial trains fresh starting weights with the
 shared loop, keeping its best evaluation (`keep_best`), and the median pruner stops a trial whose
