@@ -94,7 +94,7 @@ def test_resume_ends_with_the_same_best_weights(tmp_path, crash_at):
 def test_refusals_are_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="needs an evaluation, and this phase has none"):
         train_loop(Toy(), features(), collate, TrainConfig(**BEST), work_dir=tmp_path / "a")
-    with pytest.raises(UserError, match="needs an evaluation with a 'score'"):
+    with pytest.raises(UserError, match="need an evaluation with a 'score'"):
         train_loop(Toy(), features(), collate, TrainConfig(**BEST), work_dir=tmp_path / "b",
                    evaluate=lambda m: {"accuracy": 1.0})
     monkeypatch.setattr(loop, "init_distributed", lambda device: DistContext(rank=0, world_size=2))

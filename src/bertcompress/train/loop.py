@@ -118,9 +118,7 @@ def _cpu_copy(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
-def _improves(scores: dict[str, float], best: dict[str, Any] | None, desc: str) -> bool:
-    if "score" not in scores:
-        raise UserError(f"{desc}: train.keep_best needs an evaluation with a 'score', got {sorted(scores)}")
+def _improves(scores: dict[str, float], best: dict[str, Any] | None) -> bool:
     return best is None or _score(scores) > best["score"]
 
 
@@ -258,13 +256,14 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         final_eval = evaluate(module)
         module.train()
         history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
-        if cfg.keep_best and _improves(final_eval, best, desc):
+        if (cfg.keep_best or cfg.patience) and "score" not in final_eval:
+            raise UserError(f"{desc}: train.keep_best and train.patience need an evaluation with a 'score', "
+                            f"got {sorted(final_eval)}")
+        if cfg.keep_best and _improves(final_eval, best):
             # plain types and tensors only: checkpoints load with weights_only=True
             best = {"score": _score(final_eval), "step": step, "eval": json.dumps(final_eval),
                     "module": _cpu_copy(module)}
         if cfg.patience:
-            if "score" not in final_eval:
-                raise UserError(f"{desc}: train.patience needs an evaluation with a 'score', got {sorted(final_eval)}")
             improved = _score(final_eval) > progress["best_score"]
             progress["best_score"] = max(progress["best_score"], _score(final_eval))
             progress["stale"] = 0 if improved else progress["stale"] + 1
