@@ -132,15 +132,19 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                       train_examples=len(splits.train_examples))
         student.eval()
         result["dev"] = score(student, task, dev_features, collate)
-    if cfg.student_path is not None:  # the saved config describes the student that ran, not the default shape
-        cfg = replace(cfg, student=student_shape(student, cfg.student.init))
+    if cfg.student_path is not None and (shape := student_shape(student, cfg.student.init)) is not None:
+        cfg = replace(cfg, student=shape)  # the saved config describes the student that ran, not the default
     return publish_model_folder(cfg.output, student, tokenizer, cfg, result)
 
 
-def student_shape(student: nn.Module, init: str) -> StudentConfig:
+def student_shape(student: nn.Module, init: str) -> StudentConfig | None:
     """A loaded student's shape as a StudentConfig (a pruned student's per-layer sizes may differ:
-    this gives its config's)."""
-    view, config = describe(student), student.config
+    this gives its config's); None for one a StudentConfig cannot describe (a NAS-BERT student:
+    its `arch` in config.json is its shape)."""
+    try:
+        view, config = describe(student), student.config
+    except UserError:
+        return None
     ffn = next((getattr(config, k) for k in ("intermediate_size", "hidden_dim", "ffn_dim")
                 if isinstance(getattr(config, k, None), int)), None)
     return StudentConfig(num_layers=view.num_layers, hidden_size=view.hidden_size, num_heads=view.num_heads,
