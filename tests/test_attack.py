@@ -188,7 +188,7 @@ def test_attack_unchanged_on_fixed_seed(tiny_tokenizer, tmp_path):
 def test_word_list_source(toy_model, tiny_tokenizer, tmp_path):
     words = tmp_path / "neighbours.txt"
     words.write_text("good  fine,bad good\n\nmovie film\n", encoding="utf-8")
-    cfg = AttackConfig(candidates_from=str(words), candidates_k=5, progress=False)
+    cfg = AttackConfig(sources=("embedding",), candidates_from=str(words), candidates_k=5, progress=False)
     out = attack(toy_model, tiny_tokenizer, [("the dog cat good", 1)], config=cfg)
     assert out["sources"] == ["wordlist"] and out["candidates_from"] == str(words)
     rec = out["records"][0]
