@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bertcompress.data.substitutes import (
+    NEGATIONS,
     CandidateSource,
     CombinedCandidates,
     EmbeddingNeighbourCandidates,
@@ -14,6 +15,7 @@ from bertcompress.data.substitutes import (
     WordNetSynonyms,
     WordVocab,
     _word_start_marker,
+    never_replaced,
     stop_words,
 )
 from conftest import tiny_config
@@ -131,6 +133,14 @@ def test_sources_propose_stop_words_callers_filter_them(tiny_tokenizer):
     src = MaskedLMCandidates(biased_mlm(tiny_tokenizer, {"the": 100, "great": 50}), tiny_tokenizer)
     cands = src.candidates(["a", "good", "movie"], 1, 2)
     assert cands == ["the", "great"] and "the" in stop_words() and "great" not in stop_words()
+
+
+def test_never_replaced_keeps_negations_whatever_the_stop_word_list():
+    words = never_replaced()
+    assert stop_words() <= words and NEGATIONS <= words
+    assert {"not", "no", "nor", "never", "but", "the", "a", "despite", "unless"} <= words
+    assert "despite" not in stop_words()  # why the explicit set is there
+    assert not {"good", "movie", "great", "bad"} & words and all(w == w.lower() for w in words)
 
 
 def test_mlm_batched_equals_one_by_one(tiny_mlm, tiny_tokenizer):

@@ -333,6 +333,11 @@ class AugmentConfig:
     top_k: int = setting(15, "candidates per word")
     n_aug: int = setting(20, "augmented sentences per example")
     max_examples: int | None = setting(None, "augment only the first N training examples")
+    mlm_model: str | None = setting(None, "pre-trained masked LM (folder or hub id, e.g. bert-base-uncased) whose "
+                                    "MLM head proposes candidates for single-piece words, as in TinyBERT (null: "
+                                    "the teacher's MLM head if it has one, else embedding neighbours only)")
+    skip_stop_words: bool = setting(True, "never replace stop words, negations and contrast words "
+                                    "(not, no, never, but, ...)")
     seed: int | None = seed_setting("the word choices")
     cache_dir: str | None = setting(None, "where augmented data is cached (null: <output>/augment_cache)")
 

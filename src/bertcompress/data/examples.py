@@ -14,13 +14,23 @@ class Example:
     text_b: str | None = None
     label: int | float | None = None
 
+    def sentences(self) -> list[list[str]]:
+        """Each text's words, split on whitespace: one list, or two for a pair."""
+        return [self.text_a.split()] + ([] if self.text_b is None else [self.text_b.split()])
+
     def words(self) -> list[str]:
-        """The words augmentation may replace: those of the first text, split on whitespace."""
-        return self.text_a.split()
+        """The words augmentation may replace: text_a's, then text_b's for a pair."""
+        return [w for s in self.sentences() for w in s]
 
     def with_words(self, words: list[str]) -> Example:
-        """This example with its first text made of `words` (text_b and label kept)."""
-        return replace(self, text_a=" ".join(words))
+        """This example with its texts made of `words`, split where text_a's words end (augmentation
+        swaps a word for a word, so the count is unchanged); the label is kept."""
+        n = len(self.text_a.split())
+        if self.text_b is None:
+            return replace(self, text_a=" ".join(words))
+        if len(words) != n + len(self.text_b.split()):
+            raise ValueError(f"a pair of {n} + {len(self.text_b.split())} words cannot take {len(words)} words")
+        return replace(self, text_a=" ".join(words[:n]), text_b=" ".join(words[n:]))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Sources, all behind one interface (`CandidateSource.candidates_at`):
 - WordListCandidates: a list of your own, e.g. counter-fitted vectors' neighbours;
 - CombinedCandidates: TinyBERT's dispatch, the MLM for single-piece words, neighbours otherwise.
 Candidates are whole alphabetic vocabulary words (WordNet: alphabetic lemmas), best first, and
-never the word itself in any case. Stop-word filtering is the caller's choice (`stop_words`).
+never the word itself in any case. Stop-word filtering is the caller's choice (`stop_words`;
+`never_replaced` adds negation and contrast words, for augmentation).
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # imported late: slow
 
     return frozenset(ENGLISH_STOP_WORDS)
+
+
+# Swapping one of these can flip a sentence's meaning ("not good" -> "very good"): never replaced,
+# whatever a stop-word list holds (scikit-learn's has most of them, but not "despite" or "unless").
+NEGATIONS = frozenset({
+    "no", "not", "nor", "never", "none", "nothing", "nobody", "nowhere", "neither", "cannot", "without",
+    "hardly", "barely", "but", "however", "although", "though", "yet", "despite", "unless", "instead",
+})
+
+
+@functools.cache
+def never_replaced() -> frozenset[str]:
+    """Lowercase words augmentation leaves alone: the stop words and the negation and contrast
+    words (`NEGATIONS`), as TinyBERT's reference code skips its stop-word list."""
+    return stop_words() | NEGATIONS
 
 
 # ------------------------------------------------------------------ vocabulary helper
