@@ -84,27 +84,46 @@ def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
     _check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+INIT_FROM_TEACHER = ("random", "teacher_layers")
+
+
 @dataclass
 class StudentConfig:
-    """Shape of a new student. The architecture family (BERT, RoBERTa, ...) follows the teacher;
-    a size left as None (null in YAML) is the teacher's."""
+    """Shape and start of a student. A new one (init random or teacher_layers) is of the teacher's
+    family, and a size left as None (null in YAML) is the teacher's; one started from a pre-trained
+    model (init names it) is of that model's family and vocabulary, and a size left as None is that
+    model's."""
 
-    num_layers: int = setting(4, "transformer layers")
-    hidden_size: int | None = setting(312, "hidden size (null: the teacher's)")
-    num_heads: int | None = setting(12, "attention heads (null: the teacher's)")
-    ffn_size: int | None = setting(1200, "feed-forward size (null: the teacher's)")
+    num_layers: int | None = setting(4, "transformer layers (null: the teacher's, or the init model's)")
+    hidden_size: int | None = setting(312, "hidden size (null: the teacher's, or the init model's)")
+    num_heads: int | None = setting(12, "attention heads (null: the teacher's, or the init model's)")
+    ffn_size: int | None = setting(1200, "feed-forward size (null: the teacher's, or the init model's)")
     init: str = setting("random", "random: fresh weights; teacher_layers: copy whole teacher layers "
-                        "(DistilBERT-style, needs the teacher's hidden size)", choices=("random", "teacher_layers"))
+                        "(DistilBERT-style, needs the teacher's hidden size); or a pre-trained model (folder or "
+                        "name, e.g. all-MiniLM-L6-v2) to start from, with its own tokenizer: whole when the sizes "
+                        "are its own, else cut to them by ETD (`run`; elsewhere cut it with `extract` first)")
     init_layers: list[int] | None = setting(None, "1-based teacher layers to copy for init teacher_layers "
                                             "(null: the layer mapping)")
+    extract: str = setting("impt", "how a pre-trained init model is cut to a smaller shape: impt (ETD-Impt, its "
+                           "most important units) or rand (ETD-Rand)", choices=("impt", "rand"))
 
     def __post_init__(self) -> None:
-        _check(self.num_layers >= 1, f"student.num_layers must be >= 1, got {self.num_layers}")
+        _check(self.num_layers is None or self.num_layers >= 1,
+               f"student.num_layers must be >= 1, got {self.num_layers}")
         sizes = (self.hidden_size, self.num_heads, self.ffn_size)
         _check(all(v is None or v >= 1 for v in sizes), "student sizes must be positive")
         _check(self.hidden_size is None or self.num_heads is None or self.hidden_size % self.num_heads == 0,
                f"student.hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
-        _check_choice(self.init, ("random", "teacher_layers"), "student.init")
+        _check(bool(self.init.strip()), "student.init must be random, teacher_layers or a model")
+        _check_choice(self.extract, ("impt", "rand"), "student.extract")
+
+    @property
+    def pretrained(self) -> str | None:
+        """The pre-trained model the student starts from, if `init` names one."""
+        return None if self.init in INIT_FROM_TEACHER else self.init
+
+    def depth(self, teacher_layers: int) -> int:
+        return self.num_layers if self.num_layers is not None else teacher_layers
 
 
 @dataclass
@@ -348,6 +367,24 @@ class AugmentConfig:
 
 
 @dataclass
+class TeacherCacheConfig:
+    """The teacher's outputs on the task data, computed once and reused (distillation/teacher_outputs.py)."""
+
+    enabled: bool = setting(True, "compute the teacher's outputs once (logits, and the layer outputs the losses "
+                            "read) and reuse them across epochs, phases, --resume and later runs")
+    dir: str | None = setting(None, "where they are kept, one folder per key (null: <BERTCOMPRESS_CACHE, else "
+                              "~/.cache/bertcompress>/teacher_outputs)")
+    dtype: str = setting("float16", "storage precision of the layer outputs (logits: float32)",
+                         choices=("float16", "float32"))
+    max_gb: float = setting(16.0, "layer outputs larger than this are not stored (logits only; the intermediate "
+                            "phase then runs the teacher)")
+
+    def __post_init__(self) -> None:
+        _check_choice(self.dtype, ("float16", "float32"), "teacher_cache.dtype")
+        _check(self.max_gb > 0, f"teacher_cache.max_gb must be > 0, got {self.max_gb}")
+
+
+@dataclass
 class FinetuneConfig:
     """Fine-tune a model (usually the teacher) on a labelled task."""
 
@@ -379,6 +416,7 @@ class DistillConfig:
     data: DataConfig = setting(factory=DataConfig)
     corpus: CorpusConfig = setting(factory=CorpusConfig)
     augment: AugmentConfig = setting(factory=AugmentConfig)
+    teacher_cache: TeacherCacheConfig = setting(factory=TeacherCacheConfig)
     output: str = setting("outputs/student", "output folder")
     # The frozen teacher needs no fp32 master weights: in bf16 its LayerNorms and residual sums
     # skip autocast's fp32 round trips (1.1x a step on an H100 and on a CPU).
@@ -414,6 +452,9 @@ class PipelineConfig:
         num_layers=3, hidden_size=None, num_heads=None, ffn_size=None, init="teacher_layers"))
     losses: LossConfig = setting(factory=LossConfig)
     augment: AugmentConfig = setting(factory=lambda: AugmentConfig(enabled=True, n_aug=2, max_examples=2000))
+    teacher_cache: TeacherCacheConfig = setting(factory=TeacherCacheConfig)
+    general_distillation: str = setting("auto", "auto: skipped when student.init names a pre-trained model (already "
+                                        "a general student), run otherwise; run; skip", choices=("auto", "run", "skip"))
     # Trained to convergence: the teacher and the student's prediction phase evaluate on the
     # validation slice (carved from train; dev only scores) and stop after a few evaluations without
     # improvement, ending on their best checkpoint. Caps: the planned steps (epochs, at least
@@ -434,6 +475,13 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         derive_seeds(self)
+        _check_choice(self.general_distillation, ("auto", "run", "skip"), "general_distillation")
+
+    @property
+    def runs_general(self) -> bool:
+        if self.general_distillation == "auto":
+            return self.student.pretrained is None
+        return self.general_distillation == "run"
 
 
 # `run --quick`: the same job on small slices (about 3 minutes on 2 CPU cores). Overrides, so the

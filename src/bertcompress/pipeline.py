@@ -3,10 +3,16 @@ evaluate teacher and student side by side (accuracy, loyalty, size, PyTorch and 
 latency) and write a report. Sentence and tagging tasks alike (`run --task brown-pos`): the
 stages ask the task's kind (data/kinds.py) for what differs.
 
+A student may start from a pre-trained model instead (`student.init: all-MiniLM-L6-v2`), of any
+family and vocabulary: as it is when the asked sizes are its own, else cut to them by ETD first
+(`extract`). It is already a general model, so general distillation is skipped unless asked for
+(`general_distillation: run`, which needs the teacher's vocabulary).
+
 Layout of the output folder:
-    teacher/          the fine-tuned teacher          (save_pretrained)
-    general_student/  the task-agnostic student       (save_pretrained, bare encoder)
-    student/          the task student                (save_pretrained, sequence or token classifier)
+    teacher/           the fine-tuned teacher          (save_pretrained)
+    extracted_student/ a pre-trained init model cut to the student's shape (ETD), when it is cut
+    general_student/   the task-agnostic student       (save_pretrained, bare encoder), when run
+    student/           the task student                (save_pretrained, sequence or token classifier)
     report.md, report.json, bertcompress_config.yaml     the summary
     report/           report.html (+ report.md, plots): every metric, trade-off plots
 Each stage folder is written atomically; with `resume=True` finished stages are reused and an
@@ -31,6 +37,8 @@ from .evaluation.report import report as html_report
 from .finetuning import finetune
 from .io import atomic_write_json, atomic_write_text, is_output, prepare_output_folder, writes_output
 from .models.loading import resolve_model_path
+from .pruning.config import ExtractConfig
+from .pruning.verbs import extract
 from .train.distributed import is_main_process
 
 
@@ -40,16 +48,21 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     _check_inputs(cfg)  # what a later stage would refuse, before anything is written or trained
     general_corpus, corpus_text = _general_corpus(cfg, out)
     teacher_dir, general_dir, student_dir = out / "teacher", out / "general_student", out / "student"
-    stages = (  # built (and so checked) before anything is written
+    start, extraction = pretrained_start(cfg, out) if cfg.student.pretrained else (None, None)
+    stages: list[tuple[str, Any, Any]] = [  # built (and so checked) before anything is written
         ("teacher", finetune, FinetuneConfig(model=cfg.teacher, data=cfg.data, train=cfg.finetune,
-                                             output=str(teacher_dir), seed=cfg.seed)),
-        ("general_student", distill, DistillConfig(
-            stage="general", teacher=cfg.teacher, student=cfg.student, losses=cfg.losses, train=cfg.general,
-            corpus=general_corpus, output=str(general_dir), seed=cfg.seed)),
-        ("student", distill, DistillConfig(
-            stage="task", teacher=str(teacher_dir), student_path=str(general_dir), losses=cfg.losses,
-            train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data,
-            augment=cfg.augment, output=str(student_dir), seed=cfg.seed)))
+                                             output=str(teacher_dir), seed=cfg.seed))]
+    if extraction is not None:
+        stages.append(("extracted_student", lambda c, resume: extract(c), extraction))
+    if cfg.runs_general:
+        stages.append(("general_student", distill, DistillConfig(
+            stage="general", teacher=cfg.teacher, student=cfg.student, student_path=start, losses=cfg.losses,
+            train=cfg.general, corpus=general_corpus, output=str(general_dir), seed=cfg.seed)))
+        start = str(general_dir)
+    stages.append(("student", distill, DistillConfig(
+        stage="task", teacher=str(teacher_dir), student=cfg.student, student_path=start, losses=cfg.losses,
+        train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data, augment=cfg.augment,
+        teacher_cache=cfg.teacher_cache, output=str(student_dir), seed=cfg.seed)))
     prepare_output_folder(out, type(cfg).__name__)
     save_config(cfg, out)
     if corpus_text is not None:
@@ -86,6 +99,32 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     return report
 
 
+def pretrained_start(cfg: PipelineConfig, out: Path) -> tuple[str, ExtractConfig | None]:
+    """Where a student started from a pre-trained model (`student.init`) begins: the model itself
+    when the asked sizes are its own (a size left null is), else its ETD cut, made by an extract
+    stage into out/extracted_student, scored on the corpus."""
+    from transformers import AutoConfig
+
+    from .models.family import family_of
+
+    name, student = cfg.student.pretrained, cfg.student
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(name))
+    except UserError as e:
+        raise UserError(f"student.init: {e}") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"student.init: cannot read the config of model {name}: "
+                        f"{str(e).strip().splitlines()[0]}") from None
+    own = [getattr(config, f) for f in family_of(config).size_fields]
+    asked = [student.num_layers, student.hidden_size, student.num_heads, student.ffn_size]
+    if all(a is None or a == o for a, o in zip(asked, own)):
+        return name, None
+    layers, hidden, heads, ffn = (o if a is None else a for a, o in zip(asked, own))
+    return str(out / "extracted_student"), ExtractConfig(
+        teacher=name, output=str(out / "extracted_student"), num_layers=layers, hidden_size=hidden,
+        num_heads=heads, ffn_size=ffn, strategy=student.extract, corpus=cfg.corpus, seed=cfg.seed)
+
+
 def _check_inputs(cfg: PipelineConfig) -> None:
     """The teacher, the task's data, the corpus, the student's shape and layer mappings against the
     teacher, and the stages' training settings: every input a stage would otherwise refuse only
@@ -102,6 +141,11 @@ def _check_inputs(cfg: PipelineConfig) -> None:
         raise UserError(f"cannot read the config of teacher {cfg.teacher}: {str(e).strip().splitlines()[0]}") from None
     check_student(teacher, cfg.student, {"losses.layer_mapping": cfg.losses.layer_mapping,
                                          "losses.attention_mapping": cfg.losses.attention_mapping})
+    if cfg.student.pretrained is not None and cfg.runs_general:
+        from .models.loading import check_same_vocab, load_tokenizer
+
+        check_same_vocab(load_tokenizer(cfg.teacher), load_tokenizer(cfg.student.pretrained), cfg.teacher,
+                         cfg.student.pretrained)  # general distillation reads one tokenization
     for name in ("general", "task_intermediate", "task_prediction"):
         train = getattr(cfg, name)
         if train.search is not None:

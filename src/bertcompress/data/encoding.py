@@ -49,27 +49,45 @@ def _tokenize(tokenizer: Any, batch: list[Example], max_seq_len: int, with_types
     return out
 
 
-def collate(features: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
+def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ints -> (padded (B, longest) long tensor, 0/1 mask of the real entries)."""
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return out, mask
+
+
+def collate(features: list[dict[str, Any]], pad_token_id: int,
+            teacher_pad_token_id: int = 0) -> dict[str, torch.Tensor]:
     """Pad a batch to its longest sequence: input_ids, attention_mask (1 real, 0 pad),
-    token_type_ids when present, labels (long, or float32 for regression) when present."""
-    width = max(len(f["input_ids"]) for f in features)
-    input_ids = torch.full((len(features), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(features), width), dtype=torch.long)
-    with_types = "token_type_ids" in features[0]
-    token_type_ids = torch.zeros((len(features), width), dtype=torch.long) if with_types else None
-    for row, f in enumerate(features):
-        n = len(f["input_ids"])
-        input_ids[row, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
-        attention_mask[row, :n] = 1
-        if token_type_ids is not None:
-            token_type_ids[row, :n] = torch.tensor(f["token_type_ids"], dtype=torch.long)
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if token_type_ids is not None:
-        batch["token_type_ids"] = token_type_ids
+    token_type_ids when present, labels (long, or float32 for regression) when present; a feature's
+    `index` (its row in the training set, for cached teacher outputs) as `index`; a student of
+    another vocabulary's teacher encoding (data/alignment.py) as teacher_input_ids,
+    teacher_attention_mask, teacher_token_type_ids, and its aligned positions as align_student,
+    align_teacher and align_mask."""
+    batch: dict[str, torch.Tensor] = {}
+    batch["input_ids"], batch["attention_mask"] = _pad([f["input_ids"] for f in features], pad_token_id)
+    if "token_type_ids" in features[0]:
+        batch["token_type_ids"] = _pad([f["token_type_ids"] for f in features], 0)[0]
     if "labels" in features[0]:
         labels = [f["labels"] for f in features]
         regression = any(isinstance(v, float) for v in labels)
         batch["labels"] = torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+    if "index" in features[0]:
+        batch["index"] = torch.tensor([f["index"] for f in features], dtype=torch.long)
+    if "teacher_input_ids" in features[0]:
+        batch["teacher_input_ids"], batch["teacher_attention_mask"] = _pad(
+            [f["teacher_input_ids"] for f in features], teacher_pad_token_id)
+        if "teacher_token_type_ids" in features[0]:
+            batch["teacher_token_type_ids"] = _pad([f["teacher_token_type_ids"] for f in features], 0)[0]
+        batch["align_student"], batch["align_mask"] = _pad([f["align_student"] or [0] for f in features], 0)
+        batch["align_teacher"] = _pad([f["align_teacher"] or [0] for f in features], 0)[0]
+        for i, f in enumerate(features):  # an example with nothing aligned: its placeholder 0 is masked
+            if not f["align_student"]:
+                batch["align_mask"][i] = 0
     return batch
 
 
@@ -78,6 +96,7 @@ class Collator:
     """`collate` with its pad id bound; a plain class so DataLoader workers can pickle it."""
 
     pad_token_id: int
+    teacher_pad_token_id: int = 0
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return collate(features, self.pad_token_id)
+        return collate(features, self.pad_token_id, self.teacher_pad_token_id)

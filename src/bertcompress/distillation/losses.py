@@ -99,6 +99,22 @@ def masked_soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torc
     return (per_position * weight).sum() / weight.sum().clamp_min(1)
 
 
+def gather_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) states at (B, K) positions -> (B, K, D)."""
+    return x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def gather_pairs(scores: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, H, L, L) scores at the (query, key) pairs of (B, K) positions -> (B, H, K, K), 0 at every
+    pair with a position `mask` (B, K) leaves out (what `attention_mse` counts on)."""
+    b, h, length, _ = scores.shape
+    k = positions.shape[1]
+    rows = scores.gather(2, positions[:, None, :, None].expand(b, h, k, length))
+    pairs = rows.gather(3, positions[:, None, None, :].expand(b, h, k, k))
+    m = mask.to(pairs.dtype)
+    return pairs * (m[:, None, :, None] * m[:, None, None, :])
+
+
 def merge_heads(scores: torch.Tensor, groups: int) -> torch.Tensor:
     """Average (B, H, L, L) scores over `groups` equal head groups -> (B, groups, L, L)."""
     b, h, q_len, k_len = scores.shape
@@ -117,6 +133,23 @@ class LossContext:
     head_rule: str = "strict"
     labels: torch.Tensor | None = None  # the batch's labels: (B, L) for a tagging task, IGNORE where unscored
     attention_mapping: list[int] | None = None  # the attention loss's own mapping; None: `mapping`
+    # a teacher of another vocabulary (data/alignment.py): (student positions, teacher positions,
+    # mask), each (B, K); the layer losses compare those pairs of positions only
+    alignment: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def positions(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(student states, teacher states, mask) over the positions the layer losses compare."""
+        if self.alignment is None:
+            return s, t, self.attention_mask
+        s_pos, t_pos, mask = self.alignment
+        return gather_positions(s, s_pos), gather_positions(t, t_pos), mask
+
+    def pairs(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(student scores, teacher scores, mask) over the (query, key) pairs the attention loss compares."""
+        if self.alignment is None:
+            return s, t, self.attention_mask
+        s_pos, t_pos, mask = self.alignment
+        return gather_pairs(s, s_pos, mask), gather_pairs(t, t_pos, mask), mask
 
 
 LossFn = Callable[[Intermediates, Intermediates, LossContext], torch.Tensor]
@@ -132,13 +165,16 @@ def register_loss(name: str) -> Callable[[LossFn], LossFn]:
 
 @register_loss("embedding")
 def embedding_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.Tensor:
-    return masked_mse(ctx.projections.embedding(s.hidden_states[0]), t.hidden_states[0], ctx.attention_mask)
+    s_emb, t_emb, mask = ctx.positions(s.hidden_states[0], t.hidden_states[0])
+    return masked_mse(ctx.projections.embedding(s_emb), t_emb, mask)
 
 
 @register_loss("hidden")
 def hidden_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.Tensor:
-    terms = [masked_mse(ctx.projections.hidden(m, s.hidden_states[m]), t.hidden_states[n], ctx.attention_mask)
-             for m, n in enumerate(ctx.mapping, start=1)]
+    terms = []
+    for m, n in enumerate(ctx.mapping, start=1):
+        s_h, t_h, mask = ctx.positions(s.hidden_states[m], t.hidden_states[n])
+        terms.append(masked_mse(ctx.projections.hidden(m, s_h), t_h, mask))
     return torch.stack(terms).sum()
 
 
@@ -146,11 +182,11 @@ def hidden_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.T
 def attention_loss(s: Intermediates, t: Intermediates, ctx: LossContext) -> torch.Tensor:
     terms = []
     for m, n in enumerate(ctx.attention_mapping or ctx.mapping, start=1):
-        a_s, a_t = s.scores[m], t.scores[n]
+        a_s, a_t, mask = ctx.pairs(s.scores[m], t.scores[n])
         if a_s.shape[1] != a_t.shape[1]:  # head_rule == "mean": compare head-group averages
             g = min(a_s.shape[1], a_t.shape[1])
             a_s, a_t = merge_heads(a_s, g), merge_heads(a_t, g)
-        terms.append(attention_mse(a_s, a_t, ctx.attention_mask))
+        terms.append(attention_mse(a_s, a_t, mask))
     return torch.stack(terms).sum()
 
 

@@ -3,6 +3,10 @@
 `forward(batch)` runs teacher and student once each and returns the weighted sum of the
 registered loss terms with non-zero weight, plus each term's value for the logs. The training
 loop only sees `(loss, logs)`, so every distillation stage, and later methods, plug in here.
+
+The teacher's side is read from `teacher_outputs` (computed once, teacher_outputs.py) when set
+and it holds what this objective's losses read; a student of another vocabulary gets the
+teacher's own encoding of each text and the aligned positions in its batch (data/alignment.py).
 """
 
 from __future__ import annotations
@@ -13,13 +17,23 @@ from torch import nn
 from ..config import LossConfig
 from ..errors import UserError
 from ..models.architecture import describe
-from ..models.intermediates import ScoreRecorder, run_with_intermediates
+from ..models.intermediates import Intermediates, ScoreRecorder, run_with_intermediates
 from ..train.objectives import WithFrozenTeacher
 from .losses import LOSSES, LossContext
 from .mapping import resolve_mapping
 from .projections import Projections
+from .teacher_outputs import CachedLayers, TeacherOutputs
 
 LAYER_LOSSES = ("embedding", "hidden", "attention")
+_TEACHER_INPUTS = {"teacher_input_ids": "input_ids", "teacher_attention_mask": "attention_mask",
+                   "teacher_token_type_ids": "token_type_ids"}
+
+
+def teacher_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the teacher reads: its own encoding when the batch carries one, else the shared batch."""
+    if "teacher_input_ids" not in batch:
+        return batch
+    return {new: batch[old] for old, new in _TEACHER_INPUTS.items() if old in batch}
 PREDICTION_LOSSES = ("prediction", "token_prediction")  # sentence and tagging tasks (data/kinds.py)
 
 
@@ -65,6 +79,7 @@ class DistillationObjective(WithFrozenTeacher):
         self.attention_mapping: list[int] = []
         self.projections: nn.Module | None = None
         self._s_rec = self._t_rec = None
+        self.teacher_outputs: TeacherOutputs | None = None  # set by the stage when cached
         if any(name in self.weights for name in LAYER_LOSSES):
             self._init_layer_losses(student, teacher, losses)
 
@@ -103,18 +118,37 @@ class DistillationObjective(WithFrozenTeacher):
         own = self.attention_mapping != self.mapping and "attention" in self.weights
         return {"mapping": self.mapping, **({"attention_mapping": self.attention_mapping} if own else {})}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def teacher_layers(self) -> CachedLayers:
+        """The teacher outputs this objective's losses read, beside the logits."""
+        hidden = ([0] if "embedding" in self.weights else []) + (self.mapping if "hidden" in self.weights else [])
+        scores = self.attention_mapping if "attention" in self.weights else []
+        return CachedLayers(tuple(sorted(set(hidden))), tuple(sorted(set(scores))))
+
+    def run_teacher(self, batch: dict[str, torch.Tensor]) -> Intermediates:
+        """The live teacher on a batch of teacher inputs (see `teacher_inputs`)."""
         device = batch["input_ids"].device.type
         # a teacher stored in bf16/fp16 runs in its own dtype: under autocast its LayerNorms and
         # residual sums would run in fp32, with a cast around every one
         own_dtype = next(self.teacher.parameters()).dtype != torch.float32
         with torch.no_grad(), torch.autocast(device, enabled=torch.is_autocast_enabled(device) and not own_dtype):
-            t_out = run_with_intermediates(self.teacher, batch, self._t_rec)
+            return run_with_intermediates(self.teacher, batch, self._t_rec)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        device = batch["input_ids"].device.type
+        t_batch = teacher_inputs(batch)
+        cached = self.teacher_outputs
+        if cached is not None and "index" in batch and cached.layers.covers(self.teacher_layers()):
+            t_out = cached.fetch(batch["index"], t_batch["input_ids"].shape[1], batch["input_ids"].device)
+        else:
+            t_out = self.run_teacher(t_batch)
         s_out = run_with_intermediates(self.student, batch, self._s_rec)
+        alignment = (batch["align_student"], batch["align_teacher"], batch["align_mask"]) \
+            if "align_student" in batch else None
         ctx = LossContext(mapping=self.mapping, attention_mapping=self.attention_mapping,
                           projections=self.projections,
                           attention_mask=batch["attention_mask"], temperature=self.temperature,
-                          regression=self.regression, head_rule=self.head_rule, labels=batch.get("labels"))
+                          regression=self.regression, head_rule=self.head_rule, labels=batch.get("labels"),
+                          alignment=alignment)
         total = torch.zeros((), device=device)
         logs = {}
         for name, w in self.weights.items():

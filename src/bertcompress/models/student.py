@@ -18,7 +18,7 @@ def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = 
     config = copy.deepcopy(teacher_config)
     family = family_of(config)
     layers_f, hidden_f, heads_f, ffn_f = family.size_fields
-    setattr(config, layers_f, cfg.num_layers)
+    setattr(config, layers_f, cfg.depth(getattr(config, layers_f)))
     for field, size in ((hidden_f, cfg.hidden_size), (heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
         if size is not None:  # None keeps the teacher's size
             setattr(config, field, size)
@@ -41,24 +41,26 @@ def check_student(teacher_config, cfg: StudentConfig,
     (`{"losses.layer_mapping": spec, ...}`) against the teacher's depth."""
     from ..distillation.mapping import resolve_mapping
 
-    config = student_config(teacher_config, cfg)
     family = family_of(teacher_config)
     layers_f, *sizes = family.size_fields
     n_teacher = getattr(teacher_config, layers_f)
     for name, spec in (mappings or {}).items():
         if spec is not None:
             try:
-                resolve_mapping(spec, cfg.num_layers, n_teacher)
+                resolve_mapping(spec, cfg.depth(n_teacher), n_teacher)
             except UserError as e:
                 raise UserError(f"{name}: {e}") from None
+    if cfg.pretrained is not None:
+        return  # its shape is checked against the init model's (pretrained_start)
+    config = student_config(teacher_config, cfg)
     if cfg.init == "teacher_layers":
         if any(getattr(config, f) != getattr(teacher_config, f) for f in sizes):
             raise UserError("student.init=teacher_layers needs the student's hidden, head and FFN sizes to equal the "
                             f"teacher's ({', '.join(f'{f} {getattr(teacher_config, f)}' for f in sizes)})")
         layers = cfg.init_layers
         if layers is not None:
-            if len(layers) != cfg.num_layers:
-                raise UserError(f"student.init_layers needs {cfg.num_layers} teacher layers, got {len(layers)}")
+            if len(layers) != cfg.depth(n_teacher):
+                raise UserError(f"student.init_layers needs {cfg.depth(n_teacher)} teacher layers, got {len(layers)}")
             for layer in layers:
                 if not 1 <= layer <= n_teacher:
                     raise UserError(f"student.init_layers: teacher layer {layer} is out of range 1..{n_teacher}")

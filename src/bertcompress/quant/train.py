@@ -22,7 +22,9 @@ from torch import nn
 
 from ..config import save_config, to_dict
 from ..data import kind_of, load_task_splits
-from ..distillation.objective import DistillationObjective, without_unreadable_layer_losses
+from ..data.alignment import encode_for_two
+from ..data.encoding import Collator
+from ..distillation.objective import LAYER_LOSSES, DistillationObjective, without_unreadable_layer_losses
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
 from ..io import atomic_dir, atomic_write_json, writes_output
@@ -89,17 +91,26 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
     # Activation steps start from one fixed batch (LSQ's first-batch init), before the loop
     # wraps the model in DDP, so every process starts from the same steps.
     calibrate_(student, collate(features[:cfg.train.batch_size]))
+    train_collate = collate
     if cfg.kd:
+        weights = without_unreadable_layer_losses(student, kd_weights(cfg, task), "quantize")
         if cfg.teacher is None:
             teacher = fp_student
         else:
-            check_same_vocab(load_tokenizer(cfg.teacher), tokenizer, cfg.teacher, cfg.student)
+            teacher_tok = load_tokenizer(cfg.teacher)
             teacher = _load_classifier(cfg.teacher, task, "teacher")
-        weights = without_unreadable_layer_losses(student, kd_weights(cfg, task), "quantize")
+            if teacher_tok.get_vocab() != tokenizer.get_vocab():  # each reads the text its own way
+                if kind_of(task).model_kind != "classifier":
+                    check_same_vocab(teacher_tok, tokenizer, cfg.teacher, cfg.student)
+                features, stats = encode_for_two(tokenizer, teacher_tok, splits.train_examples, cfg.data.max_seq_len)
+                train_collate = Collator(tokenizer.pad_token_id or 0, teacher_tok.pad_token_id or 0)
+                print(f"[bertcompress] quantize: the teacher reads its own tokenizer: {stats.describe()}")
+                if not stats.usable:
+                    weights = {k: v for k, v in weights.items() if k not in LAYER_LOSSES}
         objective = DistillationObjective(student, teacher, cfg.losses, weights, regression=task.is_regression)
     else:
         objective = SupervisedObjective(student, task.is_regression)
-    run = train_loop(objective, features, collate, cfg.train, resume=resume,
+    run = train_loop(objective, features, train_collate, cfg.train, resume=resume,
                      desc=f"quantize {cfg.quant.spec()} ({'KDLSQ' if cfg.kd else 'LSQ'})",
                      work_dir=checkpoint_dir(cfg.output, "quantize"),
                      settings={"quant": to_dict(cfg.quant), "kd": cfg.kd, "teacher": cfg.teacher,

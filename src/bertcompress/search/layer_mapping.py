@@ -210,7 +210,8 @@ def check_inputs(cfg: MappingSearchConfig, genome: Genome) -> None:
 def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     """Run the search; write search.json (and with final_general the distilled student) to cfg.output."""
     out = Path(cfg.output)
-    (n_teacher, d_teacher), n_student = teacher_sizes(cfg.teacher), cfg.student.num_layers
+    (n_teacher, d_teacher) = teacher_sizes(cfg.teacher)
+    n_student = cfg.student.depth(n_teacher)
     if cfg.proxy_metric == "heldout_loss":  # before anything runs: the metric needs equal widths
         check_widths(cfg.losses, cfg.student.hidden_size or d_teacher, d_teacher)
     if cfg.distinct and n_student > n_teacher:
