@@ -61,10 +61,12 @@ class Stages:
     def __init__(self, work: Path, measure_only: bool = False, tag: str | None = None) -> None:
         self.work, self.measure_only, self.tag = Path(work), measure_only, tag
         self.seconds: dict[str, float] = dict(load_json(self.work / "seconds.json"))
+        self.reused: list[str] = []  # stages found finished, not run by this call
 
     def __call__(self, name: str, fn: Callable[..., Any], cfg: Any) -> Path:
         out = Path(cfg.output)
         if (out / "bertcompress_config.yaml").is_file():
+            self.reused.append(name)
             return out
         if self.measure_only:
             raise SystemExit(f"--measure-only: {out} is not finished; run without it first")

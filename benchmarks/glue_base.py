@@ -87,19 +87,31 @@ from typing import Any, Callable
 from common import RESULTS, SHARED_DATA, Stages, environment, load_json, min_over_rounds, print_table, write_result
 
 TEACHER = "all-mpnet-base-v2"
+MINILM = "all-MiniLM-L6-v2"  # a published general student (6 x 384): the start practitioners use
 TINY = dict(num_layers=4, hidden_size=312, num_heads=12, ffn_size=1200)
-# name -> shape, ETD strategy (None: no extraction) and learning rates (general, intermediate,
-# prediction): TinyBERT-4's for the 4x312s (as glue_sst2.py), smaller ones for the teacher-wide
-# 6x768 that starts from the teacher's own layers (TinyBERT-6 / BERT-base practice)
+# name -> shape, start (`source`: whose weights; general distillation from the pre-trained teacher
+# or none for a published general model), ETD strategy (None: no extraction) and learning rates
+# (general, intermediate, prediction). The first three are the 2026-12-01 students (general
+# distillation from the teacher: TinyBERT-4's shape and rates as glue_sst2.py; the teacher-wide
+# 6x768 with smaller ones, TinyBERT-6 / BERT-base practice); the minilm ones start from MiniLM
+# (whole, or cut by ETD-Impt scored on the corpus) with task distillation only, as one starts
+# from General_TinyBERT.
 STUDENTS: dict[str, dict[str, Any]] = {
-    "4x312-rand": dict(shape=TINY, init="random", extract=None, lr=(3e-4, 3e-4, 1e-4)),
-    "4x312-impt": dict(shape=TINY, init="etd-impt", extract="impt", lr=(3e-4, 3e-4, 1e-4)),
-    "6x768": dict(shape=dict(num_layers=6, hidden_size=None, num_heads=None, ffn_size=None),
+    "4x312-rand": dict(shape=TINY, source=TEACHER, init="random", extract=None, lr=(3e-4, 3e-4, 1e-4)),
+    "4x312-impt": dict(shape=TINY, source=TEACHER, init="etd-impt", extract="impt", lr=(3e-4, 3e-4, 1e-4)),
+    "6x768": dict(shape=dict(num_layers=6, hidden_size=None, num_heads=None, ffn_size=None), source=TEACHER,
                   init="teacher_layers", extract=None, lr=(1e-4, 5e-5, 3e-5)),
+    "minilm-6x384": dict(shape=None, source=MINILM, init="pretrained", extract=None, lr=(None, 1e-4, 5e-5)),
+    "minilm-4x312": dict(shape=TINY, source=MINILM, init="pretrained, etd-impt", extract="impt",
+                         lr=(None, 3e-4, 1e-4)),
+    "minilm-3x384": dict(shape=dict(num_layers=3, hidden_size=None, num_heads=None, ffn_size=None), source=MINILM,
+                         init="pretrained, etd-impt", extract="impt", lr=(None, 1e-4, 5e-5)),
 }
+DEFAULT_STUDENTS = ["minilm-6x384", "minilm-4x312", "minilm-3x384"]
 TASKS = ("sst2", "mrpc")
 BITS = "w4a8"
 TARGET_RETENTION, TARGET_SIZE, TARGET_SPEED, TARGET_DISK, TARGET_DROP = 0.97, 7.0, 8.0, 50.0, 1.0
+TARGET_RETENTION_WHOLE = 0.99  # MiniLM 6x384 whole
 SMOKE = dict(sst2_train=64, mrpc_train=64, eval_examples=64, teacher_steps=2, general_steps=4, task_steps=2,
              kdlsq_steps=2, augment_max_examples=16, augment_n=2, batch=8, corpus_sequences=64, samples=16,
              repeats=2, warmup=1)
@@ -115,8 +127,10 @@ def task_data(task: str, s: dict[str, Any]):
                       max_eval_examples=s["eval_examples"])
 
 
-def dev_score(folder: Path) -> float:
-    return json.loads((folder / "bertcompress_result.json").read_text())["dev"]["score"]
+def selection_score(folder: Path) -> float:
+    """The score a student was chosen by: its validation slice (carved from train), never dev."""
+    record = json.loads((folder / "bertcompress_result.json").read_text())
+    return record["prediction"]["chosen_on_score"]["score"]
 
 
 def evaluate_task(models: list[Path], data, cache: Path) -> tuple[list[dict[str, Any]], bool]:
@@ -157,10 +171,38 @@ def timing_measures(arch: str, folder: Path, onnx_path: Path, threads: int, repe
     return measures
 
 
+def cache_check(task_stage: Callable[..., Any], teacher: Path, start: Path | str, data, augment, cache, lr,
+                tdir: Path, steps: int) -> dict[str, Any]:
+    """The same task distillation, `steps` steps of each phase, with the teacher's outputs read from
+    the cache and with the teacher run live, in this run: seconds per training step (evaluations and
+    checkpoints left out) and per epoch. The cache is the one the task stage built (the same
+    examples), so the cached run's first epoch (the build) is the stage's `build_seconds`."""
+    from dataclasses import replace
+
+    from bertcompress.distillation.stages import distill
+
+    out: dict[str, Any] = {"steps_per_phase": steps}
+    for mode in ("live", "cached"):
+        folder = tdir / f"cache_check_{mode}"
+        cfg = task_stage(teacher, start, data, augment, cache, lr, folder, steps=steps)
+        if mode == "live":
+            cfg = replace(cfg, teacher_cache=replace(cfg.teacher_cache, enabled=False))
+        distill(cfg)
+        record = json.loads((folder / "bertcompress_result.json").read_text())
+        out[mode] = {phase: round(record[phase]["step_seconds"] / steps, 4)
+                     for phase in ("intermediate", "prediction")}
+        out["examples"] = record["train_examples"]
+    steps_per_epoch = -(-out["examples"] // 32)
+    out["seconds_per_epoch"] = {m: {p: round(v * steps_per_epoch, 1) for p, v in out[m].items()}
+                                for m in ("live", "cached")}
+    out["speedup"] = {p: round(out["live"][p] / out["cached"][p], 2) for p in ("intermediate", "prediction")}
+    return out
+
+
 def targets(tasks: dict[str, Any]) -> dict[str, Any]:
     """The two targets, checked on what was measured, each with a plain verdict."""
     small = {}
-    for name in (n for n in STUDENTS if n.startswith("4x312")):
+    for name in (n for n in STUDENTS if "4x312" in n):
         rows = {t: tasks[t]["students"][name] for t in tasks if name in tasks[t]["students"]}
         if not rows:
             continue
@@ -205,7 +247,19 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
     else:
         q_verdict = "not met: " + "; ".join(f"{t} {c['disk_ratio']:.1f}x smaller on disk, {c['score_drop_points']:+.2f}"
                                             " points below its fp32 student" for t, c in quant.items() if not c["met"])
-    return {"4x312": {"requirement": f">= {TARGET_RETENTION:.0%} of the teacher's SST-2 accuracy and MRPC F1, "
+    whole = {t: e["students"]["minilm-6x384"]["retention"] for t, e in tasks.items() if "minilm-6x384" in e["students"]}
+    if not whole:
+        w_verdict, w_met = "not measured: minilm-6x384 was not trained", None
+    elif not set(TASKS) <= set(whole):
+        w_verdict, w_met = "not measured: needs both SST-2 and MRPC (measured: " + ", ".join(whole) + ")", None
+    elif None in whole.values():
+        w_verdict, w_met = "not measured: no retention where the teacher is at its trivial score", None
+    else:
+        w_met = all(v >= TARGET_RETENTION_WHOLE for v in whole.values())
+        w_verdict = ("met: " if w_met else "not met: ") + ", ".join(f"{t} {v:.1%}" for t, v in whole.items())
+    return {"minilm-6x384": {"requirement": f">= {TARGET_RETENTION_WHOLE:.0%} of the teacher's SST-2 accuracy and "
+                                            "MRPC F1", "retention": whole, "met": w_met, "verdict": w_verdict},
+            "4x312": {"requirement": f">= {TARGET_RETENTION:.0%} of the teacher's SST-2 accuracy and MRPC F1, "
                                      f">= {TARGET_SIZE:g}x fewer parameters, >= {TARGET_SPEED:g}x faster at batch 1 "
                                      "(PyTorch, CPU)",
                       "students": small, "met": bool(met) if verdict.startswith(("met", "not met")) else None,
@@ -214,6 +268,38 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
                                   f"{TARGET_DROP:g} point of its fp32 student",
                    "tasks": quant, "met": all(c["met"] for c in quant.values()) if quant else None,
                    "verdict": q_verdict}}
+
+
+TINYBERT_RECIPE = ("TinyBERT (Jiao et al. 2020): general distillation 3 epochs over English Wikipedia (2,500M "
+                   "words) from BERT-base; task distillation 20 augmented copies of each training example, "
+                   "10 + 3 epochs (intermediate, prediction) on GPUs. Here: no general distillation (MiniLM "
+                   "is the published general model), task distillation on the CPU.")
+
+
+def recipe(seconds: dict[str, float], students: list[str]) -> dict[str, Any]:
+    """The CPU time of the whole recipe, stage by stage, per task: teacher, extraction, task
+    distillation of every student (the teacher's outputs cached by the first), KDLSQ."""
+    per_task = {}
+    for task in TASKS:
+        stages = {k: v for k, v in seconds.items()
+                  if k == f"teacher {task}" or k.startswith((f"task {task} ", f"kdlsq {task} "))
+                  or (k.startswith("extract ") and k.split(" ", 1)[1] in students)}
+        if stages:
+            per_task[task] = {"stages": stages, "total_seconds": round(sum(stages.values()), 1)}
+    return {"per_task": per_task, "tinybert": TINYBERT_RECIPE}
+
+
+def earlier_runs(path: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results of earlier runs trained with other settings (another recipe, other students),
+    kept whole beside this run's, never mixed into its table: their teacher, data and timing were
+    their own."""
+    old = load_json(path)
+    if not old:
+        return []
+    runs = old.pop("earlier_runs", [])
+    same = {k: v for k, v in old.get("settings", {}).items() if k not in ("tasks_run", "students_run",
+                                                                           "latency_threads")} == settings
+    return runs if same else runs + [old]
 
 
 def earlier_tasks(path: Path, settings: dict[str, Any], tasks_now: list[str]) -> dict[str, Any]:
@@ -231,13 +317,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="runs/glue_base", help="folder for the trained models")
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
-    ap.add_argument("--sst2-train", type=int, default=8000, help="SST-2 training sentences (seeded sample)")
-    ap.add_argument("--teacher-epochs", type=float, default=3.0)
+    ap.add_argument("--students", nargs="+", default=DEFAULT_STUDENTS, choices=list(STUDENTS))
+    ap.add_argument("--sst2-train", type=int, default=4000, help="SST-2 training sentences (seeded sample)")
+    ap.add_argument("--teacher-epochs", type=float, default=2.0)
     ap.add_argument("--general-steps", type=int, default=200, help="general-distillation steps (batch 32)")
-    ap.add_argument("--task-epochs", type=float, default=1.0, help="epochs of each task-distillation phase")
-    ap.add_argument("--augment-max-examples", type=int, default=2000, help="training examples augmented")
-    ap.add_argument("--augment-n", type=int, default=2, help="augmented sentences per augmented example")
+    ap.add_argument("--task-epochs", type=float, default=2.0, help="epochs of the intermediate-layer phase")
+    ap.add_argument("--prediction-epochs", type=float, default=3.0,
+                    help="epochs of the prediction phase (ending on its best validation checkpoint)")
+    ap.add_argument("--augment-max-examples", type=int, default=1500, help="training examples augmented")
+    ap.add_argument("--augment-n", type=int, default=3, help="augmented sentences per augmented example")
+    ap.add_argument("--cache-check-steps", type=int, default=40,
+                    help="steps of each phase timed with and without the teacher cache (0: no check)")
     ap.add_argument("--kdlsq-epochs", type=float, default=1.0)
     ap.add_argument("--kdlsq-teacher", choices=("student", "teacher"), default="student",
                     help="KDLSQ distils from the student's fp32 copy (the paper) or the fine-tuned teacher")
@@ -258,6 +348,7 @@ def main() -> None:
         DistillConfig,
         FinetuneConfig,
         StudentConfig,
+        TeacherCacheConfig,
         TrainConfig,
     )
     from bertcompress.distillation.stages import distill
@@ -286,6 +377,7 @@ def main() -> None:
     settings = {"teacher": TEACHER, "teacher_path": resolve_model_path(TEACHER), "smoke": args.smoke,
                 **{k: v for k, v in s.items() if k not in ("repeats", "warmup")},
                 "teacher_epochs": args.teacher_epochs, "teacher_lr": 2e-5, "task_epochs": args.task_epochs,
+                "prediction_epochs": args.prediction_epochs, "teacher_cache": "float16, layer outputs",
                 "kdlsq_epochs": args.kdlsq_epochs, "kdlsq_teacher": args.kdlsq_teacher, "kdlsq_lr": 5e-5,
                 "corpus": "wikitext-2 valid+test, 128 tokens", "students": {n: STUDENTS[n] for n in STUDENTS}}
     settings = json.loads(json.dumps(settings))  # tuples as lists, as they read back
@@ -297,11 +389,27 @@ def main() -> None:
 
     timed = Stages(work, args.measure_only, tag="glue_base")
     seconds = timed.seconds
+    cache_seconds: dict[str, float | None] = {}
+    cache_checks: dict[str, Any] = {}
+
+    def task_stage(teacher: Path, start: Path | str, data, augment, cache, lr, output: Path, *,
+                   steps: int | None = None) -> DistillConfig:
+        """Task distillation (intermediate phase, then prediction phase ending on its best validation
+        checkpoint); `steps`: a fixed number of steps per phase, no evaluation (the cache check)."""
+        # the check keeps keep_best (so the same validation slice is carved: the same training
+        # examples, the same cached outputs) and times the steps alone (step_seconds)
+        prediction = train(args.prediction_epochs, lr[2], s["task_steps"], keep_best=True, eval_every=100) \
+            if steps is None else train(1, lr[2], steps, keep_best=True, eval_every=10 ** 6)
+        return DistillConfig(stage="task", teacher=str(teacher), student_path=str(start), data=data,
+                             augment=augment, teacher_cache=cache, output=str(output),
+                             train=train(args.task_epochs, lr[1], steps or s["task_steps"]),
+                             prediction_train=prediction)
 
     corpus = CorpusConfig(path=str(SHARED_DATA / "corpus" / "wikitext-2"), max_seq_len=128,
                           max_sequences=s["corpus_sequences"])
-    # general distillation: once per student shape, from the pre-trained teacher, shared by the tasks
-    general: dict[str, Path] = {}
+    # the start of each student, shared by the tasks: general distillation from the pre-trained
+    # teacher (after an ETD extraction from it, or none), or MiniLM (whole, or its ETD cut)
+    general: dict[str, Path | str] = {}
     general_stages: dict[str, list[str]] = {}
     for name in args.students:
         spec = STUDENTS[name]
@@ -309,8 +417,11 @@ def main() -> None:
         if spec["extract"]:
             stages.append(f"extract {name}")
             start = timed(stages[-1], extract, ExtractConfig(
-                teacher=TEACHER, output=str(work / "general" / f"{name}-extracted"), strategy=spec["extract"],
+                teacher=spec["source"], output=str(work / "general" / f"{name}-extracted"), strategy=spec["extract"],
                 corpus=corpus, samples=s["samples"], **spec["shape"]))
+        if spec["source"] == MINILM:  # a published general model: no general distillation
+            general[name], general_stages[name] = start or MINILM, stages
+            continue
         stages.append(f"general {name}")
         general[name] = timed(stages[-1], distill, DistillConfig(
             stage="general", teacher=TEACHER,
@@ -326,6 +437,7 @@ def main() -> None:
     result: dict[str, Any] = {"tasks": {}, "targets": {}, "settings": settings, "environment": environment()}
     result_name = args.result_name or ("glue_base_smoke" if args.smoke else "glue_base")
     earlier = earlier_tasks(RESULTS / f"{result_name}.json", settings, args.tasks)
+    result["earlier_runs"] = earlier_runs(RESULTS / f"{result_name}.json", settings)
     folders: dict[str, dict[str, Path]] = {}
     for task in args.tasks:
         data = task_data(task, s)
@@ -333,21 +445,29 @@ def main() -> None:
         teacher_stage = f"teacher {task}"
         teacher = timed(teacher_stage, finetune, FinetuneConfig(
             model=TEACHER, data=data, output=str(tdir / "teacher"),
-            train=train(args.teacher_epochs, 2e-5, s["teacher_steps"], keep_best=True)))
+            train=train(args.teacher_epochs, 2e-5, s["teacher_steps"], keep_best=True, save_every=40)))
         augment = AugmentConfig(enabled=True, n_aug=s["augment_n"], max_examples=s["augment_max_examples"],
                                 cache_dir=str(tdir / "augment_cache"))  # one augmentation for every student
         models: dict[str, Path] = {"teacher": teacher}
         needed: dict[str, list[str]] = {"teacher": [teacher_stage]}
+        cache = TeacherCacheConfig(dir=str(work / "teacher_outputs"))
         for name in args.students:
             lr = STUDENTS[name]["lr"]
             stage = f"task {task} {name}"
-            models[name] = timed(stage, distill, DistillConfig(
-                stage="task", teacher=str(teacher), student_path=str(general[name]), data=data, augment=augment,
-                train=train(args.task_epochs, lr[1], s["task_steps"]),
-                prediction_train=train(args.task_epochs, lr[2], s["task_steps"]), output=str(tdir / name)))
+            models[name] = timed(stage, distill, task_stage(teacher, general[name], data, augment, cache, lr,
+                                                             tdir / name))
             needed[name] = [teacher_stage, *general_stages[name], stage]
-        small = [n for n in args.students if n.startswith("4x312")]
-        best = max(small, key=lambda n: dev_score(models[n])) if small else None
+            record = json.loads((models[name] / "bertcompress_result.json").read_text())
+            cache_seconds[task] = cache_seconds.get(task) or record.get("teacher_cache", {}).get("build_seconds")
+        if args.cache_check_steps and any("4x312" in n for n in args.students):
+            name = next(n for n in args.students if "4x312" in n)
+            check = tdir / "cache_check.json"
+            if not check.is_file():
+                check.write_text(json.dumps(cache_check(task_stage, teacher, general[name], data, augment, cache,
+                                                        STUDENTS[name]["lr"], tdir, args.cache_check_steps), indent=1))
+            cache_checks[task] = {"student": name, **json.loads(check.read_text())}
+        small = [n for n in args.students if "4x312" in n]
+        best = max(small, key=lambda n: selection_score(models[n])) if small else None
         if best:
             qname, stage = f"{best}-{BITS}", f"kdlsq {task} {best}-{BITS}"
             models[qname] = timed(stage, quantize, QuantizeTrainConfig(
@@ -425,6 +545,9 @@ def main() -> None:
     result["tasks"].update(earlier)  # after timing: their latency is their own run's
     result["targets"] = targets(result["tasks"])
     result["stage_seconds"] = seconds  # a stage reused from an earlier run keeps that run's time
+    result["reused_stages"] = timed.reused  # finished in an earlier run of this --work, not redone
+    result["teacher_cache"] = {"build_seconds": cache_seconds, "check": cache_checks}
+    result["recipe"] = recipe(seconds, args.students)
     result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)
     result["settings"] = {**settings, "tasks_run": args.tasks, "students_run": args.students,
                           "latency_threads": args.threads}

@@ -195,3 +195,20 @@ def test_glue_base_keeps_the_other_task_of_a_result_with_the_same_settings(glue_
     assert glue_base.earlier_tasks(path, settings, ["sst2", "mrpc"]) == {}  # redone here
     assert glue_base.earlier_tasks(path, {**settings, "general_steps": 200}, ["mrpc"]) == {}  # other settings
     assert glue_base.earlier_tasks(tmp_path / "none.json", settings, ["mrpc"]) == {}
+
+
+def test_glue_base_whole_minilm_target_and_earlier_runs_kept_apart(glue_base, tmp_path):
+    tasks = {"sst2": _task(0.98), "mrpc": _task(0.96)}
+    tasks["sst2"]["students"]["minilm-6x384"] = {"retention": 0.995}
+    tasks["mrpc"]["students"]["minilm-6x384"] = {"retention": 0.985}
+    whole = glue_base.targets(tasks)["minilm-6x384"]
+    assert whole["met"] is False and whole["verdict"] == "not met: sst2 99.5%, mrpc 98.5%"
+    assert glue_base.targets({"sst2": _task(0.98)})["minilm-6x384"]["met"] is None
+    path = tmp_path / "r.json"
+    old = {"settings": {"teacher": "t", "general_steps": 60, "tasks_run": ["sst2"]}, "tasks": {"sst2": _task(0.83)}}
+    path.write_text(json.dumps(old))
+    assert glue_base.earlier_runs(path, {"teacher": "t", "general_steps": 60}) == []  # the same recipe: merged
+    kept = glue_base.earlier_runs(path, {"teacher": "t", "students": ["minilm-6x384"]})
+    assert kept == [old]  # another recipe: kept whole, apart
+    path.write_text(json.dumps({**old, "settings": {"teacher": "t2"}, "earlier_runs": kept}))
+    assert glue_base.earlier_runs(path, {"teacher": "t3"}) == [old, {**old, "settings": {"teacher": "t2"}}]

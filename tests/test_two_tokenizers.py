@@ -223,3 +223,31 @@ def test_quantize_with_a_teacher_of_another_vocabulary(tmp_path, tiny_bert_dir, 
     assert "quantize: the teacher reads its own tokenizer" in capsys.readouterr().out
     record = json.loads((out / "bertcompress_result.json").read_text())
     assert any({"hidden", "attention"} <= set(h) for h in record["history"])
+
+
+def test_teacher_cache_of_two_views_holds_the_teachers_own_reading(tmp_path, tiny_bert_dir, tiny_tokenizer):
+    """The cache runs the teacher on its own encoding (other lengths than the student's)."""
+    from bertcompress.data.encoding import Collator
+    from bertcompress.distillation.objective import DistillationObjective
+    from bertcompress.distillation.teacher_outputs import build_teacher_outputs, teacher_inputs
+    from bertcompress.models.loading import load_model
+
+    other = other_tokenizer(tmp_path / "other", drop=("movie", "film"))
+    examples = [Example("a good movie", None, 1), Example("the film was dull", "a bad movie", 0)]
+    features, _ = encode_for_two(other, tiny_tokenizer, examples, 32)
+    features = [dict(f, index=i) for i, f in enumerate(features)]
+    assert len(features[0]["input_ids"]) > len(features[0]["teacher_input_ids"])
+    teacher = load_model(str(tiny_bert_dir), "classifier")
+    objective = DistillationObjective(load_model(str(tiny_bert_dir), "classifier"), teacher, LossConfig(),
+                                      {"hidden": 1.0}).eval()
+    collate_two = Collator(0, 0)
+    cache = build_teacher_outputs(objective.run_teacher, features, collate_two, objective.teacher_layers(),
+                                  TeacherCacheConfig(dir=str(tmp_path / "c"), dtype="float32"),
+                                  teacher=str(tiny_bert_dir), hidden_size=32, heads=4, num_layers=4,
+                                  precision="fp32", device=torch.device("cpu"), progress=False)
+    batch = collate_two(features)
+    live = objective.run_teacher(teacher_inputs(batch))
+    got = cache.fetch(batch["index"], batch["teacher_input_ids"].shape[1], torch.device("cpu"))
+    mask = batch["teacher_attention_mask"].bool()
+    torch.testing.assert_close(got.hidden_states[4][mask], live.hidden_states[4][mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got.logits, live.logits, atol=1e-5, rtol=1e-5)

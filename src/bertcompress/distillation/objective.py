@@ -22,18 +22,9 @@ from ..train.objectives import WithFrozenTeacher
 from .losses import LOSSES, LossContext
 from .mapping import resolve_mapping
 from .projections import Projections
-from .teacher_outputs import CachedLayers, TeacherOutputs
+from .teacher_outputs import CachedLayers, TeacherOutputs, teacher_inputs
 
 LAYER_LOSSES = ("embedding", "hidden", "attention")
-_TEACHER_INPUTS = {"teacher_input_ids": "input_ids", "teacher_attention_mask": "attention_mask",
-                   "teacher_token_type_ids": "token_type_ids"}
-
-
-def teacher_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the teacher reads: its own encoding when the batch carries one, else the shared batch."""
-    if "teacher_input_ids" not in batch:
-        return batch
-    return {new: batch[old] for old, new in _TEACHER_INPUTS.items() if old in batch}
 PREDICTION_LOSSES = ("prediction", "token_prediction")  # sentence and tagging tasks (data/kinds.py)
 
 

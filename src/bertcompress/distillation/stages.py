@@ -174,13 +174,15 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         if cached is None and cfg.teacher_cache.enabled and not train_cfg.cuda_graphs:
             cached = _teacher_cache(cfg, objective, features, collate, train_cfg)
             result["teacher_cache"] = {"folder": str(cached.folder), "hidden": list(cached.layers.hidden),
-                                       "scores": list(cached.layers.scores)}
+                                       "scores": list(cached.layers.scores),
+                                       "build_seconds": round(cached.build_seconds, 1)}
         objective.teacher_outputs = cached
         run = train_loop(objective, features, collate, train_cfg, resume=resume,
                          desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
                          evaluate=evaluate if phase == "prediction" else None,
                          settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})
-        result[phase] = {"history": run.history, "train_seconds": run.seconds, "stopped": run.stopped,
+        result[phase] = {"history": run.history, "train_seconds": run.seconds, "step_seconds": run.step_seconds,
+                         "stopped": run.stopped,
                          "chosen_on_score": run.final_eval,
                          **({"best_step": run.best_step} if train_cfg.keep_best else {})}
         result.update(objective.mapping_record())

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -69,6 +70,17 @@ def teacher_fingerprint(teacher: str) -> str:
     return h.hexdigest()
 
 
+_TEACHER_INPUTS = {"teacher_input_ids": "input_ids", "teacher_attention_mask": "attention_mask",
+                   "teacher_token_type_ids": "token_type_ids"}
+
+
+def teacher_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the teacher reads: its own encoding when the batch carries one, else the shared batch."""
+    if "teacher_input_ids" not in batch:
+        return batch
+    return {new: batch[old] for old, new in _TEACHER_INPUTS.items() if old in batch}
+
+
 def teacher_ids(feature: dict[str, Any]) -> tuple[list[int], list[int] | None]:
     """The ids the teacher reads for a feature: its own encoding where the student has another
     vocabulary (data/alignment.py), else the shared one."""
@@ -90,8 +102,9 @@ def cache_key(fingerprint: str, features: list[dict[str, Any]], layers: CachedLa
 class TeacherOutputs:
     """A finished cache folder, read through memory maps."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, build_seconds: float = 0.0) -> None:
         self.folder = folder
+        self.build_seconds = build_seconds  # 0: found on disk
         meta = json.loads((folder / "meta.json").read_text())
         self.layers = CachedLayers(tuple(meta["hidden"]), tuple(meta["scores"]))
         self.lengths = np.asarray(meta["lengths"], dtype=np.int64)
@@ -138,7 +151,7 @@ def build_teacher_outputs(run_teacher: Callable[[dict[str, torch.Tensor]], Inter
                           heads: int, num_layers: int, precision: str, device: torch.device,
                           batch_size: int = 64, progress: bool = True) -> TeacherOutputs:
     """The cache of `features` (their teacher ids, in this order), from the folder of its key when
-    one exists, else by one pass of `run_teacher` (a collated batch of teacher inputs ->
+    one exists, else by one pass of `run_teacher` (a batch of teacher inputs, `teacher_inputs` ->
     Intermediates) written to that folder. Layer outputs too big for `cfg.max_gb` or the free disk
     are left out (logits only), said once."""
     root = Path(cfg.dir).expanduser() if cfg.dir else cache_root() / "teacher_outputs"
@@ -159,6 +172,7 @@ def build_teacher_outputs(run_teacher: Callable[[dict[str, torch.Tensor]], Inter
         print(f"[bertcompress] teacher cache: reusing {folder}")
         return TeacherOutputs(folder)
 
+    t0 = time.perf_counter()
     tmp = root / f".{key[:32]}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -174,8 +188,10 @@ def build_teacher_outputs(run_teacher: Callable[[dict[str, torch.Tensor]], Inter
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     size = sum(f.stat().st_size for f in folder.iterdir())
-    print(f"[bertcompress] teacher cache: {len(features):,} examples, {size / 1e6:,.0f} MB in {folder}")
-    return TeacherOutputs(folder)
+    seconds = time.perf_counter() - t0
+    print(f"[bertcompress] teacher cache: {len(features):,} examples, {size / 1e6:,.0f} MB in {folder} "
+          f"({seconds:.0f} s)")
+    return TeacherOutputs(folder, seconds)
 
 
 def _write(folder: Path, run_teacher, features, collate, layers: CachedLayers, dtype: str, lengths: list[int],
@@ -204,7 +220,7 @@ def _write(folder: Path, run_teacher, features, collate, layers: CachedLayers, d
         for at in tqdm(range(0, len(order), batch_size), desc="teacher outputs", unit="batch",
                        disable=not progress, dynamic_ncols=True):
             rows = order[at:at + batch_size]
-            batch = {k: v.to(device) for k, v in collate([features[i] for i in rows]).items()}
+            batch = teacher_inputs({k: v.to(device) for k, v in collate([features[i] for i in rows]).items()})
             out = run_teacher(batch)
             logits = out.logits.float().cpu().numpy()
             per_token = logits.ndim == 3

@@ -49,6 +49,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     final_eval: dict[str, float] | None = None
     seconds: float = 0.0
+    step_seconds: float = 0.0  # `seconds` less evaluations and checkpoints: the training steps alone
     best_step: int | None = None  # keep_best: the step whose weights the module ends with
     stopped: str = "planned steps"  # or "patience", "max_minutes": why training ended
 
@@ -249,8 +250,21 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     seconds_before = float(progress["seconds"])  # of the runs this one resumes
     elapsed = lambda: seconds_before + time.perf_counter() - t0  # noqa: E731
     final_eval = None
+    overhead = 0.0  # seconds of evaluations and checkpoints
 
     def run_evaluation() -> None:
+        nonlocal overhead
+        t_eval = time.perf_counter()
+        _evaluation()
+        overhead += time.perf_counter() - t_eval
+
+    def timed_checkpoint() -> None:
+        nonlocal overhead
+        t_save = time.perf_counter()
+        checkpoint()
+        overhead += time.perf_counter() - t_save
+
+    def _evaluation() -> None:
         nonlocal final_eval, best
         module.eval()
         final_eval = evaluate(module)
@@ -314,18 +328,19 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                                                          or progress["stopped"] == "max_minutes"):
                 run_evaluation()
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                checkpoint()
+                timed_checkpoint()
     except KeyboardInterrupt:
         bar.close()
         raise Interrupted(desc, step, total_steps, saved_step, work_dir) from None
     bar.close()
     if step > start:
-        checkpoint()  # a finished run resumes as finished: later phases can restart alone
+        timed_checkpoint()  # a finished run resumes as finished: later phases can restart alone
     if best is not None:
         # copy_ into the existing tensors: the optimizer's and a CUDA graph's references stay valid
         module.load_state_dict(best["module"])
         final_eval = json.loads(best["eval"])
     module.eval()
-    return TrainResult(steps=step - start, history=history, final_eval=final_eval,
-                       seconds=time.perf_counter() - t0, best_step=best["step"] if best else None,
+    seconds = time.perf_counter() - t0
+    return TrainResult(steps=step - start, history=history, final_eval=final_eval, seconds=seconds,
+                       step_seconds=seconds - overhead, best_step=best["step"] if best else None,
                        stopped=progress["stopped"] or "planned steps")
