@@ -2,25 +2,36 @@
 
 Teacher: all-mpnet-base-v2 (MPNet, 12 layers x 768, 109.5M parameters, installed offline by
 `bertcompress install-teacher`), fine-tuned per task: a seeded sample of SST-2 train (`--sst2-train`,
-64 tokens) and all of MRPC train (3,668 pairs, 128 tokens), `--teacher-epochs` at lr 2e-5, ending on
-its best dev checkpoint. Students, each through the same TinyBERT stages:
+4,000; 64 tokens) and all of MRPC train (3,668 pairs, 128 tokens), `--teacher-epochs` (2) at lr 2e-5,
+ending on its best checkpoint on a validation slice carved from train (10%; dev only reports).
 
-- general distillation ONCE on WikiText-2 (valid + test, 128-token sequences) from the *pre-trained*
-  all-mpnet-base-v2, `--general-steps` steps; task-agnostic, so both tasks share it;
-  `4x312-rand`: 4 layers x 312, 12 heads, FFN 1200, random weights (TinyBERT-4's shape and init);
-  `4x312-impt`: the same shape cut from the pre-trained teacher by ETD-Impt (`extract`, as
-  etd.py does): Taylor importance needs no fine-tuned teacher here, it is scored on the corpus
-  (the hidden-norm loss of a model without a task head), so the extracted student is task-agnostic
-  too; its layers are the uniform mapping's, teacher layers 3, 6, 9, 12;
-  `6x768`: TinyBERT-6's shape, started from the teacher's layers 2, 4, ..., 12 (uniform mapping);
-- task distillation per task with TinyBERT's two phases (intermediate losses, then the prediction
-  loss; `--task-epochs` each) on the task data plus TinyBERT augmentation (`--augment-n` new
-  sentences for each of the first `--augment-max-examples` training examples; this teacher has no
-  masked-LM head, so candidates are its embedding neighbours; for pairs only the first sentence
-  changes);
-- KDLSQ w4a8 (4-bit weights and embeddings, 8-bit activations, `--kdlsq-epochs`, distilled from the
-  student's own fp32 copy as in the KDLSQ paper, `--kdlsq-teacher teacher` for the fine-tuned
-  teacher) on the best 4x312 of each task by dev score, exported packed and as an int8 ONNX model.
+Students (default: the three minilm ones), as practitioners start from General_TinyBERT: from
+all-MiniLM-L6-v2, itself a distilled general model (BERT, 6 x 384, 22.7M, its own tokenizer), with
+task distillation only:
+  `minilm-6x384`: MiniLM whole;
+  `minilm-4x312`: MiniLM cut to TinyBERT-4's shape (4 x 312, 12 heads, FFN 1200) by ETD-Impt
+  (`extract`, Taylor importance scored on WikiText-2; its layers are the uniform mapping's, 2, 3, 5, 6);
+  `minilm-3x384`: MiniLM's layers 2, 4, 6 (ETD-Impt at full width).
+Each student reads the text with MiniLM's tokenizer and the teacher with its own (the same WordPiece
+cuts, so every piece aligns; data/alignment.py). Task distillation per task: TinyBERT's two phases,
+`--task-epochs` (3) of the intermediate-layer losses, then `--prediction-epochs` (3) of the
+prediction loss ending on its best validation checkpoint, on the task data plus TinyBERT
+augmentation (`--augment-n` (3) new texts for each of the first `--augment-max-examples` (1,500)
+training examples, both sides of a pair; candidates: the teacher's embedding neighbours, since no
+pre-trained masked LM is offline; stop words and negations kept). The teacher's outputs are computed
+once per task and read back by every student (teacher_cache; its build is the first student's
+stage time, `teacher_cache.build_seconds`). `cache_check`: the same task distillation of the
+4x312, `--cache-check-steps` (40) steps of each phase with the teacher run live and with the cache,
+in this run (seconds per training step and per epoch, and their ratio). Then KDLSQ w4a8 (4-bit
+weights and embeddings, 8-bit activations, `--kdlsq-epochs`, distilled from the student's own fp32
+copy as in the KDLSQ paper, `--kdlsq-teacher teacher` for the fine-tuned teacher) of the best 4x312
+of each task by validation score, exported packed and as an int8 ONNX model.
+
+The earlier students (`--students 4x312-rand 4x312-impt 6x768`, 2026-12-01) start from general
+distillation on WikiText-2 from the pre-trained teacher (`--general-steps`, 60 at the CPU preset):
+random weights, an ETD-Impt cut of the teacher, or the teacher's layers 2, 4, ..., 12; their result
+is kept whole under `earlier_runs` (its own teacher, data and timing, never mixed into this run's
+table).
 
 Measured for the teacher and every student, per task: dev score (SST-2 accuracy on 872 sentences,
 MRPC F1 on 408 pairs), retention (student / teacher), label and probability loyalty to the teacher
@@ -37,7 +48,7 @@ Latency does not depend on the weights or the task: each architecture is timed o
 task's model, and the other task's model of that architecture gets the same times
 (`latency_timed_on`). `stage_seconds`: the wall time of every stage a model needed (the fine-tuned
 teacher, the shared extraction and general distillation counted whole for each task), from the run
-that did the stage (`WORK/seconds.json`). The best 4x312 is chosen on the dev split it is reported on.
+that did the stage (`WORK/seconds.json`); `recipe` sums them per task, next to TinyBERT's recipe.
 
 Targets (`targets`, each with a plain verdict): a 4x312 student keeps >= 97% of the teacher's SST-2
 accuracy and of its MRPC F1 while >= 7x smaller (parameters) and >= 8x faster at batch 1 (PyTorch);
@@ -270,10 +281,11 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
                    "verdict": q_verdict}}
 
 
-TINYBERT_RECIPE = ("TinyBERT (Jiao et al. 2020): general distillation 3 epochs over English Wikipedia (2,500M "
-                   "words) from BERT-base; task distillation 20 augmented copies of each training example, "
-                   "10 + 3 epochs (intermediate, prediction) on GPUs. Here: no general distillation (MiniLM "
-                   "is the published general model), task distillation on the CPU.")
+TINYBERT_RECIPE = ("TinyBERT (Jiao et al. 2020, section 4.2): general distillation 3 epochs over English "
+                   "Wikipedia (2,500M words, 128 tokens) from BERT-base; task distillation on each task's data "
+                   "with 20 augmented copies of every example: 20 epochs of the intermediate-layer losses, then "
+                   "3 of the prediction loss (batch 32), on GPUs. Here: no general distillation (MiniLM is a "
+                   "published general model), 1,500 examples augmented 3 times, 3 + 3 epochs, on the CPU.")
 
 
 def recipe(seconds: dict[str, float], students: list[str]) -> dict[str, Any]:
@@ -321,7 +333,7 @@ def main() -> None:
     ap.add_argument("--sst2-train", type=int, default=4000, help="SST-2 training sentences (seeded sample)")
     ap.add_argument("--teacher-epochs", type=float, default=2.0)
     ap.add_argument("--general-steps", type=int, default=200, help="general-distillation steps (batch 32)")
-    ap.add_argument("--task-epochs", type=float, default=2.0, help="epochs of the intermediate-layer phase")
+    ap.add_argument("--task-epochs", type=float, default=3.0, help="epochs of the intermediate-layer phase")
     ap.add_argument("--prediction-epochs", type=float, default=3.0,
                     help="epochs of the prediction phase (ending on its best validation checkpoint)")
     ap.add_argument("--augment-max-examples", type=int, default=1500, help="training examples augmented")

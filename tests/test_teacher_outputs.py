@@ -73,15 +73,18 @@ def test_cache_is_keyed_and_reused(tmp_path, tiny_bert_dir, tiny_tokenizer, caps
     first = build_teacher_outputs(objective.run_teacher, features, collate, objective.teacher_layers(), cfg, **kw)
     again = build_teacher_outputs(objective.run_teacher, features, collate, objective.teacher_layers(), cfg, **kw)
     assert again.folder == first.folder and "reusing" in capsys.readouterr().out
+    fewer = build_teacher_outputs(objective.run_teacher, features, collate, CachedLayers(hidden=(0,)), cfg, **kw)
+    assert fewer.folder == first.folder and fewer.layers == first.layers  # a superset serves the request
+    more = build_teacher_outputs(objective.run_teacher, features, collate, CachedLayers(hidden=(1,)), cfg, **kw)
+    assert more.folder == first.folder and more.layers == CachedLayers(hidden=(1,))  # lacked layer 1: rebuilt
     others = [
         build_teacher_outputs(objective.run_teacher, features[:4], collate, objective.teacher_layers(), cfg, **kw),
-        build_teacher_outputs(objective.run_teacher, features, collate, CachedLayers(hidden=(0,)), cfg, **kw),
         build_teacher_outputs(objective.run_teacher, _features_len(tiny_tokenizer, 4), collate,
                               objective.teacher_layers(), cfg, **kw),
         build_teacher_outputs(objective.run_teacher, features, collate, objective.teacher_layers(),
                               TeacherCacheConfig(dir=str(tmp_path), dtype="float32"), **kw),
     ]
-    assert len({first.folder, *(o.folder for o in others)}) == 5
+    assert len({first.folder, *(o.folder for o in others)}) == 4
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
 

@@ -8,10 +8,12 @@ precision by default (`teacher_cache.dtype`). A training step then reads its row
 running the teacher; the result is the live teacher's to the storage precision (in float32, to the
 rounding of a batch padded to another width).
 
-The folder is keyed by everything that determines its contents: the teacher's weight and config
+The folder is keyed by everything that determines its values: the teacher's weight and config
 bytes, the teacher's token ids of every training example (so the tokenizer, the examples, their
-order and the max length), the stored layers, the storage dtype and the precision the teacher ran
-in. Any change is another key, so a stale folder is never read; it is written whole or not at all.
+order and the max length), the storage dtype and the precision the teacher ran in. Any change is
+another key, so a stale folder is never read; it is written whole or not at all. A folder serves any
+request for the layers it holds (a prediction-only run reads an intermediate run's logits); asked
+for layers it lacks, it is rebuilt with the asked ones.
 
 Layer outputs larger than `teacher_cache.max_gb`, or than the free disk, are not stored: then only
 the logits are (the prediction phase still skips the teacher) and the intermediate phase runs the
@@ -89,11 +91,11 @@ def teacher_ids(feature: dict[str, Any]) -> tuple[list[int], list[int] | None]:
     return feature["input_ids"], feature.get("token_type_ids")
 
 
-def cache_key(fingerprint: str, features: list[dict[str, Any]], layers: CachedLayers, dtype: str,
-              precision: str) -> str:
+def cache_key(fingerprint: str, features: list[dict[str, Any]], dtype: str, precision: str) -> str:
+    """What determines every stored value: the stored layers are not part of it (a folder that holds
+    more layers than asked serves the request; one that lacks some is rebuilt)."""
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_FORMAT, fingerprint, list(layers.hidden), list(layers.scores), dtype,
-                         precision]).encode())
+    h.update(json.dumps([CACHE_FORMAT, fingerprint, dtype, precision]).encode())
     for f in features:
         h.update(json.dumps(teacher_ids(f)).encode())
     return h.hexdigest()
@@ -155,22 +157,25 @@ def build_teacher_outputs(run_teacher: Callable[[dict[str, torch.Tensor]], Inter
     Intermediates) written to that folder. Layer outputs too big for `cfg.max_gb` or the free disk
     are left out (logits only), said once."""
     root = Path(cfg.dir).expanduser() if cfg.dir else cache_root() / "teacher_outputs"
+    root.mkdir(parents=True, exist_ok=True)
+    key = cache_key(teacher_fingerprint(teacher), features, cfg.dtype, precision)
+    folder = root / key[:32]
+    meta_path = folder / "meta.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:
+        found = TeacherOutputs(folder)
+        if found.layers.covers(layers):
+            print(f"[bertcompress] teacher cache: reusing {folder}")
+            return found
     lengths = [len(teacher_ids(f)[0]) for f in features]
     itemsize = np.dtype(cfg.dtype).itemsize
     layer_bytes = itemsize * (sum(lengths) * hidden_size * len(layers.hidden)
                               + sum(n * n for n in lengths) * heads * len(layers.scores))
-    root.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(root).free
     if layers != CachedLayers() and (layer_bytes > cfg.max_gb * 1e9 or layer_bytes > 0.8 * free):
         print(f"[bertcompress] teacher cache: the layer outputs would take {layer_bytes / 1e9:.1f} GB (teacher_cache."
               f"max_gb {cfg.max_gb:g}, {free / 1e9:.0f} GB free): caching the logits only; the intermediate phase "
               "runs the teacher live")
         layers = CachedLayers()
-    key = cache_key(teacher_fingerprint(teacher), features, layers, cfg.dtype, precision)
-    folder = root / key[:32]
-    if (folder / "meta.json").is_file() and json.loads((folder / "meta.json").read_text()).get("key") == key:
-        print(f"[bertcompress] teacher cache: reusing {folder}")
-        return TeacherOutputs(folder)
 
     t0 = time.perf_counter()
     tmp = root / f".{key[:32]}.{os.getpid()}.tmp"
