@@ -309,8 +309,8 @@ def earlier_runs(path: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
     if not old:
         return []
     runs = old.pop("earlier_runs", [])
-    same = {k: v for k, v in old.get("settings", {}).items() if k not in ("tasks_run", "students_run",
-                                                                           "latency_threads")} == settings
+    run_keys = ("tasks_run", "students_run", "task_students", "latency_threads")
+    same = {k: v for k, v in old.get("settings", {}).items() if k not in run_keys} == settings
     return runs if same else runs + [old]
 
 
@@ -319,7 +319,7 @@ def earlier_tasks(path: Path, settings: dict[str, Any], tasks_now: list[str]) ->
     whole (their latency from their own run), so a run of one task completes a result of the other;
     a result trained with other settings is replaced, not merged."""
     old = load_json(path)
-    run_keys = ("tasks_run", "students_run", "latency_threads")
+    run_keys = ("tasks_run", "students_run", "task_students", "latency_threads")
     if not old or {k: v for k, v in old.get("settings", {}).items() if k not in run_keys} != settings:
         return {}
     return {t: {**e, "from_earlier_run": True} for t, e in old.get("tasks", {}).items() if t not in tasks_now}
@@ -330,6 +330,8 @@ def main() -> None:
     ap.add_argument("--work", default="runs/glue_base", help="folder for the trained models")
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     ap.add_argument("--students", nargs="+", default=DEFAULT_STUDENTS, choices=list(STUDENTS))
+    ap.add_argument("--task-students", nargs="*", default=[], metavar="TASK=NAME,NAME",
+                    help="a task's own students, of --students (e.g. mrpc=minilm-4x312: a CPU session's budget)")
     ap.add_argument("--sst2-train", type=int, default=4000, help="SST-2 training sentences (seeded sample)")
     ap.add_argument("--teacher-epochs", type=float, default=2.0)
     ap.add_argument("--general-steps", type=int, default=200, help="general-distillation steps (batch 32)")
@@ -353,6 +355,12 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true",
                     help="a few steps on tiny samples, to check the script end to end (numbers mean nothing)")
     args = ap.parse_args()
+    task_students: dict[str, list[str]] = {}
+    for item in args.task_students:
+        task, _, names = item.partition("=")
+        task_students[task] = names.split(",")
+        if task not in TASKS or not set(task_students[task]) <= set(args.students):
+            ap.error(f"--task-students {item}: a task of {TASKS} and students of --students")
 
     from bertcompress.config import (
         AugmentConfig,
@@ -463,7 +471,8 @@ def main() -> None:
         models: dict[str, Path] = {"teacher": teacher}
         needed: dict[str, list[str]] = {"teacher": [teacher_stage]}
         cache = TeacherCacheConfig(dir=str(work / "teacher_outputs"))
-        for name in args.students:
+        students = task_students.get(task, args.students)
+        for name in students:
             lr = STUDENTS[name]["lr"]
             stage = f"task {task} {name}"
             models[name] = timed(stage, distill, task_stage(teacher, general[name], data, augment, cache, lr,
@@ -471,14 +480,14 @@ def main() -> None:
             needed[name] = [teacher_stage, *general_stages[name], stage]
             record = json.loads((models[name] / "bertcompress_result.json").read_text())
             cache_seconds[task] = cache_seconds.get(task) or record.get("teacher_cache", {}).get("build_seconds")
-        if args.cache_check_steps and any("4x312" in n for n in args.students):
-            name = next(n for n in args.students if "4x312" in n)
+        if args.cache_check_steps and any("4x312" in n for n in students):
+            name = next(n for n in students if "4x312" in n)
             check = tdir / "cache_check.json"
             if not check.is_file():
                 check.write_text(json.dumps(cache_check(task_stage, teacher, general[name], data, augment, cache,
                                                         STUDENTS[name]["lr"], tdir, args.cache_check_steps), indent=1))
             cache_checks[task] = {"student": name, **json.loads(check.read_text())}
-        small = [n for n in args.students if "4x312" in n]
+        small = [n for n in students if "4x312" in n]
         best = max(small, key=lambda n: selection_score(models[n])) if small else None
         if best:
             qname, stage = f"{best}-{BITS}", f"kdlsq {task} {best}-{BITS}"
@@ -562,6 +571,7 @@ def main() -> None:
     result["recipe"] = recipe(seconds, args.students)
     result["wall_seconds_this_run"] = round(time.perf_counter() - t_start, 1)
     result["settings"] = {**settings, "tasks_run": args.tasks, "students_run": args.students,
+                          "task_students": task_students,
                           "latency_threads": args.threads}
 
     rows = []
