@@ -58,8 +58,8 @@ class AlignmentStats:
     def describe(self) -> str:
         if not self.fast_tokenizers:
             return "one of the tokenizers has no character offsets (not a fast tokenizer): positions cannot be aligned"
-        how = ("the same pieces, aligned position by position" if self.same_pieces == self.examples
-               else f"the same pieces in {self.same_pieces} of {self.examples} texts, elsewhere word starts")
+        how = ("every text into the same pieces" if self.same_pieces == self.examples
+               else f"{self.same_pieces} of {self.examples} texts into the same pieces (elsewhere word starts align)")
         return f"the two tokenizers cut {how}; {self.aligned_share:.1%} of the student's positions align"
 
 
