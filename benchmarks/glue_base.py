@@ -290,7 +290,7 @@ TINYBERT_RECIPE = ("TinyBERT (Jiao et al. 2020, section 4.2): general distillati
 
 def recipe(seconds: dict[str, float], students: list[str]) -> dict[str, Any]:
     """The CPU time of the whole recipe, stage by stage, per task: teacher, extraction, task
-    distillation of every student (the teacher's outputs cached by the first), KDLSQ."""
+    distillation of every student (each with its teacher-output cache build), KDLSQ."""
     per_task = {}
     for task in TASKS:
         stages = {k: v for k, v in seconds.items()
@@ -479,7 +479,7 @@ def main() -> None:
                                                              tdir / name))
             needed[name] = [teacher_stage, *general_stages[name], stage]
             record = json.loads((models[name] / "bertcompress_result.json").read_text())
-            cache_seconds[task] = cache_seconds.get(task) or record.get("teacher_cache", {}).get("build_seconds")
+            cache_seconds[stage] = record.get("teacher_cache", {}).get("build_seconds")  # one per layer mapping
         if args.cache_check_steps and any("4x312" in n for n in students):
             name = next(n for n in students if "4x312" in n)
             check = tdir / "cache_check.json"
