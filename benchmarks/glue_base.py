@@ -52,28 +52,22 @@ that did the stage (`WORK/seconds.json`); `recipe` sums them per task, next to T
 
 Targets (`targets`, each with a plain verdict): a 4x312 student keeps >= 97% of the teacher's SST-2
 accuracy and of its MRPC F1 while >= 7x smaller (parameters) and >= 8x faster at batch 1 (PyTorch);
-w4a8 >= 50x smaller than the fp32 teacher on disk and within 1 point of its fp32 student, per task.
+MiniLM whole keeps >= 99%; w4a8 >= 50x smaller than the fp32 teacher on disk and within 1 point of
+its fp32 student, per task.
 
-    python benchmarks/glue_base.py                         # both tasks: about 10 h on one CPU thread (estimate)
-    python benchmarks/glue_base.py --tasks sst2 --students 4x312-rand 4x312-impt --sst2-train 4000 \
-        --teacher-epochs 2 --general-steps 60 --augment-max-examples 1000 --work runs/glue_base_cpu
-                                                           # the CPU-session preset: 1 h 25 min (measured)
-    python benchmarks/glue_base.py --tasks mrpc ...        # the preset on MRPC: 1 h 25 min (ETD-Impt, 2 threads)
+    python benchmarks/glue_base.py --work ~/.cache/bertcompress-bench/glue_base --task-students mrpc=minilm-4x312
+                                        # what ran on 2026-12-07: about 2 h 20 min on 2 CPU threads
     python benchmarks/glue_base.py ... --measure-only      # re-time the finished models (e.g. on an idle machine)
     python benchmarks/glue_base.py --smoke --work /tmp/gb --result-name glue_base_smoke   # end to end, tiny
+    python benchmarks/glue_base.py --students 4x312-rand 4x312-impt --sst2-train 4000 --teacher-epochs 2 \
+        --general-steps 60 --augment-max-examples 1000 --task-epochs 1 --prediction-epochs 1 ...
+                                        # the 2026-12-01 students (general distillation from the teacher)
 
-Measured (the CPU-session preset, 2026-12-01, one thread, another benchmark on the other core):
-teacher fine-tuning 4,000 SST-2 sentences x 2 epochs 24.5 min (about 6 s a step of 32 short
-sentences); general distillation 14-16 min for 60 steps of 32 x 128 tokens (14-16 s a step, the
-teacher's forward most of it); ETD-Impt extraction 4.7 min; task distillation 8.5 min a student
-(6,000 examples with augmentation, two phases of 178 steps); KDLSQ 1 min; evaluation 2 min; timing
-5-10 min. MRPC at the same preset (2026-12-01, two threads while training): the teacher on all
-3,668 pairs x 2 epochs 36 min (230 steps, 8-10 s each); general distillation 11 min (ETD-Impt
-start, 2 threads) and 16 min (random start, 1 thread); ETD-Impt extraction 2.7 min; task distillation
-20 min (5,668 examples, two phases of 177 steps); KDLSQ 2.5 min; timing 12 min. The defaults scale
-these: the SST-2 teacher x3 (75 min); 200 general-distillation steps, about 50 min for each 4x312 and
-an estimated 1.7 h for the 6x768; task distillation x2: both tasks with all three students are about
-10 h here (estimate).
+Measured (2026-12-07, 2 threads, part of it beside other jobs): teacher fine-tuning 10.8 min (SST-2,
+226 steps) and 32.2 min (MRPC, 208 steps); ETD extraction of MiniLM 14 s; task distillation 9-17 min
+a student on SST-2 (6,957 texts, 3 + 3 epochs, its teacher-output cache built first: 100-270 s), 37
+min for the 4x312 on MRPC (7,774 pairs, cache build 735 s); the cache check 3-5 min a task; KDLSQ 1-2
+min; evaluation 1 min; timing 8 min.
 
 Stages are reused when their output folder holds `bertcompress_config.yaml`; a stage killed half-way
 resumes from its checkpoints; a --work trained with other settings is refused. The result holds the
