@@ -115,7 +115,6 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
 
     teacher_tok = tokenizer
     chooses = any(t.keep_best or t.patience > 0 for t in (cfg.train, cfg.prediction_train))
-    teacher = None
     if cfg.student_path is not None:  # the student's tokenizer decides how the task data is read
         from transformers import AutoConfig
 
