@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .encoding import ENCODE_BATCH, encode_examples
+from .encoding import ENCODE_BATCH, Collator, encode_examples
 from .examples import Example
 
 MIN_ALIGNED_SHARE = 0.5  # below it, the layer losses would see too little of the text to help
@@ -131,3 +131,10 @@ def encode_for_two(student_tok: Any, teacher_tok: Any, examples: list[Example],
             stats.same_pieces += same
             stats.aligned_positions += len(f["align_student"])
     return features, stats
+
+
+def two_view_training(student_tok: Any, teacher_tok: Any, examples: list[Example],
+                      max_seq_len: int) -> tuple[list[dict[str, Any]], Collator, AlignmentStats]:
+    """`encode_for_two`'s features with the collator that pads both encodings."""
+    features, stats = encode_for_two(student_tok, teacher_tok, examples, max_seq_len)
+    return features, Collator(student_tok.pad_token_id or 0, teacher_tok.pad_token_id or 0), stats

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import DistillConfig, LossConfig, StudentConfig, to_dict
 from ..data import Collator, chunk_corpus, kind_of, load_corpus, load_task_splits
-from ..data.alignment import encode_for_two
+from ..data.alignment import two_view_training
 from ..data.examples import TaskSpec
 from ..errors import UserError
 from ..evaluation.predict import score
@@ -143,11 +143,11 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
         result["augment"] = splits.train_examples.record  # which candidate source, how many new examples
     layer_losses_readable = True
     if two_views:
-        features, stats = encode_for_two(tokenizer, teacher_tok, splits.train_examples, cfg.data.max_seq_len)
+        features, collate, stats = two_view_training(tokenizer, teacher_tok, splits.train_examples,
+                                                     cfg.data.max_seq_len)
         if stats.unknown_share > MAX_UNKNOWN_SHARE:
             raise UserError(f"student {cfg.student_path}'s tokenizer reads {stats.unknown_share:.0%} of the task's "
                             f"pieces as unknown ({tokenizer.unk_token}): its vocabulary does not fit this text")
-        collate = Collator(tokenizer.pad_token_id or 0, teacher_tok.pad_token_id or 0)
         layer_losses_readable = stats.usable
         print(f"[bertcompress] the student reads its own tokenizer ({len(tokenizer.get_vocab()):,} pieces), the "
               f"teacher its own ({len(teacher_tok.get_vocab()):,}): {stats.describe()}"

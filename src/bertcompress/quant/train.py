@@ -22,8 +22,7 @@ from torch import nn
 
 from ..config import save_config, to_dict
 from ..data import kind_of, load_task_splits
-from ..data.alignment import encode_for_two
-from ..data.encoding import Collator
+from ..data.alignment import two_view_training
 from ..distillation.objective import LAYER_LOSSES, DistillationObjective, without_unreadable_layer_losses
 from ..evaluation.predict import score
 from ..finetuning import label_task_head
@@ -102,8 +101,8 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
             if teacher_tok.get_vocab() != tokenizer.get_vocab():  # each reads the text its own way
                 if kind_of(task).model_kind != "classifier":
                     check_same_vocab(teacher_tok, tokenizer, cfg.teacher, cfg.student)
-                features, stats = encode_for_two(tokenizer, teacher_tok, splits.train_examples, cfg.data.max_seq_len)
-                train_collate = Collator(tokenizer.pad_token_id or 0, teacher_tok.pad_token_id or 0)
+                features, train_collate, stats = two_view_training(tokenizer, teacher_tok, splits.train_examples,
+                                                                   cfg.data.max_seq_len)
                 print(f"[bertcompress] quantize: the teacher reads its own tokenizer: {stats.describe()}")
                 if not stats.usable:
                     weights = {k: v for k, v in weights.items() if k not in LAYER_LOSSES}
