@@ -77,7 +77,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Sequence  # noqa: E402
 
-from bertcompress.data.loaders import GLUE_DIRS  # noqa: E402
+from bertcompress.data.sentence_loaders import GLUE_DIRS  # noqa: E402
 from common import RESULTS, SHARED_DATA, environment, load_json, print_table, write_result  # noqa: E402
 
 GLUE_SAMPLES = {"sst2-10k": ("sst2", 10000), "mrpc": ("mrpc", None), "sst2-1k": ("sst2", 1000),
@@ -228,7 +228,7 @@ def recipe(cfg) -> dict[str, dict[str, Any]]:
 def task_overrides(prepared: Prepared, quick: bool) -> list[str]:
     """The task's data settings, plus with `quick` the run's quick overrides (a smaller training
     sample of the task's own stays: the smaller of the two)."""
-    from bertcompress.config import QUICK_PIPELINE
+    from bertcompress.pipeline.config import QUICK_PIPELINE
 
     settings = dict(o.split("=", 1) for o in prepared.overrides)
     for key, value in (o.split("=", 1) for o in (QUICK_PIPELINE if quick else ())):
@@ -239,9 +239,10 @@ def task_overrides(prepared: Prepared, quick: bool) -> list[str]:
 
 
 def run_task(name: str, prepared: Prepared, output: Path, quick: bool, resume: bool) -> dict[str, Any]:
-    from bertcompress.config import PipelineConfig, load_config
-    from bertcompress.data import load_examples
-    from bertcompress.pipeline import run
+    from bertcompress.core.config import load_config
+    from bertcompress.data.kinds import load_examples
+    from bertcompress.pipeline.config import PipelineConfig
+    from bertcompress.pipeline.verb import run
 
     overrides = task_overrides(prepared, quick)
     cfg = load_config(PipelineConfig, None, [*overrides, *TRACKING, f"output={output}"])
@@ -298,7 +299,7 @@ def main() -> None:
                     help="the run's --quick slices (a smoke check); writes results/any_task_quick.json")
     ap.add_argument("--resume", action="store_true", help="reuse the finished stages of each task's run")
     args = ap.parse_args()
-    from bertcompress.errors import UserError
+    from bertcompress.core.errors import UserError
 
     result_name = "any_task_quick" if args.quick else "any_task"
     work = args.work / "quick" if args.quick else args.work

@@ -29,7 +29,7 @@ def environment() -> dict[str, Any]:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    from bertcompress.io import atomic_write_json
+    from bertcompress.core.io import atomic_write_json
 
     path = RESULTS / f"{name}.json"
     atomic_write_json(path, result)

@@ -24,20 +24,24 @@ from pathlib import Path
 
 import torch
 
-from bertcompress.config import DataConfig, DistillConfig, TrainConfig
-from bertcompress.distillation.stages import distill
+from bertcompress.data.config import DataConfig
 from bertcompress.evaluation.attack import AttackConfig
 from bertcompress.evaluation.evaluator import evaluate
-from bertcompress.evaluation.profile import synthetic_batch, time_call
+from bertcompress.evaluation.profile import time_call
 from bertcompress.evaluation.report import report
 from bertcompress.export.onnx import OnnxClassifier
+from bertcompress.methods.distill.config import DistillConfig
+from bertcompress.methods.distill.verb import distill
+from bertcompress.methods.prune.config import PruneConfig
+from bertcompress.methods.prune.verb import prune
+from bertcompress.methods.quantize.config import QuantizeTrainConfig
+from bertcompress.methods.quantize.verb import quantize
+from bertcompress.methods.theseus.config import TheseusConfig
+from bertcompress.methods.theseus.verb import theseus
+from bertcompress.models.inputs import synthetic_batch
 from bertcompress.models.loading import load_model
-from bertcompress.pruning.config import PruneConfig
-from bertcompress.pruning.verbs import prune
-from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
-from bertcompress.quant.train import quantize
-from bertcompress.replace.config import TheseusConfig
-from bertcompress.replace.theseus import theseus
+from bertcompress.models.quantized.config import QuantConfig
+from bertcompress.train.config import TrainConfig
 from common import RESULTS, SHARED_DATA, environment, load_json, print_table, write_result
 
 KEYS = ("accuracy", "label_loyalty", "probability_loyalty", "attack_accuracy", "attack_success_rate",
@@ -67,7 +71,7 @@ def main() -> None:
         done = Path(cfg.output) / "bertcompress_config.yaml"
         return Path(cfg.output) if done.is_file() else fn(cfg)
 
-    # FFN-only, same count per layer: a plain transformers folder (see pruning/structured.py)
+    # FFN-only, same count per layer: a plain transformers folder (see methods/prune/structured.py)
     pruned = once(prune, PruneConfig(model=str(teacher), output=str(work / "pruned-raw"), heads_keep=1.0,
                                      ffn_keep=0.35, data=data))
     pruned = once(distill, DistillConfig(stage="task", teacher=str(teacher), student_path=str(pruned), data=data,

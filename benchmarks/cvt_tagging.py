@@ -139,7 +139,7 @@ class _Collect(logging.Handler):
 # ---------------------------------------------------------------- data
 
 def data_config(categories: list[str] | None, budget: int | None, dev_limit: int | None, max_seq_len: int = 128):
-    from bertcompress.config import DataConfig, TaggingConfig
+    from bertcompress.data.config import DataConfig, TaggingConfig
 
     return DataConfig(task="brown-pos", path=str(BROWN), max_seq_len=max_seq_len, max_train_examples=budget,
                       max_eval_examples=dev_limit,
@@ -148,7 +148,7 @@ def data_config(categories: list[str] | None, budget: int | None, dev_limit: int
 
 def test_sentences(categories: list[str] | None, limit: int | None):
     """The test split of these genres (a seeded sample of `limit`, the toolkit's own sampling)."""
-    from bertcompress.data import load_examples
+    from bertcompress.data.kinds import load_examples
 
     cfg = replace(data_config(categories, None, limit), eval_split="test")
     return load_examples(cfg, "test", allow_tagging=True)
@@ -156,7 +156,7 @@ def test_sentences(categories: list[str] | None, limit: int | None):
 
 def check_same_split(cvt_data, categories: list[str] | None, budget: int | None) -> dict[str, bool]:
     """Whether CVT and the toolkit read the same labelled sentences and the same test split."""
-    from bertcompress.data import load_examples
+    from bertcompress.data.kinds import load_examples
 
     cfg = data_config(categories, budget, None)
     train = load_examples(cfg, "train", allow_tagging=True)[1]
@@ -188,7 +188,7 @@ def fiction_pool(work: Path) -> Path:
 # ---------------------------------------------------------------- scoring and latency
 
 def length_batches(lengths: list[int], size: int) -> list[list[int]]:
-    from bertcompress.cvt.predict import length_batches as batches
+    from bertcompress.methods.cvt.predict import length_batches as batches
 
     return batches(lengths, size)
 
@@ -200,7 +200,8 @@ def latency_sample(sentences: list, n: int) -> list:
 
 
 def cvt_accuracy(folder: Path, sentences: list) -> dict[str, Any]:
-    from bertcompress.cvt import load_cvt, score_tagger
+    from bertcompress.methods.cvt.predict import score_tagger
+    from bertcompress.methods.cvt.saving import load_cvt
 
     s = score_tagger(load_cvt(folder), sentences)
     return {"accuracy": s["accuracy"], "words": s.get("words")}
@@ -214,14 +215,15 @@ def bert_accuracy(folder: Path, data, split: str = "test") -> dict[str, Any]:
 
 
 def cvt_params(folder: Path) -> int:
-    from bertcompress.cvt import load_cvt
-    from bertcompress.cvt.model import primary_parameters
+    from bertcompress.methods.cvt.model import primary_parameters
+    from bertcompress.methods.cvt.saving import load_cvt
 
     return primary_parameters(load_cvt(folder))
 
 
 def cvt_latency(folder: Path, sentences: list, batch: int, repeats: int) -> dict[str, Any]:
-    from bertcompress.cvt import compare_runtimes, load_cvt
+    from bertcompress.methods.cvt.export import compare_runtimes
+    from bertcompress.methods.cvt.saving import load_cvt
 
     r = compare_runtimes(load_cvt(folder), folder / "model.onnx", sentences, batch_size=batch, threads=1,
                          repeats=repeats)
@@ -236,7 +238,7 @@ def bert_latency(folder: Path, task, sentences: list, onnx_path: Path, batch: in
     import numpy as np
     import torch
 
-    from bertcompress.data import kind_of
+    from bertcompress.data.kinds import kind_of
     from bertcompress.data.tagging import IGNORE
     from bertcompress.evaluation.profile import machine_load, parameter_counts, time_call, torch_threads
     from bertcompress.export.onnx import export_onnx, onnx_logits, onnx_session
@@ -287,7 +289,7 @@ def loop_seconds(folder: Path) -> float:
 
 
 def train_cfg(steps: int | None, epochs: float | None, **kw):
-    from bertcompress.config import TrainConfig
+    from bertcompress.train.config import TrainConfig
 
     if steps:
         return TrainConfig(max_steps=steps, **kw)
@@ -343,11 +345,15 @@ def main() -> None:
     ap.add_argument("--result-name", default="cvt_tagging", help="results/NAME.json (side experiments: another name)")
     args = ap.parse_args()
 
-    from bertcompress.config import CorpusConfig, DistillConfig, FinetuneConfig, StudentConfig
-    from bertcompress.cvt import CvtConfig, CvtDataConfig, CvtUnlabelledConfig, cvt
-    from bertcompress.cvt.data import labelled_data, unlabelled_sentences
-    from bertcompress.distillation.stages import distill
-    from bertcompress.finetuning import finetune
+    from bertcompress.data.config import CorpusConfig
+    from bertcompress.methods.cvt.config import CvtConfig, CvtDataConfig, CvtUnlabelledConfig
+    from bertcompress.methods.cvt.data import labelled_data, unlabelled_sentences
+    from bertcompress.methods.cvt.verb import cvt
+    from bertcompress.methods.distill.config import DistillConfig
+    from bertcompress.methods.distill.verb import distill
+    from bertcompress.methods.finetune.config import FinetuneConfig
+    from bertcompress.methods.finetune.verb import finetune
+    from bertcompress.models.config import StudentConfig
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bertcompress.config import LossConfig, StudentConfig  # noqa: E402
-from bertcompress.distillation.objective import DistillationObjective  # noqa: E402
-from bertcompress.io import atomic_write_json  # noqa: E402
+from bertcompress.core.io import atomic_write_json  # noqa: E402
+from bertcompress.methods.distill.config import LossConfig  # noqa: E402
+from bertcompress.methods.distill.objective import DistillationObjective  # noqa: E402
+from bertcompress.models.config import StudentConfig
 from bertcompress.models.student import build_student  # noqa: E402
 from bertcompress.train.cuda_graph import GraphedStep  # noqa: E402
 from bertcompress.train.loop import make_optimizer  # noqa: E402

@@ -19,18 +19,15 @@ import json
 import time
 from pathlib import Path
 
-from bertcompress.config import (
-    CorpusConfig,
-    DataConfig,
-    DistillConfig,
-    FinetuneConfig,
-    StudentConfig,
-    TrainConfig,
-)
-from bertcompress.distillation.stages import distill
-from bertcompress.finetuning import finetune
-from bertcompress.pruning.config import ExtractConfig
-from bertcompress.pruning.verbs import extract
+from bertcompress.data.config import CorpusConfig, DataConfig
+from bertcompress.methods.distill.config import DistillConfig
+from bertcompress.methods.distill.verb import distill
+from bertcompress.methods.finetune.config import FinetuneConfig
+from bertcompress.methods.finetune.verb import finetune
+from bertcompress.methods.prune.config import ExtractConfig
+from bertcompress.methods.prune.verb import extract
+from bertcompress.models.config import StudentConfig
+from bertcompress.train.config import TrainConfig
 from common import RESULTS, SHARED_DATA, environment, load_json, print_table, write_result
 
 TEACHER = "all-MiniLM-L6-v2"

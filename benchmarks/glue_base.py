@@ -124,7 +124,7 @@ ARCH_OF = {"teacher": "teacher", **{n: n for n in STUDENTS}}  # the w4a8 models:
 
 
 def task_data(task: str, s: dict[str, Any]):
-    from bertcompress.config import DataConfig
+    from bertcompress.data.config import DataConfig
 
     folder, seq_len = {"sst2": ("SST-2", 64), "mrpc": ("MRPC", 128)}[task]
     return DataConfig(task=task, path=str(SHARED_DATA / "glue" / folder), max_seq_len=seq_len,
@@ -184,7 +184,7 @@ def cache_check(task_stage: Callable[..., Any], teacher: Path, start: Path | str
     examples), so the cached run's first epoch (the build) is the stage's `build_seconds`."""
     from dataclasses import replace
 
-    from bertcompress.distillation.stages import distill
+    from bertcompress.methods.distill.verb import distill
 
     out: dict[str, Any] = {"steps_per_phase": steps}
     for mode in ("live", "cached"):
@@ -356,22 +356,19 @@ def main() -> None:
         if task not in TASKS or not set(task_students[task]) <= set(args.students):
             ap.error(f"--task-students {item}: a task of {TASKS} and students of --students")
 
-    from bertcompress.config import (
-        AugmentConfig,
-        CorpusConfig,
-        DistillConfig,
-        FinetuneConfig,
-        StudentConfig,
-        TeacherCacheConfig,
-        TrainConfig,
-    )
-    from bertcompress.distillation.stages import distill
-    from bertcompress.finetuning import finetune
+    from bertcompress.data.config import CorpusConfig
+    from bertcompress.methods.distill.config import AugmentConfig, DistillConfig, TeacherCacheConfig
+    from bertcompress.methods.distill.verb import distill
+    from bertcompress.methods.finetune.config import FinetuneConfig
+    from bertcompress.methods.finetune.verb import finetune
+    from bertcompress.methods.prune.config import ExtractConfig
+    from bertcompress.methods.prune.verb import extract
+    from bertcompress.methods.quantize.config import QuantizeTrainConfig
+    from bertcompress.methods.quantize.verb import quantize
+    from bertcompress.models.config import StudentConfig
     from bertcompress.models.loading import resolve_model_path
-    from bertcompress.pruning.config import ExtractConfig
-    from bertcompress.pruning.verbs import extract
-    from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
-    from bertcompress.quant.train import quantize
+    from bertcompress.models.quantized.config import QuantConfig
+    from bertcompress.train.config import TrainConfig
 
     s: dict[str, Any] = dict(sst2_train=args.sst2_train, mrpc_train=None, eval_examples=None, teacher_steps=None,
                              general_steps=args.general_steps, task_steps=None, kdlsq_steps=None,

@@ -21,20 +21,16 @@ import argparse
 import time
 from pathlib import Path
 
-from bertcompress.config import (
-    AugmentConfig,
-    CorpusConfig,
-    DataConfig,
-    DistillConfig,
-    FinetuneConfig,
-    StudentConfig,
-    TrainConfig,
-)
-from bertcompress.distillation.stages import distill
+from bertcompress.data.config import CorpusConfig, DataConfig
 from bertcompress.evaluation.evaluator import compare, evaluate
-from bertcompress.finetuning import finetune
-from bertcompress.pruning.config import ExtractConfig
-from bertcompress.pruning.verbs import extract
+from bertcompress.methods.distill.config import AugmentConfig, DistillConfig
+from bertcompress.methods.distill.verb import distill
+from bertcompress.methods.finetune.config import FinetuneConfig
+from bertcompress.methods.finetune.verb import finetune
+from bertcompress.methods.prune.config import ExtractConfig
+from bertcompress.methods.prune.verb import extract
+from bertcompress.models.config import StudentConfig
+from bertcompress.train.config import TrainConfig
 from common import SHARED_DATA, environment, print_table, write_result
 
 # 4x312 starts from random weights (TinyBERT); 3x384 has the teacher's width, so it starts from the

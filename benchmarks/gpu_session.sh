@@ -15,7 +15,7 @@ export BERTCOMPRESS_SHARED_DATA=${BERTCOMPRESS_SHARED_DATA:-.devdata}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 # the CUDA-only tests (CUDA-graph steps against eager ones); CI has no GPU
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py > "$OUT/pytest_cuda.log" 2>&1
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/train/test_cuda_graph.py > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest (CUDA) rc=$?"; tail -15 "$OUT/pytest_cuda.log"
 if [ -z "${SKIP_DISTILL_STEP:-}" ]; then
   # --profile: where each implementation's step time goes (top operators), for the MFU work

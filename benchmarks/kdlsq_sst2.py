@@ -21,17 +21,21 @@ from pathlib import Path
 
 import torch
 
-from bertcompress.config import DataConfig, TrainConfig
-from bertcompress.data import Collator, load_task_splits
+from bertcompress.data.config import DataConfig
+from bertcompress.data.encoding import Collator
+from bertcompress.data.splits import load_task_splits
 from bertcompress.evaluation.loyalty import loyalty
 from bertcompress.evaluation.metrics import compute_metrics, predictions_from_logits
 from bertcompress.evaluation.predict import predict_logits
-from bertcompress.evaluation.profile import bytes_on_disk, synthetic_batch, time_call
+from bertcompress.evaluation.profile import bytes_on_disk, time_call
 from bertcompress.export.onnx import OnnxClassifier
+from bertcompress.methods.quantize.config import QuantizeTrainConfig
+from bertcompress.methods.quantize.verb import load_ptq, ptq_baseline, quantize
+from bertcompress.models.inputs import synthetic_batch
 from bertcompress.models.loading import load_model, load_tokenizer
-from bertcompress.quant.config import QuantConfig, QuantizeTrainConfig
-from bertcompress.quant.pack import load_packed
-from bertcompress.quant.train import load_ptq, ptq_baseline, quantize
+from bertcompress.models.quantized.config import QuantConfig
+from bertcompress.models.quantized.packed import load_packed
+from bertcompress.train.config import TrainConfig
 from common import SHARED_DATA, environment, print_table, write_result
 
 VARIANTS = {  # name -> (bits, kd); None bits = dynamic int8 PTQ

@@ -19,7 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bertcompress.config import DataConfig
+from bertcompress.data.config import DataConfig
 from bertcompress.evaluation.attack import AttackConfig
 from bertcompress.evaluation.evaluator import evaluate
 from bertcompress.evaluation.report import report

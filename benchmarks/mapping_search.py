@@ -20,7 +20,7 @@ is scored:
   2. landscape: every strictly increasing mapping of the k student layers onto the 6 teacher layers
      (C(6, k): 20 for k = 3; --non-decreasing: every non-decreasing one, 56), each scored once (the
      first noise seed); spread = best − worst, and spread / noise sd;
-  3. search: the genetic algorithm (search/genetic.py, seeded with the uniform and last mappings)
+  3. search: the genetic algorithm (methods/mapping_search/genetic.py, seeded with the uniform and last mappings)
      replayed on the landscape with --replays seeds: how often it finds the best mapping, the proxy
      runs it used and needed, the generation it found it in, against the exhaustive size. Without
      --non-decreasing the GA makes strictly increasing mappings only (`distinct`), the landscape's.
@@ -73,14 +73,18 @@ from typing import Any, Callable
 
 from scipy.stats import spearmanr
 
-from bertcompress.config import CorpusConfig, DataConfig, FinetuneConfig, StudentConfig, TrainConfig, to_dict
-from bertcompress.distillation.mapping import resolve_mapping
-from bertcompress.distillation.stages import distill
-from bertcompress.finetuning import finetune
-from bertcompress.io import atomic_write_json
-from bertcompress.search.config import GeneticConfig, MappingSearchConfig
-from bertcompress.search.genetic import Genome, genetic_search
-from bertcompress.search.layer_mapping import general_config, proxy_score
+from bertcompress.core.config import to_dict
+from bertcompress.core.io import atomic_write_json
+from bertcompress.data.config import CorpusConfig, DataConfig
+from bertcompress.methods.distill.verb import distill
+from bertcompress.methods.finetune.config import FinetuneConfig
+from bertcompress.methods.finetune.verb import finetune
+from bertcompress.methods.mapping_search.config import GeneticConfig, MappingSearchConfig
+from bertcompress.methods.mapping_search.genetic import Genome, genetic_search
+from bertcompress.methods.mapping_search.verb import general_config, proxy_score
+from bertcompress.models.config import StudentConfig
+from bertcompress.models.layer_mapping import resolve_mapping
+from bertcompress.train.config import TrainConfig
 from common import SHARED_DATA, Stages, environment, print_table, write_result
 
 TEACHER, TEACHER_LAYERS = "all-MiniLM-L6-v2", 6
@@ -297,7 +301,7 @@ def run_optuna(fitness: dict[Genome, float], k: int, heuristics: dict[str, Genom
     as evaluations (the proxy is cached)."""
     import optuna
 
-    from bertcompress.search.genetic import strictly_increasing
+    from bertcompress.methods.mapping_search.genetic import strictly_increasing
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     top = max(fitness.values())

@@ -59,7 +59,7 @@ def uniform_ms(layers: int, hidden: int, latency) -> float:
     import torch
     from transformers import BertConfig, BertModel
 
-    from bertcompress.nasbert.latency import measure_model_ms
+    from bertcompress.methods.nas.latency import measure_model_ms
 
     torch.manual_seed(0)
     model = BertModel(BertConfig(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=hidden // HEAD_SIZE,
@@ -72,8 +72,8 @@ def encoder_ms(folder: Path, latency) -> float:
     """Measured latency of a saved NAS-BERT encoder, timed as the grid is."""
     from transformers import AutoModel
 
-    import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
-    from bertcompress.nasbert.latency import measure_model_ms
+    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    from bertcompress.methods.nas.latency import measure_model_ms
 
     return measure_model_ms(AutoModel.from_pretrained(folder).eval(), device="cpu", threads=latency.threads,
                             batch_size=latency.batch_size, seq_len=latency.seq_len, repeats=latency.repeats,
@@ -94,7 +94,7 @@ def encoder_parameters(folder: Path) -> int:
     """Parameters of a saved encoder, embeddings included (one count for both families)."""
     from transformers import AutoModel
 
-    import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
 
     return sum(p.numel() for p in AutoModel.from_pretrained(folder).parameters())
 
@@ -104,7 +104,7 @@ def classifier_measures(folder: Path, work: Path, latency) -> dict[str, Callable
     threads; each call one median of `latency.repeats` runs), loaded and exported once."""
     from transformers import AutoModelForSequenceClassification
 
-    import bertcompress.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
     from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
     from bertcompress.export.onnx import export_onnx, onnx_session
 
@@ -133,9 +133,9 @@ def remeasure_search(nas_dir: Path, report: dict, latency, rounds: int) -> dict[
     import numpy as np
     import torch
 
-    from bertcompress.nasbert.arch import BlockArch, NasArch
-    from bertcompress.nasbert.latency import LatencyCalibration, LatencyTable, measure_model_ms, predict_ms
-    from bertcompress.nasbert.modeling import NasBertConfig, NasBertModel
+    from bertcompress.methods.nas.latency import LatencyCalibration, LatencyTable, measure_model_ms, predict_ms
+    from bertcompress.models.nasbert.arch import BlockArch, NasArch
+    from bertcompress.models.nasbert.modeling import NasBertConfig, NasBertModel
 
     table, calibration = LatencyTable.from_dict(report["latency_table"]), \
         LatencyCalibration.from_dict(report["latency_calibration"])
@@ -191,21 +191,17 @@ def main() -> None:
     if "sst2" not in args.tasks:
         ap.error("--tasks must include sst2: the timed classifiers are the SST-2 ones")
 
-    from bertcompress.config import (
-        CorpusConfig,
-        DataConfig,
-        DistillConfig,
-        FinetuneConfig,
-        LossConfig,
-        TrainConfig,
-        to_dict,
-    )
-    from bertcompress.distillation.stages import distill
-    from bertcompress.finetuning import finetune
-    from bertcompress.nasbert.config import LatencyConfig, NasConfig, PruneConfig
-    from bertcompress.nasbert.verbs import nas
-    from bertcompress.pruning.config import ExtractConfig
-    from bertcompress.pruning.verbs import extract
+    from bertcompress.core.config import to_dict
+    from bertcompress.data.config import CorpusConfig, DataConfig
+    from bertcompress.methods.distill.config import DEFAULT_LOSS_WEIGHTS, DistillConfig, LossConfig
+    from bertcompress.methods.distill.verb import distill
+    from bertcompress.methods.finetune.config import FinetuneConfig
+    from bertcompress.methods.finetune.verb import finetune
+    from bertcompress.methods.nas.config import LatencyConfig, NasConfig, SpacePruningConfig
+    from bertcompress.methods.nas.verb import nas
+    from bertcompress.methods.prune.config import ExtractConfig
+    from bertcompress.methods.prune.verb import extract
+    from bertcompress.train.config import TrainConfig
 
     work = Path(args.work)
     timed = Stages(work, args.measure_only)
@@ -221,7 +217,7 @@ def main() -> None:
     # paced to end at 80% of the supernet's steps)
     nas_cfg = NasConfig(teacher=TEACHER, corpus=corpus, budgets=args.budgets, rerank_top=4, latency=latency,
                         train=TrainConfig(max_steps=args.supernet_steps, lr=5e-4, batch_size=16, log_every=10),
-                        prune=PruneConfig(warmup_steps=60, every=10, finish_at=0.8, heldout_batches=1,
+                        prune=SpacePruningConfig(warmup_steps=60, every=10, finish_at=0.8, heldout_batches=1,
                                           scored_per_bin=8, keep_per_bin=2),
                         final_general=general, output=str(work / "nas"))
     nas_dir = timed("nas", nas, nas_cfg)
@@ -247,7 +243,7 @@ def main() -> None:
         match_ms = {name: times[f"nas {name}"] for name in picks}
         grid_path.write_text(json.dumps(grid, indent=1))
         match_path.write_text(json.dumps(match_ms, indent=1))
-    only_prediction = LossConfig(embedding=0.0, hidden=0.0, attention=0.0)
+    only_prediction = LossConfig(weights={"prediction": 1.0})
     task_train = TrainConfig(epochs=args.task_epochs, lr=2e-4, batch_size=32)
 
     def task_distill(name: str, student: Path) -> dict[str, Any]:
@@ -286,7 +282,7 @@ def main() -> None:
         generalised = timed(f"uniform {shape} general", distill, DistillConfig(
             stage="general", teacher=TEACHER, student_path=str(start), corpus=corpus, train=general,
             # hidden states only, like the NAS models' final stage: 8 or 10 heads cannot be compared with 12
-            losses=LossConfig(attention=0.0),
+            losses=LossConfig(weights={**DEFAULT_LOSS_WEIGHTS, "attention": 0.0}),
             output=str(work / "uniform" / f"{shape}-general")))
         row["baseline"] = {"arch": f"{layers} layers x {hidden} hidden (heads {hidden // HEAD_SIZE}, FFN {4 * hidden})",
                            "shape": shape, "params": encoder_parameters(generalised),

@@ -26,8 +26,8 @@ from common import environment, print_table, write_result
 
 
 def outputs(model_dir: Path, data) -> tuple[np.ndarray, np.ndarray]:
-    from bertcompress.data import Collator, load_examples
-    from bertcompress.data.encoding import encode_examples
+    from bertcompress.data.encoding import Collator, encode_examples
+    from bertcompress.data.kinds import load_examples
     from bertcompress.evaluation.predict import predict_logits
     from bertcompress.models.loading import load_model, load_tokenizer
 
@@ -42,7 +42,8 @@ def outputs(model_dir: Path, data) -> tuple[np.ndarray, np.ndarray]:
 def diagnose(run_dir: Path, data_path: Path | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
-    from bertcompress.config import PipelineConfig, read_saved_config
+    from bertcompress.core.config import read_saved_config
+    from bertcompress.pipeline.config import PipelineConfig
 
     cfg = read_saved_config(PipelineConfig, run_dir)
     if data_path is not None:  # the run's data file has moved (any_task's are rewritten on demand)

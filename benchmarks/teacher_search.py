@@ -43,9 +43,9 @@ def split_dev(glue: Path, sub: str, into: Path, seed: int = 0) -> tuple[int, int
 
 
 def run_recipe(task: str, data, train, output: Path) -> dict[str, Any]:
-    from bertcompress.config import FinetuneConfig
     from bertcompress.evaluation.evaluator import evaluate
-    from bertcompress.finetuning import finetune
+    from bertcompress.methods.finetune.config import FinetuneConfig
+    from bertcompress.methods.finetune.verb import finetune
 
     t0 = time.perf_counter()
     finetune(FinetuneConfig(data=data, train=train, output=str(output)))
@@ -69,7 +69,8 @@ def main() -> None:
     ap.add_argument("--glue", type=Path, default=SHARED_DATA / "glue")
     ap.add_argument("--work", type=Path, default=Path("/tmp/teacher_search"))
     args = ap.parse_args()
-    from bertcompress.config import PipelineConfig, SearchConfig
+    from bertcompress.pipeline.config import PipelineConfig
+    from bertcompress.train.config import SearchConfig
 
     defaults = PipelineConfig()
     result = load_json(RESULTS / "teacher_search.json")

@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# The demo's time budget (15 minutes on 2 CPU cores, set-up included): the teacher and the student's
-# prediction phase stop at 4 and 3 minutes if their validation score has not stopped improving by then
-# (`run`'s own caps are 15 and 8). A later --set wins.
-exec bertcompress run --output outputs/demo --set finetune.max_minutes=4 --set task_prediction.max_minutes=3 "$@"
+# The demo's settings, its time budget among them, are the recipe configs/demo.yaml; flags
+# given here win over it.
+exec bertcompress run --config configs/demo.yaml "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -102,3 +103,85 @@ def sentiment_tsv(tmp_path) -> Path:
     (folder / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 4) + "\n", encoding="utf-8")
     (folder / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def said(caplog):
+    """What bertcompress logged (info and up) during the test: `said.text`."""
+    caplog.set_level(logging.INFO, logger="bertcompress")
+    return caplog
+
+
+def seeded(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every weight drawn from one seeded generator: the same model whatever `transformers`'
+    initialisation does, so outputs can be compared with values recorded earlier."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model.eval()
+
+
+def biased_mlm(tokenizer, bias: dict[str, float] | None = None):
+    """A random tiny masked LM whose output bias makes "great" the best allowed word."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_config("bert", len(tokenizer)))
+    out_bias = model.get_output_embeddings().bias
+    with torch.no_grad():
+        out_bias.zero_()
+        for t, v in (bias or {"good": 100, "[SEP]": 90, "##s": 80, ".": 75, "great": 50, "bad": 40}).items():
+            out_bias[tokenizer.convert_tokens_to_ids(t)] = v
+    return model.eval()
+
+
+def fake_wordnet(folder):
+    """A two-synset WordNet in the real file format (offsets are byte positions in data.adj)."""
+    header = "  1 a licence line, indented as in the real files  \n"
+    first = "00000000 00 a 02 good 0 fine(a) 0 000 | a gloss  \n"
+    offset = len(header) + len(first)
+    lines = [header, first.replace("00000000", f"{len(header):08d}"),
+             f"{offset:08d} 00 s 02 good 1 bad 0 000 | a silly synset for the test  \n"]
+    (folder / "data.adj").write_text("".join(lines), encoding="utf-8")
+    (folder / "index.adj").write_text(header + f"good a 2 0 2 0 {len(header):08d} {offset:08d}  \n", encoding="utf-8")
+    for pos in ("noun", "verb", "adv"):
+        (folder / f"index.{pos}").write_text(header, encoding="utf-8")
+        (folder / f"data.{pos}").write_text(header, encoding="utf-8")
+    return folder
+
+
+SENTENCES = ["a great movie", "the worst film i saw this year", "really quite boring", "i love this story !",
+             "an awful plot but brilliant acting", "fun"]
+
+
+# Run by a fresh interpreter on a copy of the folder: plain transformers and onnxruntime only.
+STANDARD_TOOLS = """
+import json, sys
+import numpy as np, onnxruntime as ort, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+folder, sentences = sys.argv[1], json.loads(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(folder)
+model, info = AutoModelForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+with torch.no_grad():
+    logits = model.eval()(**tok(sentences, padding=True, return_tensors="pt")).logits
+session = ort.InferenceSession(folder + "/onnx/model.onnx", providers=["CPUExecutionProvider"])
+enc = tok(sentences, padding=True, return_tensors="np")
+onnx_logits = session.run(["logits"], {i.name: enc[i.name] for i in session.get_inputs()})[0]
+assert not [m for m in sys.modules if m.startswith("bertcompress")]
+print(json.dumps({"info": {k: sorted(map(str, v)) for k, v in info.items()}, "logits": logits.tolist(),
+                  "onnx": np.asarray(onnx_logits).tolist()}))
+"""
+
+
+def float_activations(model):
+    """The in-memory fake-quantized model with its activation quantizers off: quantized weights only."""
+    import copy
+
+    from bertcompress.models.quantized.modules import QuantLinear
+
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if isinstance(m, QuantLinear):
+            m.act_quant = None
+    return plain

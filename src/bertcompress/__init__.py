@@ -7,68 +7,64 @@ The Python verbs mirror the CLI's subcommands (the table in commands.py):
     search_mapping(MappingSearchConfig)   (CLI: search-mapping)   nas(NasConfig)   cvt(CvtConfig)
 and evaluate([...], DataConfig, ...) / report(records, folder) are the functions under the
 `evaluate` and `report` commands, for records in memory.
+
+    from bertcompress import DistillConfig, distill, load_config
+    cfg = load_config(DistillConfig, "configs/demo.yaml", overrides=["train.lr=1e-4"])
+    distill(cfg)
+
+Everything here is imported on first use (core/lazy.py), so `import bertcompress` stays fast.
 """
 
 __version__ = "0.1.0"
 
-from .config import (  # noqa: E402
-    AugmentConfig,
-    CorpusConfig,
-    DataConfig,
-    DistillConfig,
-    FinetuneConfig,
-    LossConfig,
-    PipelineConfig,
-    StudentConfig,
-    TrainConfig,
-    load_config,
-    save_config,
-)
-from .errors import UserError  # noqa: E402
+from bertcompress import commands as _commands  # noqa: E402, F401 - names each output kind by its command
+from bertcompress.core.lazy import lazy_getattr  # noqa: E402
 
-# Verbs and the configs of the method subpackages: imported on first use, so `import bertcompress`
-# and `bertcompress --help` stay fast (the verbs import torch and transformers). No subpackage
-# shares a verb's name, so the import system never rebinds one of these names to a module.
-_LAZY = {
-    "finetune": ("finetuning", "finetune"),
-    "distill": ("distillation.stages", "distill"),
-    "augment_examples": ("distillation.augment", "augment_examples"),
-    "evaluate": ("evaluation.evaluator", "evaluate"),
-    "report": ("evaluation.report", "report"),
-    "evaluate_models": ("evaluation.verbs", "evaluate_models"),
-    "write_report": ("evaluation.verbs", "write_report"),
-    "EvaluateConfig": ("evaluation.config", "EvaluateConfig"),
-    "ReportConfig": ("evaluation.config", "ReportConfig"),
-    "AttackConfig": ("evaluation.attack", "AttackConfig"),
-    "run": ("pipeline", "run"),
-    "quantize": ("quant.train", "quantize"),
-    "quantize_": ("quant.modules", "quantize_"),
-    "QuantConfig": ("quant.config", "QuantConfig"),
-    "QuantizeTrainConfig": ("quant.config", "QuantizeTrainConfig"),
-    "extract": ("pruning.verbs", "extract"),
-    "prune": ("pruning.verbs", "prune"),
-    "ExtractConfig": ("pruning.config", "ExtractConfig"),
-    "PruneConfig": ("pruning.config", "PruneConfig"),
-    "theseus": ("replace.theseus", "theseus"),
-    "TheseusConfig": ("replace.config", "TheseusConfig"),
-    "search_mapping": ("search.layer_mapping", "search_mapping"),
-    "MappingSearchConfig": ("search.config", "MappingSearchConfig"),
-    "GeneticConfig": ("search.config", "GeneticConfig"),
-    "nas": ("nasbert.verbs", "nas"),
-    "NasConfig": ("nasbert.config", "NasConfig"),
-    "cvt": ("cvt.verbs", "cvt"),
-    "CvtConfig": ("cvt.config", "CvtConfig"),
+_API = {
+    # the config machinery and the one error type
+    "UserError": "core.errors:UserError",
+    "load_config": "core.config:load_config",
+    "save_config": "core.config:save_config",
+    # configs of the shared layers
+    "DataConfig": "data.config:DataConfig",
+    "CorpusConfig": "data.config:CorpusConfig",
+    "StudentConfig": "models.config:StudentConfig",
+    "QuantConfig": "models.quantized.config:QuantConfig",
+    "TrainConfig": "train.config:TrainConfig",
+    "EvaluateConfig": "evaluation.config:EvaluateConfig",
+    "ReportConfig": "evaluation.config:ReportConfig",
+    "AttackConfig": "evaluation.attack:AttackConfig",
+    # the verbs and configs of the methods, and of run
+    "finetune": "methods.finetune.verb:finetune",
+    "FinetuneConfig": "methods.finetune.config:FinetuneConfig",
+    "distill": "methods.distill.verb:distill",
+    "DistillConfig": "methods.distill.config:DistillConfig",
+    "LossConfig": "methods.distill.config:LossConfig",
+    "AugmentConfig": "methods.distill.config:AugmentConfig",
+    "augment_examples": "methods.distill.augment:augment_examples",
+    "quantize": "methods.quantize.verb:quantize",
+    "quantize_": "models.quantized.modules:quantize_",
+    "QuantizeTrainConfig": "methods.quantize.config:QuantizeTrainConfig",
+    "extract": "methods.prune.verb:extract",
+    "prune": "methods.prune.verb:prune",
+    "ExtractConfig": "methods.prune.config:ExtractConfig",
+    "PruneConfig": "methods.prune.config:PruneConfig",
+    "theseus": "methods.theseus.verb:theseus",
+    "TheseusConfig": "methods.theseus.config:TheseusConfig",
+    "search_mapping": "methods.mapping_search.verb:search_mapping",
+    "MappingSearchConfig": "methods.mapping_search.config:MappingSearchConfig",
+    "GeneticConfig": "methods.mapping_search.config:GeneticConfig",
+    "nas": "methods.nas.verb:nas",
+    "NasConfig": "methods.nas.config:NasConfig",
+    "cvt": "methods.cvt.verb:cvt",
+    "CvtConfig": "methods.cvt.config:CvtConfig",
+    "run": "pipeline.verb:run",
+    "PipelineConfig": "pipeline.config:PipelineConfig",
+    "evaluate": "evaluation.evaluator:evaluate",
+    "report": "evaluation.report:report",
+    "evaluate_models": "evaluation.verb:evaluate_models",
+    "write_report": "evaluation.verb:write_report",
 }
 
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'bertcompress' has no attribute {name!r}")
-    import importlib
-
-    module, attr = _LAZY[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attr)
-
-
-__all__ = ["AugmentConfig", "CorpusConfig", "DataConfig", "DistillConfig", "FinetuneConfig", "LossConfig",
-           "PipelineConfig", "StudentConfig", "TrainConfig", "UserError", "load_config", "save_config", *_LAZY]
+__getattr__ = lazy_getattr(__name__, _API)
+__all__ = sorted(_API)

@@ -17,12 +17,14 @@ import types
 import typing
 from typing import Any
 
-from . import __version__
-from .commands import BY_NAME, COMMANDS, Command, resolve
-from .config import config_to_yaml, load_config
-from .errors import UserError
-from .io import strict_resume
-from .train.interrupt import Interrupted
+from bertcompress import __version__
+from bertcompress.commands import BY_NAME, COMMANDS, Command
+from bertcompress.core.config import config_to_yaml, load_config
+from bertcompress.core.errors import UserError
+from bertcompress.core.io import strict_resume
+from bertcompress.core.lazy import resolve
+from bertcompress.core.log import cli_logging
+from bertcompress.train.interrupt import Interrupted
 
 EPILOG = ("Every setting can be given by --config FILE (YAML, keys as in the saved bertcompress_config.yaml) "
           "and --set key.path=value (repeatable); --print-config shows the result. Every output folder holds "
@@ -82,6 +84,12 @@ def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, defaults: A
     p.add_argument(*names, help=f"{help_text} ({default_text}config key {key})", **kwargs)
 
 
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    # before or after the command; SUPPRESS: a subcommand's unset flag must not reset the main one's
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="warnings and errors only: no progress messages or bars (results still print)")
+
+
 def _add_command(sub, cmd: Command) -> None:
     cls = resolve(cmd.config)
     defaults = cls()  # one instance: every flag reads its default from it
@@ -94,6 +102,7 @@ def _add_command(sub, cmd: Command) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.lr=1e-4 (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    _add_quiet(p)
     if any(f.name == "output" for f in dataclasses.fields(cls)):
         _add_field_flag(p, "output", "output", defaults)
         p.add_argument("--overwrite", action="store_true",
@@ -127,14 +136,25 @@ class _Parser(argparse.ArgumentParser):
         return args
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with `only` the flags of that one command alone (the others
+    listed by name and help): what `main` builds, importing one config."""
     parser = _Parser(prog="bertcompress", description="Compress BERT-family encoders into small, "
                      "fast students that keep their accuracy.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"bertcompress {__version__}")
+    _add_quiet(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
-        _add_command(sub, cmd)
+        if only is None or cmd.name == only:
+            _add_command(sub, cmd)
+        else:
+            sub.add_parser(cmd.name, help=cmd.help)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command an argument list names (its first argument that is a command), if any."""
+    return next((a for a in argv if a in BY_NAME), None)
 
 
 def _yaml_value(v: Any) -> str:
@@ -161,9 +181,9 @@ def resolve_config(cmd: Command, args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     started = False
     try:
-        # inside the try: building the parser imports every config (seconds), and Ctrl-C then is
-        # one line too, as is a bad command line
-        args = build_parser().parse_args(argv)
+        # inside the try: a bad command line is one line, as is Ctrl-C while starting
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(only=_command_named(argv) or "").parse_args(argv)
         started = True
         return _dispatch(args)
     except UserError as e:
@@ -189,12 +209,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     kwargs = {"resume": args.resume} if cmd.resumable else {}
     if getattr(args, "overwrite", False):
         kwargs["overwrite"] = True
-    with strict_resume():  # --resume with nothing to resume is an error, not a fresh start
-        result = verb(cfg, **kwargs)
-    if cmd.show:
-        resolve(cmd.show)(cfg, result)
-    elif result is not None:
-        print(f"[bertcompress] wrote {result}")
+    with cli_logging(quiet=getattr(args, "quiet", False)):
+        with strict_resume():  # --resume with nothing to resume is an error, not a fresh start
+            result = verb(cfg, **kwargs)
+        if cmd.show:
+            resolve(cmd.show)(cfg, result)
+        elif result is not None:
+            print(f"[bertcompress] wrote {result}")
     return 0
 
 

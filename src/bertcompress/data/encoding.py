@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .examples import Example
+from bertcompress.data.examples import Example
 
 ENCODE_BATCH = 2048
 

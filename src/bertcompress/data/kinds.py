@@ -2,9 +2,9 @@
 
 A task's `kind` ("sentence" or "tagging", TaskSpec.kind) names a `TaskKind`, which holds every
 difference between the two: how examples are read and encoded, how batches are collated, which
-model class holds the task head, which distillation loss term distils its predictions, and how
-outputs are scored. The verbs (finetune, distill, evaluate, quantize, run) ask `kind_of(task)` and
-never test the kind themselves.
+model class holds the task head and which distillation loss term distils its predictions; how its
+outputs are scored is evaluation/task_scores.py's, by the same kind. The verbs (finetune, distill,
+evaluate, quantize, run) ask `kind_of(task)` and never test the kind themselves.
 
 Scoring works on "scored outputs" (evaluation/predict.py): one logit row per example for a sentence
 task, one per labelled word (its first word piece) for a tagging task. Label and probability
@@ -13,18 +13,17 @@ loyalty are then the same functions for both, taken per example or per word.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..config import DataConfig
-from ..errors import UserError
-from .encoding import Collator, encode_examples
-from .examples import TaskSpec
-from .loaders import file_split_description, load_sentence_examples
-from .tagged import describe_tagged_split, load_tagged_examples
-from .tagging import TaggedCollator, TaggedSentence, encode_tagged
-from .tasks import get_task
+from bertcompress.core.errors import UserError
+from bertcompress.data.config import DataConfig
+from bertcompress.data.encoding import Collator, encode_examples
+from bertcompress.data.examples import TaskSpec
+from bertcompress.data.sentence_loaders import file_split_description, load_sentence_examples
+from bertcompress.data.tagging import TaggedCollator, TaggedSentence, encode_tagged
+from bertcompress.data.tagging_loaders import describe_tagged_split, load_tagged_examples
+from bertcompress.data.tasks import get_task
 
 
 def _encode_sentences(tokenizer: Any, examples: list, task: TaskSpec, max_seq_len: int) -> list[dict[str, Any]]:
@@ -47,35 +46,18 @@ class TaskKind:
     unit: str  # what one example is, in reports
     model_kind: str  # models.loading kind of its task models
     architecture: str  # the ending of its transformers class names
-    prediction_loss: str  # the distillation loss term (distillation/losses.py) of its prediction layer
+    prediction_loss: str  # the distillation loss term (methods/distill/loss_registry.py) of its prediction layer
     load: Callable[[DataConfig, TaskSpec, str], tuple[TaskSpec, list]]
     encode: Callable[[Any, list, TaskSpec, int], list[dict[str, Any]]]  # (tokenizer, examples, task, max_len)
     collator: Callable[[int], Callable[[list[dict]], dict]]  # pad id -> collate
-    scorer: str  # "module:function" (task, scored outputs, features) -> metrics with "score"
-    trivial: str  # "module:function" (task, examples) -> trivial baseline record
     robustness: bool  # the word-substitution attack and AdvGLUE apply
-
-    def scores(self, task: TaskSpec, outputs: Any, features: list[dict]) -> dict[str, float]:
-        return _resolve(self.scorer)(task, outputs, features)
-
-    def trivial_baseline(self, task: TaskSpec, examples: list) -> dict[str, Any]:
-        return _resolve(self.trivial)(task, examples)
-
-
-def _resolve(ref: str) -> Callable:
-    """Scoring lives in evaluation/, imported on use (it pulls in scikit-learn and seqeval)."""
-    module, attr = ref.split(":")
-    return getattr(importlib.import_module(f"..{module}", __package__), attr)
 
 
 KINDS: dict[str, TaskKind] = {k.name: k for k in (
     TaskKind("sentence", "examples", "classifier", "ForSequenceClassification", "prediction",
-             load_sentence_examples, _encode_sentences, Collator,
-             "evaluation.metrics:sentence_scores", "evaluation.metrics:sentence_trivial_baseline", robustness=True),
+             load_sentence_examples, _encode_sentences, Collator, robustness=True),
     TaskKind("tagging", "sentences", "token_classifier", "ForTokenClassification", "token_prediction",
-             load_tagged_examples, _encode_tagged, TaggedCollator,
-             "evaluation.tagging_metrics:tagging_scores", "evaluation.tagging_metrics:tagging_trivial",
-             robustness=False),
+             load_tagged_examples, _encode_tagged, TaggedCollator, robustness=False),
 )}
 
 

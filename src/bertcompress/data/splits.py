@@ -7,17 +7,17 @@ eval split it reports was never looked at to choose: scores on it are not optimi
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
-from ..config import DataConfig
-from ..errors import UserError
-from ..train.distributed import is_main_process
-from .examples import TaskSpec
-from .kinds import kind_of, load_examples, split_description
-from .sampling import stratified_sample
+from bertcompress.core.errors import UserError
+from bertcompress.core.log import log
+from bertcompress.core.ranks import is_main_process
+from bertcompress.data.config import DataConfig
+from bertcompress.data.examples import TaskSpec
+from bertcompress.data.kinds import kind_of, load_examples, split_description
+from bertcompress.data.sampling import stratified_sample
 
 
 @dataclass
@@ -75,7 +75,7 @@ class TaskSplits:
 
 def load_task_splits(data: DataConfig, tokenizer, *, allow_tagging: bool = False,
                      validation: bool = False) -> TaskSplits:
-    """`data.train_split` and `data.eval_split`; says on stderr when the eval split is held out
+    """`data.train_split` and `data.eval_split`; says (log.info) when the eval split is held out
     of a single file, so no one takes its score for an official dev score. `allow_tagging`: the
     caller handles tagging tasks (see `load_examples`). `validation`: the caller chooses
     something, so carve the validation slice out of training (unless validation_fraction is 0)."""
@@ -84,8 +84,8 @@ def load_task_splits(data: DataConfig, tokenizer, *, allow_tagging: bool = False
     described = split_description(data, data.eval_split)
     unit = kind_of(task).unit
     if described != data.eval_split and is_main_process():  # rank 0 speaks for all
-        print(f"[bertcompress] eval split {described}: {len(evaluation)} {unit}, none of them among "
-              f"the {len(train)} training {unit}", file=sys.stderr)
+        log.info(f"eval split {described}: {len(evaluation)} {unit}, none of them among "
+                 f"the {len(train)} training {unit}")
     splits = TaskSplits(task, train, evaluation, described, tokenizer, data.max_seq_len)
     if validation and data.validation_fraction > 0:
         splits.train_examples, splits.validation_examples, splits.validation_split = carve_validation(train, data)

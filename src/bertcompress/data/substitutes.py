@@ -1,5 +1,5 @@
 """Substitute words: candidates to replace a word in its sentence, for TinyBERT data augmentation
-(distillation/augment.py) and the word-substitution attack (evaluation/attack.py).
+(methods/distill/augment.py) and the word-substitution attack (evaluation/attack.py).
 
 Sources, all behind one interface (`CandidateSource.candidates_at`):
 - MaskedLMCandidates: a masked LM's predictions for a single-piece word masked in its sentence;
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
+from bertcompress.core.errors import UserError
 
 _MLM_BATCH = 64  # masked copies per forward pass
 _SPARE = 3  # extra top-k rows fetched, so that dropping the word itself (any case) leaves top_k

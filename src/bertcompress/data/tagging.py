@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from .loaders import decode_text, json_records
+from bertcompress.core.errors import UserError
+from bertcompress.data.sentence_loaders import decode_text, json_records
 
 IGNORE = -100  # the label cross-entropy and the metrics skip (transformers' convention)
 OUTSIDE = "O"
@@ -295,3 +295,12 @@ def word_labels(labels: Any) -> list[list[int]]:
 def ids_to_tags(rows: list[list[int]], tag_names: list[str]) -> list[list[str]]:
     """Tag-id rows as tag-name rows, for the span metrics."""
     return [[tag_names[i] for i in row] for row in rows]
+
+
+SPAN_PREFIXES = ("B-", "I-", "E-", "S-")
+
+
+def is_span_tagset(tags) -> bool:
+    """Whether tags name spans: all "O" or B-/I-/E-/S- prefixed, and at least one prefixed."""
+    tags = set(tags)
+    return all(t == "O" or t.startswith(SPAN_PREFIXES) for t in tags) and any(t != "O" for t in tags)

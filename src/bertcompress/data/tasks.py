@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import DEFAULT_TASK
-from ..errors import UserError
-from .examples import TaskSpec
+from bertcompress.core.errors import UserError
+from bertcompress.data.config import DEFAULT_TASK
+from bertcompress.data.examples import TaskSpec
 
 _BINARY = ("0", "1")
 _ENTAIL = ("entailment", "not_entailment")
@@ -37,7 +37,7 @@ GLUE_TASKS: dict[str, TaskSpec] = {
 CLASSIFICATION = TaskSpec("classification", (), False, ("accuracy",))
 REGRESSION = TaskSpec("regression", None, False, ("pearson", "spearman"))
 
-# Tagging: one tag per word; the tags are filled in by data/tagged.py (from the training split of
+# Tagging: one tag per word; the tags are filled in by data/tagging_loaders.py (from the training split of
 # your files, or Brown's fixed tag sets), and so are the metrics: ("span_f1", "accuracy") for a
 # BIO/BIOES tag set, else ("accuracy",), word accuracy.
 TAGGING = TaskSpec("tagging", (), False, ("accuracy",), kind="tagging")

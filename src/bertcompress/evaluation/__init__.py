@@ -1,0 +1,1 @@
+"""Scoring models the same way: task metrics, size, latency, loyalty, robustness, reports."""

@@ -1,4 +1,5 @@
-"""Robustness: a TextFooler-style word-substitution attack on a sequence classifier (METHODS.md §6).
+"""Robustness: a TextFooler-style word-substitution attack on a sequence classifier (docs/methods.md,
+"Evaluation: loyalty, robustness, size, latency").
 
 For each example the model classifies correctly (wrong ones are counted, not attacked, as in
 TextFooler):
@@ -40,10 +41,12 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data.examples import Example
-from ..data.substitutes import (
+from bertcompress.core.config import config
+from bertcompress.core.errors import UserError
+from bertcompress.core.log import progress_bar
+from bertcompress.data.examples import Example
+from bertcompress.data.substitutes import (
     CandidateSource,
     EmbeddingNeighbourCandidates,
     MaskedLMCandidates,
@@ -52,15 +55,14 @@ from ..data.substitutes import (
     WordVocab,
     stop_words,
 )
-from ..errors import UserError
-from ..models.intermediates import model_inputs
-from ..models.loading import check_same_vocab, has_mlm_head, load_model, load_tokenizer
+from bertcompress.models.inputs import model_inputs
+from bertcompress.models.loading import check_same_vocab, has_mlm_head, load_model, load_tokenizer
 
 SOURCES = ("mlm", "embedding", "wordnet")
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # words and single punctuation marks, with their spans
 
 
-@dataclass
+@config
 class AttackConfig:
     max_change_share: float = 0.3  # more words than this share changed = the attack failed
     max_queries: int = 500  # model calls per example, the clean prediction included
@@ -327,7 +329,7 @@ def attack(model: nn.Module, tokenizer: Any, examples: Sequence[Any], *,
         candidates = build_candidates(cfg, model=model, tokenizer=tokenizer)
     sources = candidates.to(next(model.parameters()).device).sources
     records, n_attacked, n_won = [], 0, 0
-    bar = tqdm(triples, desc=f"attack ({'+'.join(sources)})", unit="ex",
+    bar = progress_bar(triples, desc=f"attack ({'+'.join(sources)})", unit="ex",
                disable=not cfg.progress, dynamic_ncols=True)
     for text_a, text_b, label in bar:
         rec = attack_example(model, tokenizer, sources, text_a, label, text_b=text_b, config=cfg)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bertcompress.core.config import check, config, setting
+from bertcompress.data.config import DataConfig
 
-from ..config import DataConfig, _check, setting
 
-
-@dataclass
+@config
 class EvaluateConfig:
     """Score models on a task's split; size and latency measured the same way for all of them."""
 
@@ -33,13 +32,13 @@ class EvaluateConfig:
     report: str | None = setting(None, "also write the HTML and Markdown report to this folder")
 
     def __post_init__(self) -> None:
-        _check(all(b >= 1 for b in self.batch_sizes) and self.batch_sizes, "batch_sizes must be >= 1")
-        _check(self.seq_len >= 1 and self.repeats >= 1, "seq_len and repeats must be >= 1")
-        _check(self.attack >= 0, f"attack must be >= 0, got {self.attack}")
-        _check(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        check(all(b >= 1 for b in self.batch_sizes) and self.batch_sizes, "batch_sizes must be >= 1")
+        check(self.seq_len >= 1 and self.repeats >= 1, "seq_len and repeats must be >= 1")
+        check(self.attack >= 0, f"attack must be >= 0, got {self.attack}")
+        check(self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}")
 
 
-@dataclass
+@config
 class ReportConfig:
     """An HTML and Markdown report from records written by `evaluate --json` or `run`."""
 

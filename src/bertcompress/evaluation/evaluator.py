@@ -6,7 +6,6 @@ alike (data/kinds.py): a tagger's metrics, predictions and loyalty are per label
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import DataConfig
-from ..data import encode_examples, kind_of, load_examples, split_description
-from ..data.advglue import advglue_sets
-from ..data.examples import Example, TaskSpec
-from ..errors import UserError
-from ..models.loading import check_task_model, load_model, load_tokenizer, resolve_model_path
-from .attack import AttackConfig, Candidates, build_candidates
-from .attack import attack as run_attack
-from .loyalty import loyalty
-from .metrics import learned, predictions_from_logits
-from .predict import batches, predict_logits, scored_outputs
-from .profile import bytes_on_disk, onnx_latency, parameter_counts, profile_latency, ratios_against
+from bertcompress.core.errors import UserError
+from bertcompress.core.log import log
+from bertcompress.data.advglue import advglue_sets
+from bertcompress.data.config import DataConfig
+from bertcompress.data.encoding import encode_examples
+from bertcompress.data.examples import Example, TaskSpec
+from bertcompress.data.kinds import kind_of, load_examples, split_description
+from bertcompress.evaluation.attack import AttackConfig, Candidates, build_candidates
+from bertcompress.evaluation.attack import attack as run_attack
+from bertcompress.evaluation.loyalty import loyalty
+from bertcompress.evaluation.metrics import learned, predictions_from_logits
+from bertcompress.evaluation.predict import batches, predict_logits, scored_outputs
+from bertcompress.evaluation.profile import (
+    bytes_on_disk,
+    onnx_latency,
+    parameter_counts,
+    profile_latency,
+    ratios_against,
+)
+from bertcompress.evaluation.task_scores import task_scores, trivial_baseline
+from bertcompress.models.loading import check_task_model, load_model, load_tokenizer, resolve_model_path
 
 
 def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, latency: bool = True,
@@ -74,7 +82,7 @@ def evaluate(models: list[str], data: DataConfig, *, split: str | None = None, l
         scored = [_evaluate_one(name, i, task, examples, described, data, Path(onnx_dir or scratch), **settings)
                   for i, name in enumerate(models)]
     records = [record for record, _ in scored]
-    trivial = kind.trivial_baseline(task, examples)  # the same split for every model
+    trivial = trivial_baseline(task, examples)  # the same split for every model
     for r in records:
         r.update(trivial, learned=learned(r["score"], trivial["trivial_score"]))
     ref = records[models.index(baseline) if baseline is not None else 0]
@@ -103,7 +111,7 @@ def _evaluate_one(name: str, index: int, task: TaskSpec, examples: list[Example]
     collate = kind.collator(tokenizer.pad_token_id or 0)
     logits = predict_logits(model, features, collate).numpy()  # one row per example, or per tagged word
     record: dict[str, Any] = {"model": name, "task": task.name, "split": split, "examples": len(examples),
-                              "unit": kind.unit, "metric": task.metrics[0], **kind.scores(task, logits, features),
+                              "unit": kind.unit, "metric": task.metrics[0], **task_scores(task, logits, features),
                               **parameter_counts(model), "bytes_on_disk": bytes_on_disk(resolve_model_path(name)),
                               "versions": _versions()}
     timing = dict(batch_sizes=batch_sizes, seq_len=seq_len, repeats=repeats, warmup=warmup)
@@ -137,7 +145,7 @@ def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, fea
                 keep: bool) -> tuple[Any, dict[str, Any]]:
     """Export, load, and compare ONNX Runtime with PyTorch on the split. A failed export is
     recorded (and the ONNX parts skipped), not raised: the other numbers still stand."""
-    from ..export.onnx import EXPORTER, export_onnx, onnx_logits, onnx_session
+    from bertcompress.export.onnx import EXPORTER, export_onnx, onnx_logits, onnx_session
 
     try:
         export_onnx(model, path)
@@ -145,7 +153,7 @@ def _onnx_check(model, path: Path, task: TaskSpec, torch_logits: np.ndarray, fea
         ort_logits = np.concatenate([scored_outputs(onnx_logits(session, b), b) for b in batches(features, collate)])
     except Exception as e:  # noqa: BLE001 - any exporter or runtime failure
         message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        print(f"[bertcompress] ONNX export of {path.stem} failed: {message}", file=sys.stderr)
+        log.info(f"ONNX export of {path.stem} failed: {message}")
         return None, {"exporter": EXPORTER, "error": message}
     info: dict[str, Any] = {"exporter": EXPORTER, "path": str(path) if keep else None, "bytes": path.stat().st_size,
                             "max_abs_logit_diff": float(np.abs(ort_logits - torch_logits).max(initial=0.0))}

@@ -1,7 +1,8 @@
 """Loyalty: how faithfully a student reproduces its teacher, beyond matching its accuracy.
 
 Two students with the teacher's accuracy can disagree with it on many examples (right where it
-is wrong and wrong where it is right); loyalty measures that agreement directly (METHODS.md §6):
+is wrong and wrong where it is right); loyalty measures that agreement directly (docs/methods.md,
+"Evaluation: loyalty, robustness, size, latency"):
 
 - label loyalty: the share of examples on which the student predicts the teacher's label;
 - probability loyalty: 1 − √JSD(P_teacher ‖ P_student) averaged over examples, the
@@ -21,7 +22,7 @@ import numpy as np
 from scipy.special import rel_entr, softmax
 from scipy.stats import pearsonr
 
-from ..errors import UserError
+from bertcompress.core.errors import UserError
 
 
 def _array(values: Any) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from ..data.examples import TaskSpec
-from ..errors import UserError
+from bertcompress.core.errors import UserError
+from bertcompress.data.examples import TaskSpec
 
 
 def _as_array(values: Any) -> np.ndarray:

@@ -11,12 +11,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..data.examples import TaskSpec
-from ..data.kinds import kind_of
-from ..data.tagging import IGNORE
-from ..models.intermediates import model_inputs
+from bertcompress.core.log import progress_bar
+from bertcompress.data.examples import TaskSpec
+from bertcompress.data.tagging import IGNORE
+from bertcompress.evaluation.task_scores import task_scores
+from bertcompress.models.inputs import model_inputs
 
 
 def scored_outputs(logits: Any, batch: dict[str, Any]) -> Any:
@@ -31,7 +31,7 @@ def scored_outputs(logits: Any, batch: dict[str, Any]) -> Any:
 def batches(features: list[dict], collate: Callable, batch_size: int = 64,
             desc: str | None = None) -> Iterator[dict[str, torch.Tensor]]:
     starts = range(0, len(features), batch_size)
-    for i in tqdm(starts, desc=desc, disable=desc is None, leave=False):
+    for i in progress_bar(starts, desc=desc, disable=desc is None, leave=False):
         yield collate(features[i:i + batch_size])
 
 
@@ -53,4 +53,4 @@ def predict_logits(model: nn.Module, features: list[dict], collate: Callable, ba
 def score(model: nn.Module, task: TaskSpec, features: list[dict], collate: Callable,
           batch_size: int = 64) -> dict[str, float]:
     """The task's metrics of `model` on `features`, with "score" (the task's first metric)."""
-    return kind_of(task).scores(task, predict_logits(model, features, collate, batch_size), features)
+    return task_scores(task, predict_logits(model, features, collate, batch_size), features)

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..models.architecture import base_model
-from ..models.family import family_of
-from ..models.intermediates import model_inputs
+from bertcompress.core.errors import UserError
+from bertcompress.models.architecture import base_model
+from bertcompress.models.inputs import synthetic_batch
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")  # in order of preference
 
@@ -38,9 +37,9 @@ def bytes_on_disk(folder: str | Path) -> int:
 
     One format only, so a folder holding both safetensors and an ONNX export is not counted twice;
     tokenizer and config files are not weights. A packed quantized folder counts its packed file
-    only, not the dequantized fp32 copy beside it (quant/pack.py).
+    only, not the dequantized fp32 copy beside it (models/quantized/packed.py).
     """
-    from ..quant.pack import WEIGHTS_FILE, is_packed
+    from bertcompress.models.quantized.packed import WEIGHTS_FILE, is_packed
 
     if is_packed(folder) and (Path(folder) / WEIGHTS_FILE).is_file():
         return (Path(folder) / WEIGHTS_FILE).stat().st_size
@@ -83,25 +82,6 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
-
-
-def max_sequence_length(model: nn.Module) -> int | None:
-    return family_of(model).max_positions(model.config)
-
-
-def synthetic_batch(model: nn.Module, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
-    """A fixed random full-length batch with exactly the inputs this model's forward takes."""
-    if batch_size < 1 or seq_len < 2:
-        raise UserError(f"latency needs batch size >= 1 and sequence length >= 2, got {batch_size}, {seq_len}")
-    limit = max_sequence_length(model)
-    if limit is not None and seq_len > limit:
-        raise UserError(f"sequence length {seq_len} is longer than the model allows ({limit})")
-    vocab = model.config.vocab_size
-    g = torch.Generator().manual_seed(0)
-    batch = {"input_ids": torch.randint(min(5, vocab - 1), vocab, (batch_size, seq_len), generator=g),
-             "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
-             "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long)}
-    return model_inputs(batch, model)
 
 
 def machine_load() -> dict[str, float]:

@@ -16,8 +16,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import UserError
-from ..io import atomic_write_bytes, atomic_write_text
+from bertcompress.core.errors import UserError
+from bertcompress.core.io import atomic_write_bytes, atomic_write_text
 
 METRICS = ("accuracy", "span_f1", "f1", "mcc", "pearson", "spearman")
 LOYALTY = ("label_loyalty", "probability_loyalty")

@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..errors import UserError
-
-SPAN_PREFIXES = ("B-", "I-", "E-", "S-")
-
-
-def is_span_tagset(tags) -> bool:
-    """Whether tags name spans: all "O" or B-/I-/E-/S- prefixed, and at least one prefixed."""
-    tags = set(tags)
-    return all(t == "O" or t.startswith(SPAN_PREFIXES) for t in tags) and any(t != "O" for t in tags)
+from bertcompress.core.errors import UserError
+from bertcompress.data.tagging import is_span_tagset
 
 
 def _check(gold: list[list[str]], predicted: list[list[str]]) -> int:
@@ -71,7 +64,7 @@ def tagging_scores(task, outputs, features: list[dict]) -> dict[str, float]:
     order of `features` (data/kinds.py), with "score" the task's first metric (data.metric)."""
     import numpy as np
 
-    from ..data.tagging import IGNORE, ids_to_tags
+    from bertcompress.data.tagging import IGNORE, ids_to_tags
 
     outputs = outputs.detach().cpu().numpy() if hasattr(outputs, "detach") else np.asarray(outputs)
     predicted = outputs.argmax(-1).tolist()

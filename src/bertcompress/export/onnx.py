@@ -1,5 +1,5 @@
 """Export a sequence classifier to ONNX and run it with ONNX Runtime on the CPU; the one home
-of the torch → ONNX step for the float check in evaluation and the int8 form in quant/onnx_int8.py.
+of the torch → ONNX step for the float check in evaluation and the int8 form in export/onnx_int8.py.
 
 We use the TorchScript exporter (`torch.onnx.export(..., dynamo=False)`): it needs no extra
 package, exports all five encoder families we support in well under a second, and its graphs
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..evaluation.profile import synthetic_batch
-from ..io import atomic_write
+from bertcompress.core.errors import UserError
+from bertcompress.core.io import atomic_write
+from bertcompress.models.inputs import synthetic_batch
 
 OPSET = 17
 EXPORTER = f"torch.onnx TorchScript exporter (dynamo=False), opset {OPSET}"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import UserError
-from .family import family_of, supported_families
+from bertcompress.core.errors import UserError
+from bertcompress.models.family import family_of, supported_families
 
 _LAYER_LISTS = ("encoder.layer", "transformer.layer")
 _QUERY_NAMES = ("query", "q_lin", "q")

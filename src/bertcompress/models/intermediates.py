@@ -33,8 +33,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .architecture import describe
-from .family import family_of
+from bertcompress.models.architecture import describe
+from bertcompress.models.family import family_of
+from bertcompress.models.inputs import model_inputs
 
 RECORDING_ATTENTION = "bertcompress_recording"
 
@@ -283,15 +284,6 @@ class ScoreRecorder:
         self._handles.clear()
         for module in [m for m, (rec, _) in _RECORDED.items() if rec is self]:
             del _RECORDED[module]
-
-
-def model_inputs(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """The batch keys this model's forward accepts (DistilBERT and MPNet take no token_type_ids)."""
-    keys = ["input_ids", "attention_mask"]
-    if "token_type_ids" in batch and getattr(model.config, "type_vocab_size", 0) and \
-            family_of(model).takes_token_type_ids:
-        keys.append("token_type_ids")
-    return {k: batch[k] for k in keys if k in batch}
 
 
 def run_with_intermediates(model: nn.Module, batch: dict[str, torch.Tensor],

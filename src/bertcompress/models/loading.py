@@ -7,21 +7,23 @@ checkpoint's dtype and training a half-precision copy diverges.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from ..errors import UserError
-from .assets import BASE_TEACHER, installed_path
-from .formats import format_of
+from bertcompress.core.errors import UserError
+from bertcompress.core.log import log
+from bertcompress.models.assets import BASE_TEACHER, installed_path
+from bertcompress.models.formats import format_of
 
 # classifier: a sentence classifier (or regressor); token_classifier: a tagger, one prediction per token
 ModelKind = Literal["classifier", "token_classifier", "base", "masked_lm"]
@@ -166,11 +168,28 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+@contextlib.contextmanager
+def transformers_bars_off() -> Iterator[None]:
+    """No "Loading weights" / "Writing model shards" bar from `transformers` for each model we load
+    or save, unless asked for (logger bertcompress at DEBUG)."""
+    from transformers.utils import logging as tf_logging
+
+    bars = tf_logging.is_progress_bar_enabled()
+    if bars and not log.isEnabledFor(logging.DEBUG):
+        tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            tf_logging.enable_progress_bar()
+
+
 def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
                 quiet_new_head: bool, new_head: bool = False) -> tuple[nn.Module, list[str]]:
     """The model and the head tensors `transformers` initialised afresh (missing from the
     checkpoint): [] for a task model that brought its head, and always for "base"/"masked_lm"."""
-    from .. import nasbert  # noqa: F401 - registers "nasbert" with the Auto classes, for `nas` outputs
+
+    import bertcompress.models.nasbert.modeling  # noqa: F401 - registers "nasbert" with the Auto classes
 
     kwargs = {"trust_remote_code": trust_remote_code, "output_loading_info": True}
     if new_head:
@@ -183,9 +202,11 @@ def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote
         tf_logger.setLevel(logging.ERROR)
     try:
         try:
-            model, info = auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
+            with transformers_bars_off():
+                model, info = auto_class(kind).from_pretrained(path, dtype=torch.float32, **kwargs)
         except TypeError:  # transformers < 4.56 names the argument torch_dtype
-            model, info = auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
+            with transformers_bars_off():
+                model, info = auto_class(kind).from_pretrained(path, torch_dtype=torch.float32, **kwargs)
     finally:
         tf_logger.setLevel(level)
     fresh = _head_keys(model, info.get("missing_keys") or ()) if kind in _TASK_KINDS else []

@@ -9,8 +9,9 @@ from typing import Any
 
 from torch import nn
 
-from ..config import save_config
-from ..io import atomic_dir, atomic_write_json, checkpoints_folder
+from bertcompress.core.config import save_config
+from bertcompress.core.io import atomic_dir, atomic_write_json, checkpoints_folder
+from bertcompress.models.loading import transformers_bars_off
 
 RESULT_FILENAME = "bertcompress_result.json"
 
@@ -19,7 +20,8 @@ def save_model_folder(output: str | Path, model: nn.Module, tokenizer, config: A
                       result: dict[str, Any]) -> Path:
     output = Path(output)
     with atomic_dir(output) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        with transformers_bars_off():
+            model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         save_config(config, tmp)
@@ -40,7 +42,7 @@ def publish_model_folder(output: str | Path, model: nn.Module, tokenizer, config
                          result: dict[str, Any]) -> Path:
     """End of a training verb: the main process writes the finished folder (atomically) and drops
     the run's checkpoints; under DDP the other processes wait until it is there."""
-    from ..train.distributed import is_main_process, wait_for_main
+    from bertcompress.core.ranks import is_main_process, wait_for_main
 
     if is_main_process():
         save_model_folder(output, model.cpu(), tokenizer, config, result)

@@ -7,10 +7,10 @@ import copy
 import torch
 from torch import nn
 
-from ..config import StudentConfig
-from ..errors import UserError
-from .architecture import base_model, describe
-from .family import family_of
+from bertcompress.core.errors import UserError
+from bertcompress.models.architecture import base_model, describe
+from bertcompress.models.config import StudentConfig
+from bertcompress.models.family import family_of
 
 
 def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = None):
@@ -39,7 +39,7 @@ def check_student(teacher_config, cfg: StudentConfig,
     from the configs alone (no weights), so a verb can say it before it writes anything: its sizes on
     the teacher's family, the layers `init: teacher_layers` copies, and the layer mappings
     (`{"losses.layer_mapping": spec, ...}`) against the teacher's depth."""
-    from ..distillation.mapping import resolve_mapping
+    from bertcompress.models.layer_mapping import resolve_mapping
 
     family = family_of(teacher_config)
     layers_f, *sizes = family.size_fields
@@ -71,7 +71,7 @@ def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool = 
     """A fresh student of `kind` (loading.ModelKind; default: "classifier" if `classifier` else
     "base"); with cfg.init == 'teacher_layers', embeddings and the chosen (1-based) teacher layers
     are copied, which needs every layer size equal to the teacher's."""
-    from .loading import auto_class
+    from bertcompress.models.loading import auto_class
 
     config = student_config(teacher.config, cfg, num_labels)
     torch.manual_seed(seed)

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
-from ..io import atomic_write
+from bertcompress.core.errors import UserError
+from bertcompress.core.io import atomic_write
 
 CHECKPOINT_NAME = "last.pt"
 

@@ -25,8 +25,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..models.intermediates import no_mask_skip
+from bertcompress.core.errors import UserError
+from bertcompress.models.intermediates import no_mask_skip
 
 Batch = dict[str, torch.Tensor]
 StepOut = tuple[torch.Tensor, dict[str, torch.Tensor]]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import UserError
+from bertcompress.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,3 @@ def any_rank(flag: torch.Tensor, ctx: DistContext) -> bool:
     return bool(flag)
 
 
-def is_main_process() -> bool:
-    """Rank 0, or the only process: the one that writes outputs."""
-    return int(os.environ.get("RANK", 0)) == 0
-
-
-def wait_for_main() -> None:
-    """Under DDP, hold every rank until rank 0 has written its outputs (the next stage reads them)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()

@@ -29,15 +29,15 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..config import TrainConfig
-from ..errors import TrainingDiverged, UserError
-from .checkpoint import load_checkpoint, save_checkpoint
-from .cuda_graph import GraphedStep
-from .distributed import any_rank, barrier, init_distributed, pick_device
-from .interrupt import Interrupted
+from bertcompress.core.errors import TrainingDiverged, UserError
+from bertcompress.core.log import progress_bar
+from bertcompress.train.checkpoint import load_checkpoint, save_checkpoint
+from bertcompress.train.config import TrainConfig
+from bertcompress.train.cuda_graph import GraphedStep
+from bertcompress.train.distributed import any_rank, barrier, init_distributed, pick_device
+from bertcompress.train.interrupt import Interrupted
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -144,7 +144,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     and the data size they must match for `resume` to continue a checkpoint."""
     if not features:
         raise UserError(f"{desc}: no training examples")
-    if cfg.search is not None:  # train/search.py runs this loop once per trial, with search unset
+    if cfg.search is not None:  # train/hyperparameter_search.py runs this loop once per trial, with search unset
         raise UserError(f"{desc}: train.search (choosing lr and epochs) is only for fine-tuning: the finetune "
                         "command and run's finetune stage")
     work_dir = Path(work_dir)
@@ -245,7 +245,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         unchecked.clear()
 
     module.train()
-    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
+    bar = progress_bar(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()
     seconds_before = float(progress["seconds"])  # of the runs this one resumes
     elapsed = lambda: seconds_before + time.perf_counter() - t0  # noqa: E731

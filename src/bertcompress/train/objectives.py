@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.tagging import IGNORE
-from ..models.intermediates import model_inputs
+from bertcompress.data.tagging import IGNORE
+from bertcompress.models.inputs import model_inputs
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Fine-tuning a model (usually the teacher) on a labelled task."""

@@ -1,0 +1,1 @@
+"""BERT-of-Theseus: compression by progressive module replacing."""

@@ -1,0 +1,228 @@
+"""`run`: the main job. Fine-tune the teacher, general distillation, task distillation, then
+evaluate teacher and student side by side (accuracy, loyalty, size, PyTorch and ONNX Runtime
+latency) and write a report. Sentence and tagging tasks alike (`run --task brown-pos`): the
+stages ask the task's kind (data/kinds.py) for what differs.
+
+A student may start from a pre-trained model instead (`student.init: all-MiniLM-L6-v2`), of any
+family and vocabulary: as it is when the asked sizes are its own, else cut to them by ETD first
+(`extract`). It is already a general model, so general distillation is skipped unless asked for
+(`general_distillation: run`, which needs the teacher's vocabulary).
+
+Layout of the output folder:
+    teacher/           the fine-tuned teacher          (save_pretrained)
+    extracted_student/ a pre-trained init model cut to the student's shape (ETD), when it is cut
+    general_student/   the task-agnostic student       (save_pretrained, bare encoder), when run
+    student/           the task student                (save_pretrained, sequence or token classifier)
+    report.md, report.json, bertcompress_config.yaml     the summary
+    report/           report.html (+ report.md, plots): every metric, trade-off plots
+Each stage folder is written atomically; with `resume=True` finished stages are reused and an
+interrupted stage continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bertcompress.core.config import save_config, to_dict
+from bertcompress.core.errors import UserError
+from bertcompress.core.io import atomic_write_json, atomic_write_text, is_output, prepare_output_folder, writes_output
+from bertcompress.core.log import log
+from bertcompress.core.ranks import is_main_process
+from bertcompress.data.config import CorpusConfig
+from bertcompress.data.kinds import load_examples
+from bertcompress.data.tasks import get_task
+from bertcompress.evaluation.evaluator import compare, evaluate, records_markdown
+from bertcompress.evaluation.report import report as html_report
+from bertcompress.methods.distill.config import DistillConfig
+from bertcompress.methods.distill.loss_registry import task_weights
+from bertcompress.methods.distill.verb import distill
+from bertcompress.methods.finetune.config import FinetuneConfig
+from bertcompress.methods.finetune.verb import finetune
+from bertcompress.methods.prune.config import ExtractConfig
+from bertcompress.methods.prune.verb import extract
+from bertcompress.models.loading import resolve_model_path
+from bertcompress.pipeline.config import PipelineConfig
+
+
+@writes_output
+def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
+    out = Path(cfg.output)
+    _check_inputs(cfg)  # what a later stage would refuse, before anything is written or trained
+    general_corpus, corpus_text = _general_corpus(cfg, out)
+    teacher_dir, general_dir, student_dir = out / "teacher", out / "general_student", out / "student"
+    start, extraction = pretrained_start(cfg, out) if cfg.student.pretrained else (None, None)
+    stages: list[tuple[str, Any, Any]] = [  # built (and so checked) before anything is written
+        ("teacher", finetune, FinetuneConfig(model=cfg.teacher, data=cfg.data, train=cfg.finetune,
+                                             output=str(teacher_dir), seed=cfg.seed))]
+    if extraction is not None:
+        stages.append(("extracted_student", lambda c, resume: extract(c), extraction))
+    if cfg.runs_general:
+        stages.append(("general_student", distill, DistillConfig(
+            stage="general", teacher=cfg.teacher, student=cfg.student, student_path=start, losses=cfg.losses,
+            train=cfg.general, corpus=general_corpus, output=str(general_dir), seed=cfg.seed)))
+        start = str(general_dir)
+    stages.append(("student", distill, DistillConfig(
+        stage="task", teacher=str(teacher_dir), student=cfg.student, student_path=start, losses=cfg.losses,
+        train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data, augment=cfg.augment,
+        teacher_cache=cfg.teacher_cache, output=str(student_dir), seed=cfg.seed)))
+    prepare_output_folder(out, type(cfg).__name__)
+    save_config(cfg, out)
+    if corpus_text is not None:
+        atomic_write_text(general_corpus.path, corpus_text)
+    seconds: dict[str, float] = {}
+
+    for name, fn, stage_cfg in stages:
+        folder = Path(stage_cfg.output)
+        if resume and is_output(folder):
+            log.info(f"{name}: reusing {folder}")
+            continue
+        t0 = time.perf_counter()
+        fn(stage_cfg, resume=resume)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+
+    if not is_main_process():
+        return {}  # under torchrun, rank 0 alone evaluates and writes the report
+    t0 = time.perf_counter()
+    records = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=cfg.latency, onnx=cfg.latency,
+                       seq_len=128, loyalty_to=str(teacher_dir))
+    teacher_rec, student_rec = records
+    teacher_rec["model"], student_rec["model"] = "teacher", "student"
+    html_report(records, out / "report")
+    seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    if not teacher_rec["learned"]:
+        log.warning(f"{_not_learned(teacher_rec)}")
+    chosen_on = json.loads((teacher_dir / "bertcompress_result.json").read_text()).get("chosen_on")
+    report = {"task": teacher_rec["task"], "split": teacher_rec["split"], "chosen_on": chosen_on,
+              "teacher_learned": teacher_rec["learned"],
+              "teacher": teacher_rec, "student": student_rec, "ratios": compare(teacher_rec, student_rec),
+              "stage_seconds": seconds, "config": to_dict(cfg)}
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", report_markdown(report))
+    return report
+
+
+def pretrained_start(cfg: PipelineConfig, out: Path) -> tuple[str, ExtractConfig | None]:
+    """Where a student started from a pre-trained model (`student.init`) begins: the model itself
+    when the asked sizes are its own (a size left null is), else its ETD cut, made by an extract
+    stage into out/extracted_student, scored on the corpus."""
+    from transformers import AutoConfig
+
+    from bertcompress.models.family import family_of
+
+    name, student = cfg.student.pretrained, cfg.student
+    try:
+        config = AutoConfig.from_pretrained(resolve_model_path(name))
+    except UserError as e:
+        raise UserError(f"student.init: {e}") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"student.init: cannot read the config of model {name}: "
+                        f"{str(e).strip().splitlines()[0]}") from None
+    own = [getattr(config, f) for f in family_of(config).size_fields]
+    asked = [student.num_layers, student.hidden_size, student.num_heads, student.ffn_size]
+    if all(a is None or a == o for a, o in zip(asked, own)):
+        return name, None
+    layers, hidden, heads, ffn = (o if a is None else a for a, o in zip(asked, own))
+    return str(out / "extracted_student"), ExtractConfig(
+        teacher=name, output=str(out / "extracted_student"), num_layers=layers, hidden_size=hidden,
+        num_heads=heads, ffn_size=ffn, strategy=student.extract, corpus=cfg.corpus, seed=cfg.seed)
+
+
+def _check_inputs(cfg: PipelineConfig) -> None:
+    """The teacher, the task's data, the corpus, the student's shape and layer mappings against the
+    teacher, and the stages' training settings: every input a stage would otherwise refuse only
+    after the stages before it had trained (and written) for hours."""
+    from transformers import AutoConfig
+
+    from bertcompress.data.corpus import load_corpus
+    from bertcompress.models.student import check_student
+
+    path = resolve_model_path(cfg.teacher)
+    try:
+        teacher = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read the config of teacher {cfg.teacher}: {str(e).strip().splitlines()[0]}") from None
+    check_student(teacher, cfg.student, {"losses.layer_mapping": cfg.losses.layer_mapping,
+                                         "losses.attention_mapping": cfg.losses.attention_mapping})
+    if cfg.student.pretrained is not None and cfg.runs_general:
+        from bertcompress.models.loading import check_same_vocab, load_tokenizer
+
+        check_same_vocab(load_tokenizer(cfg.teacher), load_tokenizer(cfg.student.pretrained), cfg.teacher,
+                         cfg.student.pretrained)  # general distillation reads one tokenization
+    for name in ("general", "task_intermediate", "task_prediction"):
+        train = getattr(cfg, name)
+        if train.search is not None:
+            raise UserError(f"{name}.search (choosing lr and epochs) is only for fine-tuning: the finetune stage")
+        runs = name == "general" or (name == "task_intermediate" and any(
+            w > 0 for w in task_weights(cfg.losses.weights, layers=True).values()))
+        if train.keep_best and runs:  # of the distillation phases, only task_prediction evaluates
+            raise UserError(f"{name}.keep_best needs an evaluation, and this stage has none")
+    for split in dict.fromkeys((cfg.data.train_split, cfg.data.eval_split)):
+        load_examples(cfg.data, split, allow_tagging=True)
+    if cfg.corpus.path is not None:
+        load_corpus(cfg.corpus)
+
+
+def _general_corpus(cfg: PipelineConfig, out: Path) -> tuple[CorpusConfig, str | None]:
+    """The general stage's text: the configured corpus; for a tagging task given none, the words of
+    the task's own train split (all of it: unlabelled use needs no labels budget), to be written to
+    out/general_corpus.txt (the text is returned; the caller writes it), so the student learns the
+    language of the task's domain rather than the embedded default's."""
+    if cfg.corpus.path is not None or get_task(cfg.data.task).kind != "tagging":
+        return cfg.corpus, None
+    _, sentences = load_examples(replace(cfg.data, max_train_examples=None), "train", allow_tagging=True)
+    lines = [" ".join(s.tokens) for s in sentences]
+    path = out / "general_corpus.txt"
+    log.info(f"general distillation reads the {len(lines):,} train sentences of {cfg.data.task} "
+             f"({path}); pass --corpus for other text")
+    # documents of 16 sentences: the corpus reader packs a document's lines into sequences
+    text = "\n\n".join("\n".join(lines[i:i + 16]) for i in range(0, len(lines), 16)) + "\n"
+    return replace(cfg.corpus, path=str(path)), text
+
+
+def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
+    if report:  # empty on the non-zero ranks under torchrun
+        print(report_markdown(report))
+        print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    r, teacher = report["ratios"], report["teacher"]
+    words = f", {teacher['words']} words" if "words" in teacher else ""  # a tagging task's scored words
+    size = f"{teacher['examples']} {teacher.get('unit', 'examples')}{words}"
+    lines = [f"# bertcompress report: {report['task']}, split {report['split']}, {size}", ""]
+    if report.get("chosen_on"):
+        lines += [f"Checkpoints were chosen on {report['chosen_on']}; every score below is on {report['split']}, "
+                  "which chose nothing.", ""]
+    if not report["teacher_learned"]:
+        lines += [f"> **WARNING: {_not_learned(teacher)}**", ""]
+    retention = (f"{r['retention']:.3f}" if r["retention"] is not None
+                 else "not meaningful (the teacher did not learn the task)")
+    lines += [records_markdown([teacher, report["student"]]), "",
+              f"- trivial baseline ({teacher['trivial_predictor']}): {teacher['trivial_score']:.3f}",
+              f"- retention (student score / teacher score): {retention}",
+              _loyalty_line(report["student"]),
+              f"- parameters: {r['size_ratio']:.2f}× fewer; bytes on disk: {r['disk_ratio']:.2f}× smaller"]
+    for k, v in r.items():
+        if k.startswith("latency_ratio_"):
+            lines.append(f"- CPU latency, {k.removeprefix('latency_ratio_')} × 128 tokens: {v:.2f}× faster")
+    if report["stage_seconds"]:
+        lines.append("- stage wall time (s): " + ", ".join(f"{k} {v}" for k, v in report["stage_seconds"].items()))
+    return "\n".join(lines) + "\n"
+
+
+def _not_learned(teacher: dict[str, Any]) -> str:
+    return (f"the teacher did not learn the task: {teacher['metric']} {teacher['score']:.3f} is not clearly above "
+            f"the trivial baseline ({teacher['trivial_predictor']}: {teacher['trivial_score']:.3f}); the student's "
+            "scores and retention say nothing. Train the teacher longer or at another learning rate "
+            "(--set finetune.epochs=..., finetune.lr=...)")
+
+
+def _loyalty_line(student: dict[str, Any]) -> str:
+    if student.get("label_loyalty") is None:  # regression: correlation with the teacher's outputs
+        return f"- correlation with the teacher's outputs: {student['output_correlation']:.3f}"
+    return (f"- loyalty to the teacher: label {student['label_loyalty']:.3f}, "
+            f"probability {student['probability_loyalty']:.3f}")
