@@ -222,7 +222,7 @@ def cvt_params(folder: Path) -> int:
 
 
 def cvt_latency(folder: Path, sentences: list, batch: int, repeats: int) -> dict[str, Any]:
-    from bertcompress.methods.cvt.export import compare_runtimes
+    from bertcompress.methods.cvt.onnx_tagger import compare_runtimes
     from bertcompress.methods.cvt.saving import load_cvt
 
     r = compare_runtimes(load_cvt(folder), folder / "model.onnx", sentences, batch_size=batch, threads=1,
@@ -347,7 +347,7 @@ def main() -> None:
 
     from bertcompress.data.config import CorpusConfig
     from bertcompress.methods.cvt.config import CvtConfig, CvtDataConfig, CvtUnlabelledConfig
-    from bertcompress.methods.cvt.data import labelled_data, unlabelled_sentences
+    from bertcompress.methods.cvt.sentences import labelled_data, unlabelled_sentences
     from bertcompress.methods.cvt.verb import cvt
     from bertcompress.methods.distill.config import DistillConfig
     from bertcompress.methods.distill.verb import distill

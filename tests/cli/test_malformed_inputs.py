@@ -57,7 +57,7 @@ def brown_zip(tmp_path: Path, name: str = "brown.zip", **members: bytes) -> Path
 
 def _brown_readers():
     from bertcompress.data.brown import brown_categories, brown_plain_sentences, load_brown
-    from bertcompress.methods.cvt.data import read_unlabelled
+    from bertcompress.methods.cvt.sentences import read_unlabelled
 
     return {"load_brown": load_brown, "brown_categories": brown_categories,
             "brown_plain_sentences": brown_plain_sentences,
@@ -85,7 +85,7 @@ def test_malformed_brown_zip_is_one_line(tmp_path, reader, case, members, expect
 
 def test_damaged_brown_zips_are_one_line(tmp_path):
     from bertcompress.data.brown import load_brown
-    from bertcompress.methods.cvt.data import read_unlabelled
+    from bertcompress.methods.cvt.sentences import read_unlabelled
 
     good = brown_zip(tmp_path)
     data = good.read_bytes()

@@ -43,7 +43,7 @@ REGRESSION = TaskSpec("regression", None, False, ("pearson", "spearman"))
 TAGGING = TaskSpec("tagging", (), False, ("accuracy",), kind="tagging")
 BROWN_POS = TaskSpec("brown-pos", (), False, ("accuracy",), kind="tagging")
 
-# What `data.metric` may choose as the score (metrics.py computes them all).
+# What `data.metric` may choose as the score (evaluation/metrics.py computes them all).
 CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
 TAGGING_METRICS = ("span_f1", "accuracy")

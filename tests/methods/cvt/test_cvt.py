@@ -17,12 +17,12 @@ from bertcompress.core.config import from_dict
 from bertcompress.core.errors import UserError
 from bertcompress.data.tagging import IGNORE
 from bertcompress.methods.cvt.config import CvtConfig, CvtDataConfig, CvtModelConfig, CvtUnlabelledConfig
-from bertcompress.methods.cvt.data import labelled_data, read_unlabelled
-from bertcompress.methods.cvt.export import compare_runtimes, export_cvt_onnx
 from bertcompress.methods.cvt.model import CvtTagger
 from bertcompress.methods.cvt.objective import CvtObjective, UnlabelledBatches, cross_view_loss, soft_cross_entropy
+from bertcompress.methods.cvt.onnx_tagger import compare_runtimes, export_cvt_onnx
 from bertcompress.methods.cvt.predict import predict_tags
 from bertcompress.methods.cvt.saving import load_cvt, save_tagger
+from bertcompress.methods.cvt.sentences import labelled_data, read_unlabelled
 from bertcompress.methods.cvt.text import split_words, text_sentences
 from bertcompress.methods.cvt.verb import cvt
 from bertcompress.methods.cvt.vocab import CvtCollator, CvtVocab, word_key

@@ -1,11 +1,11 @@
 """`cvt`: Cross-View Training of a CNN-BiLSTM tagger end to end.
 
     1. data: the labelled file split train/dev/test, the labelled budget sampled from train, the
-       unlabelled sentences gathered (data.py); vocabularies from the budget and the unlabelled
+       unlabelled sentences gathered (sentences.py); vocabularies from the budget and the unlabelled
        words (never from dev or test)
     2. training on the shared loop (objective.py), scored on dev with the EMA weights
     3. the output folder: model.safetensors, cvt_config.json, words/chars/tags.json (saving.py),
-       model.onnx (export.py), bertcompress_result.json (dev and test metrics, the trivial
+       model.onnx (onnx_tagger.py), bertcompress_result.json (dev and test metrics, the trivial
        baseline, parameters, training time), bertcompress_config.yaml
 """
 
@@ -21,12 +21,12 @@ from bertcompress.core.log import log
 from bertcompress.evaluation.metrics import learned
 from bertcompress.evaluation.tagging_metrics import tagging_trivial_baseline
 from bertcompress.methods.cvt.config import CvtConfig
-from bertcompress.methods.cvt.data import LabelledData, labelled_data, unlabelled_sentences
-from bertcompress.methods.cvt.export import compare_runtimes, export_cvt_onnx
 from bertcompress.methods.cvt.model import CvtTagger, primary_parameters
 from bertcompress.methods.cvt.objective import CvtObjective, UnlabelledBatches
+from bertcompress.methods.cvt.onnx_tagger import compare_runtimes, export_cvt_onnx
 from bertcompress.methods.cvt.predict import score_tagger
 from bertcompress.methods.cvt.saving import save_tagger
+from bertcompress.methods.cvt.sentences import LabelledData, labelled_data, unlabelled_sentences
 from bertcompress.methods.cvt.vocab import CvtCollator, CvtVocab
 from bertcompress.models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from bertcompress.train.distributed import refuse_ddp

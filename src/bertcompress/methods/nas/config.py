@@ -28,7 +28,7 @@ class SpacePruningConfig:
     latency_bins: int = setting(4, "quantile bins by latency within each parameter bin")
     keep_per_bin: int = setting(2, "pruning stops at this many candidates per bin")
     keep_cheapest: bool = setting(True, "never prune each block's fastest candidate holding each op, nor its "
-                                  "fastest and smallest overall (nas/pruning.py), so the smallest budgets stay "
+                                  "fastest and smallest overall (space_pruning.py), so the smallest budgets stay "
                                   "reachable")
     heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
     scored_per_bin: int | None = setting(16, "candidates of a bin scored at a pruning point (a random sample "
@@ -58,7 +58,7 @@ class LatencyConfig:
     repeats: int = setting(20, "timed runs per measurement (the median counts)")
     warmup: int = setting(5, "untimed runs before each measurement")
     calibration_models: int = setting(8, "whole models, spanning the space's latency range, measured to calibrate "
-                                      "the table's sums (nas/latency.py); 0: use the raw sums")
+                                      "the table's sums (methods/nas/latency.py); 0: use the raw sums")
 
     def __post_init__(self) -> None:
         check(self.calibration_models >= 0, f"nas latency.calibration_models must be >= 0, got "
@@ -80,7 +80,7 @@ class NasConfig:
     teacher: str = setting(DEFAULT_TEACHER, "pre-trained teacher folder or hub id")
     corpus: CorpusConfig = setting(factory=lambda: CorpusConfig(max_seq_len=128, max_sequences=4000))
     num_blocks: int | None = setting(None, "blocks of the supernet; must divide the teacher's layers "
-                                     "(null: 3 for 6 layers, 4 for 12; nas/space.py)")
+                                     "(null: 3 for 6 layers, 4 for 12; methods/nas/space.py)")
     hiddens: list[int] | None = setting(None, "hidden sizes a block may take (null: 4 multiples of the head "
                                         "size from a third of the teacher's width up to it)")
     embedding_sizes: list[int] | None = setting(None, "embedding sizes searched (null: the smallest hidden size "

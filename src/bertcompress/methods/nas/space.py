@@ -1,7 +1,7 @@
 """The NAS-BERT search space of one block: every candidate block, and the default space for a teacher.
 
 A block of `slots` slots at width `h` is one of the real ops in each of its first `d` slots and
-`identity` in the rest (arch.py: identity may only fill a block's tail), for every depth `d` from
+`identity` in the rest (models/nasbert/arch.py: identity may only fill a block's tail), for every depth `d` from
 `slots` down to 0. With `r` real ops and identity allowed that is sum(r**d for d in 0..slots)
 candidates per width, each spelled once.
 """

@@ -12,8 +12,8 @@ search space as it trains), then pick one model per budget and save each as a mo
     4. optionally (`final_general`), each chosen model continues with whole-model distillation
 
 Output folder: models/<budget>/ (NAS-BERT encoders with the teacher's tokenizer; load them after
-`import bertcompress.nasbert`), nas.json, report/family.png, bertcompress_config.yaml, and
-supernet/ (the search, kept so that `--resume` picks new budgets from it: saved_search.py).
+`import bertcompress.models.nasbert.modeling`), nas.json, report/family.png, bertcompress_config.yaml,
+and supernet/ (the search, kept so that `--resume` picks new budgets from it: saved_search.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     block 1's width) -> blocks in order (each with `input_proj` when its width differs from the
     previous block's) -> output_proj (only with `output_size`) -> pooler (dense + tanh on position 0)
 
-A model assembled from a supernet (assemble.py) sets `project_every_block`, so the embeddings have
+A model assembled from a supernet (methods/nas/assemble.py) sets `project_every_block`, so the embeddings have
 an `embedding_proj` and every later block an `input_proj` even where widths match (they hold
 composed supernet projections, not the identity), and `output_size` = the teacher's width, so the final
 `output_proj` maps the last block back into the teacher's space where pooler and heads work. Both

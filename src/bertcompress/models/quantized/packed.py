@@ -147,8 +147,8 @@ def _readme(model: nn.Module, quant: QuantConfig, model_kind: str, packed_bytes:
     rows = [
         f"| `{WEIGHTS_FILE}` + `{DESCRIPTION_FILE}` | the packed low-bit model: integer codes at their bit "
         f"width with their steps, float LayerNorms, biases and the rest; {packed_bytes:,} bytes, the size "
-        "bertcompress reports | `bertcompress.quant.load_packed(folder)`, or any bertcompress command given "
-        "this folder: exactly the quantized model, activations quantized as in training |",
+        "bertcompress reports | `bertcompress.models.quantized.packed.load_packed(folder)`, or any bertcompress "
+        "command given this folder: exactly the quantized model, activations quantized as in training |",
         f"| `{STANDARD_WEIGHTS_FILE}` + `config.json` + tokenizer files | the same weights dequantized "
         f"(codes × step) in fp32, standard `transformers` layout; {standard_bytes:,} bytes | "
         f"`transformers.{auto}.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`, no "
