@@ -105,6 +105,16 @@ def sentiment_tsv(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def plain_logging():
+    """Each test starts with bertcompress's logger as a library leaves it (a benchmark module
+    imported by a test sets it up as the CLI does)."""
+    from bertcompress.core.log import log
+
+    log.handlers[:], log.propagate = [], True
+    log.setLevel(logging.NOTSET)
+
+
 @pytest.fixture
 def said(caplog):
     """What bertcompress logged (info and up) during the test: `said.text`."""

@@ -30,6 +30,90 @@ from bertcompress.core.io import CONFIG_FILENAME, atomic_write_text
 T = TypeVar("T")
 
 
+# ---------------------------------------------------------------- defining a config
+
+DEFAULT_SEED = 42
+
+
+def seed_setting(what: str) -> Any:
+    return setting(None, f"seed of {what} (null: the command's `seed`)")
+
+
+def fill_own_seeds(cfg: Any) -> None:
+    """A nested config's unset seeds, until a top-level config derives them (`derive_seeds`)."""
+    for f in dataclasses.fields(cfg):
+        if f.name.endswith("seed") and getattr(cfg, f.name) is None:
+            setattr(cfg, f.name, DerivedSeed(DEFAULT_SEED))
+
+
+def derive_seeds(cfg: Any) -> None:
+    """Every unset seed inside the top-level config `cfg` (at any depth) takes `cfg.seed`: one
+    number reproduces a whole run, and each seed stays overridable on its own."""
+    def walk(node: Any) -> None:
+        for f in dataclasses.fields(node):
+            v = getattr(node, f.name)
+            if node is not cfg and f.name.endswith("seed") and (v is None or isinstance(v, DerivedSeed)):
+                setattr(node, f.name, DerivedSeed(cfg.seed))
+            for item in v if isinstance(v, list) else [v]:
+                if dataclasses.is_dataclass(item) and not isinstance(item, type):
+                    walk(item)
+    walk(cfg)
+
+
+def top_seed_setting() -> Any:
+    return setting(DEFAULT_SEED, "the command's seed: every seed below left null (data split, validation slice, "
+                   "data order, dropout, new weights, augmentation, search) derives from it")
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
+            template: Callable[[], Any] | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text. `factory`: a default built per instance; `template`: what
+    a section that defaults to None starts from when a file or override sets one of its keys."""
+    metadata: dict[str, Any] = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    if template is not None:
+        metadata["template"] = template
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise UserError(f"bad config: {msg}")
+
+
+def check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_choices(cfg: Any, values: dict[str, Any] | None = None, where: str = "") -> None:
+    """Every `setting(..., choices=...)` field of `cfg` (or, given `values`, those about to be set)
+    holds one of its choices: the one place choices are checked."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name) if values is None else values.get(f.name)
+        if "choices" in f.metadata and isinstance(value, str):
+            check_choice(value, f.metadata["choices"], f"{where}.{f.name}" if where else f.name)
+
+
+def config(cls: type[T]) -> type[T]:
+    """`@config` makes a config class: a dataclass whose choices are checked on every construction
+    (from a file, an override, a flag or Python) before its own `__post_init__` checks the rest."""
+    cls = dataclasses.dataclass(cls)
+    own = getattr(cls, "__post_init__", None)
+
+    def __post_init__(self: Any) -> None:
+        check_choices(self)
+        if own is not None:
+            own(self)
+
+    cls.__post_init__ = __post_init__
+    return cls
+
+
+# ---------------------------------------------------------------- to and from plain data, files and overrides
+
 class DerivedSeed(int):
     """A seed nobody set (null): the command's top-level `seed` (config.derive_seeds). An int
     wherever it is used; `to_dict` writes it as null, so a saved config whose top-level seed is
@@ -231,85 +315,3 @@ def save_config(cfg: Any, folder: str | Path) -> Path:
 
 def read_saved_config(cls: type[T], folder: str | Path) -> T:
     return load_config(cls, Path(folder) / CONFIG_FILENAME)
-
-
-DEFAULT_SEED = 42
-
-
-def seed_setting(what: str) -> Any:
-    return setting(None, f"seed of {what} (null: the command's `seed`)")
-
-
-def fill_own_seeds(cfg: Any) -> None:
-    """A nested config's unset seeds, until a top-level config derives them (`derive_seeds`)."""
-    for f in dataclasses.fields(cfg):
-        if f.name.endswith("seed") and getattr(cfg, f.name) is None:
-            setattr(cfg, f.name, DerivedSeed(DEFAULT_SEED))
-
-
-def derive_seeds(cfg: Any) -> None:
-    """Every unset seed inside the top-level config `cfg` (at any depth) takes `cfg.seed`: one
-    number reproduces a whole run, and each seed stays overridable on its own."""
-    def walk(node: Any) -> None:
-        for f in dataclasses.fields(node):
-            v = getattr(node, f.name)
-            if node is not cfg and f.name.endswith("seed") and (v is None or isinstance(v, DerivedSeed)):
-                setattr(node, f.name, DerivedSeed(cfg.seed))
-            for item in v if isinstance(v, list) else [v]:
-                if dataclasses.is_dataclass(item) and not isinstance(item, type):
-                    walk(item)
-    walk(cfg)
-
-
-def top_seed_setting() -> Any:
-    return setting(DEFAULT_SEED, "the command's seed: every seed below left null (data split, validation slice, "
-                   "data order, dropout, new weights, augmentation, search) derives from it")
-
-
-def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
-            template: Callable[[], Any] | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text. `factory`: a default built per instance; `template`: what
-    a section that defaults to None starts from when a file or override sets one of its keys."""
-    metadata: dict[str, Any] = {"help": help}
-    if choices:
-        metadata["choices"] = choices
-    if template is not None:
-        metadata["template"] = template
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise UserError(f"bad config: {msg}")
-
-
-def check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
-    check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def check_choices(cfg: Any, values: dict[str, Any] | None = None, where: str = "") -> None:
-    """Every `setting(..., choices=...)` field of `cfg` (or, given `values`, those about to be set)
-    holds one of its choices: the one place choices are checked."""
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name) if values is None else values.get(f.name)
-        if "choices" in f.metadata and isinstance(value, str):
-            check_choice(value, f.metadata["choices"], f"{where}.{f.name}" if where else f.name)
-
-
-def config(cls: type[T]) -> type[T]:
-    """`@config` makes a config class: a dataclass whose choices are checked on every construction
-    (from a file, an override, a flag or Python) before its own `__post_init__` checks the rest."""
-    cls = dataclasses.dataclass(cls)
-    own = getattr(cls, "__post_init__", None)
-
-    def __post_init__(self: Any) -> None:
-        check_choices(self)
-        if own is not None:
-            own(self)
-
-    cls.__post_init__ = __post_init__
-    return cls
-
-

@@ -1,17 +1,17 @@
-"""Structured pruning: remove attention heads and FFN neurons for real (smaller, faster).
+"""A pruned model: fewer attention heads or FFN neurons, removed for real (smaller, faster), and
+how such a folder is saved and loaded.
 
-How the result loads. `transformers` 5 removed `prune_heads` / `config.pruned_heads` (and
-`head_mask`), and its encoders derive head_dim = hidden_size / num_heads with Q/K/V outputs of
-hidden_size — so a layer with fewer heads than hidden_size / head_dim cannot be described by any
-plain config. FFN neurons can: `intermediate_size` is one number for all layers. Hence:
-  * FFN-only pruning with layout `uniform` (the same count in every layer) writes a plain model:
-    `AutoModel.from_pretrained` loads it, no code of ours needed;
-  * head pruning, or `global` layout (per-layer FFN sizes), records the per-layer sizes in
-    config.json as `bertcompress_pruned` = {"heads": [...], "ffn": [...]}; `load_pruned` builds
-    the model from its config, shrinks the layers to those sizes and loads the weights. Plain
-    `from_pretrained` refuses such a folder with a size-mismatch error, never a silent misload.
-A family whose layers share one per-head table (MPNet's relative-position bias, one column per
-head; `Family.shared_head_bias`) has its heads pruned as one set for all layers (layout `uniform` only).
+`transformers` 5 removed `prune_heads` / `config.pruned_heads` (and `head_mask`), and its encoders
+derive head_dim = hidden_size / num_heads with Q/K/V outputs of hidden_size, so a layer with fewer
+heads than hidden_size / head_dim cannot be described by any plain config. FFN neurons can:
+`intermediate_size` is one number for all layers. Hence:
+  * the same FFN size in every layer and all heads kept: a plain model, which
+    `AutoModel.from_pretrained` loads, no code of ours needed;
+  * otherwise config.json records the per-layer sizes as `bertcompress_pruned` = {"heads": [...],
+    "ffn": [...]}; `load_pruned` builds the model from its config, shrinks the layers to those
+    sizes and loads the weights. Plain `from_pretrained` refuses such a folder with a size-mismatch
+    error, never a silent misload.
+What to prune is chosen by methods/prune/structured.py.
 """
 
 from __future__ import annotations

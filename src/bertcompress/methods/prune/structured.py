@@ -1,15 +1,7 @@
-"""Structured pruning: remove attention heads and FFN neurons for real (smaller, faster).
+"""Structured pruning: choose the attention heads and FFN neurons to remove by their importance
+(importance.py), per layer or across layers (`layout`), and remove them (models/pruned.py, which
+also says how the result is saved: a plain model when one FFN size and every head remain).
 
-How the result loads. `transformers` 5 removed `prune_heads` / `config.pruned_heads` (and
-`head_mask`), and its encoders derive head_dim = hidden_size / num_heads with Q/K/V outputs of
-hidden_size — so a layer with fewer heads than hidden_size / head_dim cannot be described by any
-plain config. FFN neurons can: `intermediate_size` is one number for all layers. Hence:
-  * FFN-only pruning with layout `uniform` (the same count in every layer) writes a plain model:
-    `AutoModel.from_pretrained` loads it, no code of ours needed;
-  * head pruning, or `global` layout (per-layer FFN sizes), records the per-layer sizes in
-    config.json as `bertcompress_pruned` = {"heads": [...], "ffn": [...]}; `load_pruned` builds
-    the model from its config, shrinks the layers to those sizes and loads the weights. Plain
-    `from_pretrained` refuses such a folder with a size-mismatch error, never a silent misload.
 A family whose layers share one per-head table (MPNet's relative-position bias, one column per
 head; `Family.shared_head_bias`) has its heads pruned as one set for all layers (layout `uniform` only).
 """
