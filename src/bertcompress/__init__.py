@@ -33,7 +33,7 @@ _API = {
     "TrainConfig": "train.config:TrainConfig",
     "EvaluateConfig": "evaluation.config:EvaluateConfig",
     "ReportConfig": "evaluation.config:ReportConfig",
-    "AttackConfig": "evaluation.attack:AttackConfig",
+    "AttackConfig": "evaluation.config:AttackConfig",
     # the verbs and configs of the methods, and of run
     "finetune": "methods.finetune.verb:finetune",
     "FinetuneConfig": "methods.finetune.config:FinetuneConfig",

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from bertcompress.core.errors import UserError
 from bertcompress.data.substitutes import MaskedLMCandidates, stop_words
-from bertcompress.evaluation.attack import AttackConfig, _candidates, attack, word_importance
+from bertcompress.evaluation.attack import _candidates, attack, word_importance
+from bertcompress.evaluation.config import AttackConfig
 from conftest import biased_mlm, fake_wordnet, seeded, tiny_config
 
 NOUNS = "movie film story plot actor acting day man woman dog cat world life work".split()

@@ -42,7 +42,6 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bertcompress.core.config import config
 from bertcompress.core.errors import UserError
 from bertcompress.core.log import progress_bar
 from bertcompress.data.examples import Example
@@ -55,35 +54,11 @@ from bertcompress.data.substitutes import (
     WordVocab,
     stop_words,
 )
+from bertcompress.evaluation.config import SOURCES, AttackConfig
 from bertcompress.models.inputs import model_inputs
 from bertcompress.models.loading import check_same_vocab, has_mlm_head, load_model, load_tokenizer
 
-SOURCES = ("mlm", "embedding", "wordnet")
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # words and single punctuation marks, with their spans
-
-
-@config
-class AttackConfig:
-    max_change_share: float = 0.3  # more words than this share changed = the attack failed
-    max_queries: int = 500  # model calls per example, the clean prediction included
-    candidates_k: int = 30  # candidates per word, all sources together
-    sources: tuple[str, ...] = SOURCES  # unavailable ones (no MLM head, no WordNet) are skipped
-    seed: int = 0  # picks the subset when max_examples is set
-    batch_size: int = 64
-    max_seq_len: int = 128
-    max_examples: int | None = None  # attack a random subset of this size (all if None)
-    # Where the candidate words come from, the same for every model of a comparison: a model folder
-    # (its input-embedding neighbours, and its masked-LM head if it has one) or a word-list file
-    # (`word cand1 cand2 ...` a line). None: the reference the caller names (evaluate: the teacher).
-    candidates_from: str | None = None
-    mlm_model: str | None = None  # a masked-LM checkpoint with the reference's vocabulary (e.g. the
-    # pre-trained teacher); None: the reference's own checkpoint, if it carries a trained MLM head
-    wordnet_dir: str | None = None  # None: $WNSEARCHDIR, then the usual install folders
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.max_change_share <= 1 or self.max_queries < 1 or self.candidates_k < 1:
-            raise UserError("attack: max_change_share must be in (0, 1], max_queries and candidates_k >= 1")
 
 
 def is_attackable(word: str) -> bool:

@@ -1,8 +1,9 @@
-"""Settings of the `evaluate` and `report` commands."""
+"""Settings of the `evaluate` and `report` commands, and of the word-substitution attack (attack.py)."""
 
 from __future__ import annotations
 
 from bertcompress.core.config import check, config, setting
+from bertcompress.core.errors import UserError
 from bertcompress.data.config import DataConfig
 
 
@@ -44,3 +45,33 @@ class ReportConfig:
 
     records: list[str] = setting(factory=list, help="JSON files of evaluation records")
     output: str = setting("outputs/report", "output folder")
+
+
+SOURCES = ("mlm", "embedding", "wordnet")
+
+
+@config
+class AttackConfig:
+    """The word-substitution attack (attack.py). Python: `evaluate(..., attack=AttackConfig(...))`;
+    the `evaluate` command sets `max_examples` (--attack N) and `candidates_from`."""
+
+    max_change_share: float = 0.3  # more words than this share changed = the attack failed
+    max_queries: int = 500  # model calls per example, the clean prediction included
+    candidates_k: int = 30  # candidates per word, all sources together
+    sources: tuple[str, ...] = SOURCES  # unavailable ones (no MLM head, no WordNet) are skipped
+    seed: int = 0  # picks the subset when max_examples is set
+    batch_size: int = 64
+    max_seq_len: int = 128
+    max_examples: int | None = None  # attack a random subset of this size (all if None)
+    # Where the candidate words come from, the same for every model of a comparison: a model folder
+    # (its input-embedding neighbours, and its masked-LM head if it has one) or a word-list file
+    # (`word cand1 cand2 ...` a line). None: the reference the caller names (evaluate: the teacher).
+    candidates_from: str | None = None
+    mlm_model: str | None = None  # a masked-LM checkpoint with the reference's vocabulary (e.g. the
+    # pre-trained teacher); None: the reference's own checkpoint, if it carries a trained MLM head
+    wordnet_dir: str | None = None  # None: $WNSEARCHDIR, then the usual install folders
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_change_share <= 1 or self.max_queries < 1 or self.candidates_k < 1:
+            raise UserError("attack: max_change_share must be in (0, 1], max_queries and candidates_k >= 1")

@@ -20,8 +20,9 @@ from bertcompress.data.config import DataConfig
 from bertcompress.data.encoding import encode_examples
 from bertcompress.data.examples import Example, TaskSpec
 from bertcompress.data.kinds import kind_of, load_examples, split_description
-from bertcompress.evaluation.attack import AttackConfig, Candidates, build_candidates
+from bertcompress.evaluation.attack import Candidates, build_candidates
 from bertcompress.evaluation.attack import attack as run_attack
+from bertcompress.evaluation.config import AttackConfig
 from bertcompress.evaluation.loyalty import loyalty
 from bertcompress.evaluation.metrics import learned, predictions_from_logits
 from bertcompress.evaluation.predict import batches, predict_logits, scored_outputs

@@ -8,12 +8,11 @@ from typing import Any
 from bertcompress.core.config import save_config
 from bertcompress.core.errors import UserError
 from bertcompress.core.io import atomic_write_json, prepare_output_folder, writes_output
-from bertcompress.evaluation.config import EvaluateConfig, ReportConfig
+from bertcompress.evaluation.config import AttackConfig, EvaluateConfig, ReportConfig
 
 
 def evaluate_models(cfg: EvaluateConfig) -> list[dict[str, Any]]:
     """`evaluate` with every setting from `cfg`; also writes `cfg.json` and `cfg.report` if set."""
-    from bertcompress.evaluation.attack import AttackConfig
     from bertcompress.evaluation.evaluator import evaluate
     from bertcompress.evaluation.report import report
 
