@@ -78,7 +78,7 @@ def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, defaults: A
     else:
         kwargs["type"] = base if base in (int, float) else str
         shown = default
-    if "choices" in f.metadata:
+    if "choices" in f.metadata and typing.get_origin(base) is not list:  # a list's items: the config checks them
         kwargs.update(choices=f.metadata["choices"], metavar=None)
     default_text = "" if shown is None else f"default: {shown}; "
     p.add_argument(*names, help=f"{help_text} ({default_text}config key {key})", **kwargs)

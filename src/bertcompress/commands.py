@@ -8,10 +8,13 @@ fast (the verbs import torch and transformers).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from bertcompress.core.io import OUTPUT_COMMANDS
+from bertcompress.core.lazy import resolve
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,24 @@ def _quant_bits(spec: str) -> list[str]:
     q = QuantConfig.parse(spec)
     return [f"quant.weight_bits={q.weight_bits}", f"quant.act_bits={q.act_bits or 'null'}",
             f"quant.embedding_bits={q.embedding_bits or 'null'}"]
+
+
+def _train_sections(config_ref: str) -> list[str]:
+    """The keys of every TrainConfig section of a command's config (run has four)."""
+    from bertcompress.train.config import TrainConfig
+
+    defaults = resolve(config_ref)()
+    return [f.name for f in dataclasses.fields(defaults) if isinstance(getattr(defaults, f.name), TrainConfig)]
+
+
+def report_to(config_ref: str) -> Shortcut:
+    """--report-to tensorboard,mlflow: `report_to` of every training section of the command."""
+    def overrides(value: str) -> list[str]:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        return [f"{key}.report_to={json.dumps(names)}" for key in _train_sections(config_ref)]
+    return Shortcut("report_to", "send each training phase's curves and settings to tensorboard and/or mlflow "
+                    "(comma-separated; pip install 'bertcompress[track]'); sets train.report_to of every phase",
+                    overrides, takes=str, metavar="TRACKERS")
 
 
 def _quick(_: Any) -> list[str]:
@@ -180,5 +201,9 @@ COMMANDS: tuple[Command, ...] = (
             show="models.assets:show_folder"),
 )
 
+# the commands that train: each takes --report-to for all of its training phases
+TRAINING = ("run", "finetune", "distill", "quantize", "theseus", "search-mapping", "nas", "cvt")
+COMMANDS = tuple(dataclasses.replace(c, shortcuts=(*c.shortcuts, report_to(c.config))) if c.name in TRAINING else c
+                 for c in COMMANDS)
 BY_NAME = {c.name: c for c in COMMANDS}
 OUTPUT_COMMANDS.update({c.config.rpartition(":")[2]: c.name for c in COMMANDS})

@@ -93,8 +93,10 @@ def check_choices(cfg: Any, values: dict[str, Any] | None = None, where: str = "
     holds one of its choices: the one place choices are checked."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name) if values is None else values.get(f.name)
-        if "choices" in f.metadata and isinstance(value, str):
-            check_choice(value, f.metadata["choices"], f"{where}.{f.name}" if where else f.name)
+        if "choices" in f.metadata:  # a text, or a list of them (each one of the choices)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    check_choice(item, f.metadata["choices"], f"{where}.{f.name}" if where else f.name)
 
 
 def config(cls: type[T]) -> type[T]:

@@ -204,6 +204,17 @@ def checkpoints_folder(output: str | Path) -> Path:
     return output.parent / f".{output.name}.checkpoints"
 
 
+def checkpoints_owner(folder: str | Path) -> tuple[Path, str] | None:
+    """(output, phase) of a folder inside an output's `checkpoints_folder` (phase: its path there,
+    e.g. "finetune" or "finetune/trial3"); None for any other folder."""
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):
+        name = parent.name
+        if name.startswith(".") and name.endswith(".checkpoints") and len(name) > len("..checkpoints"):
+            return parent.parent / name[1:-len(".checkpoints")], folder.relative_to(parent).as_posix()
+    return None
+
+
 def check_resumable(output: str | Path, kind: str) -> None:
     """`--resume` needs something to resume: a checkpoint of an interrupted run beside `output`, or
     an output of this kind (which keeps its own state: run's finished stages, search-mapping's

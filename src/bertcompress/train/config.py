@@ -10,6 +10,10 @@ from bertcompress.core.config import (
     setting,
 )
 
+TRACKERS = ("tensorboard", "mlflow")
+# settings that say where a run is reported, not how it trains: a resumed run may change them
+REPORTING = ("report_to", "tracking_uri")
+
 
 @config
 class SearchConfig:
@@ -71,6 +75,11 @@ class TrainConfig:
                                   "lets transformers install its output hooks)")
     search: SearchConfig | None = setting(None, "fine-tuning only: choose lr and epochs by a search on the eval "
                                           "split first (set any search.* key to turn it on)", template=SearchConfig)
+    report_to: list[str] = setting(factory=list, choices=TRACKERS, help=(
+        "send this run's curves and settings to tensorboard and/or mlflow (pip install 'bertcompress[track]'); "
+        "TensorBoard event files go to <output's folder>/tensorboard/<output name>/<phase>"))
+    tracking_uri: str | None = setting(None, "MLflow tracking URI: a server (http://...) or a store "
+                                       "(null: sqlite:///<output's folder>/mlflow.db)")
 
     def __post_init__(self) -> None:
         fill_own_seeds(self)

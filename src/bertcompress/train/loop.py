@@ -34,10 +34,11 @@ from transformers import get_linear_schedule_with_warmup
 from bertcompress.core.errors import TrainingDiverged, UserError
 from bertcompress.core.log import progress_bar
 from bertcompress.train.checkpoint import load_checkpoint, save_checkpoint
-from bertcompress.train.config import TrainConfig
+from bertcompress.train.config import REPORTING, TrainConfig
 from bertcompress.train.cuda_graph import GraphedStep
 from bertcompress.train.distributed import any_rank, barrier, init_distributed, pick_device
 from bertcompress.train.interrupt import Interrupted
+from bertcompress.train.tracking import Tracking, loop_settings
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -137,11 +138,12 @@ def planned_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
 def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[dict]], Batch],
                cfg: TrainConfig, *, work_dir: str | Path, resume: bool = False,
                evaluate: EvalFn | None = None, desc: str = "train",
-               settings: dict[str, Any] | None = None) -> TrainResult:
+               settings: dict[str, Any] | None = None, config: Any = None) -> TrainResult:
     """Train `module` in place on `features`; return its history. Checkpoints go to `work_dir`.
 
     `settings`: the method's own settings (loss weights, bit widths, a curriculum...); like `cfg`
-    and the data size they must match for `resume` to continue a checkpoint."""
+    and the data size they must match for `resume` to continue a checkpoint. `config`: the command's
+    whole config, which `train.report_to` records with the run (train/tracking.py)."""
     if not features:
         raise UserError(f"{desc}: no training examples")
     if cfg.search is not None:  # train/hyperparameter_search.py runs this loop once per trial, with search unset
@@ -196,7 +198,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
     best: dict[str, Any] | None = None  # keep_best: {"score", "step", "eval", "module" (a CPU copy)}
     # early stopping: the best score so far, evaluations since it improved, training seconds so far
     progress: dict[str, Any] = {"best_score": -math.inf, "stale": 0, "seconds": 0.0, "stopped": None}
-    fingerprint = json.dumps({**asdict(cfg), "n": len(features), "world": ctx.world_size,
+    trains = {k: v for k, v in asdict(cfg).items() if k not in REPORTING}  # where it reports may change
+    fingerprint = json.dumps({**trains, "n": len(features), "world": ctx.world_size,
                               "method": settings or {}}, sort_keys=True, default=str)
     if resume and (state := load_checkpoint(work_dir)) is not None:
         if state["fingerprint"] != fingerprint:
@@ -244,6 +247,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             raise TrainingDiverged(f"{desc}: loss became {where}; the last good checkpoint is kept in {work_dir}")
         unchecked.clear()
 
+    tracking = Tracking(cfg, work_dir, loop_settings(cfg, config, settings), main=ctx.is_main)
     module.train()
     bar = progress_bar(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()
@@ -270,6 +274,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         final_eval = evaluate(module)
         module.train()
         history.append({"step": step, **{f"eval_{k}": v for k, v in final_eval.items()}})
+        tracking.log(step, history[-1])
         if (cfg.keep_best or cfg.patience) and "score" not in final_eval:
             raise UserError(f"{desc}: train.keep_best and train.patience need an evaluation with a 'score', "
                             f"got {sorted(final_eval)}")
@@ -321,6 +326,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 logged = _to_floats(logs_sum)
                 rate = tokens / max(1e-9, time.perf_counter() - t0)
                 history.append({"step": step, "lr": float(scheduler.get_last_lr()[0]), **logged})
+                tracking.log(step, history[-1], tok_s=rate)
                 bar.set_postfix(loss=f"{logged['loss']:.4f}", tok_s=f"{rate:,.0f}")
             if cfg.max_minutes is not None and elapsed() >= cfg.max_minutes * 60 and step < total_steps:
                 progress["stopped"] = "max_minutes"
@@ -331,7 +337,11 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
                 timed_checkpoint()
     except KeyboardInterrupt:
         bar.close()
+        tracking.abort()
         raise Interrupted(desc, step, total_steps, saved_step, work_dir) from None
+    except BaseException:
+        tracking.abort()
+        raise
     bar.close()
     if step > start:
         timed_checkpoint()  # a finished run resumes as finished: later phases can restart alone
@@ -341,6 +351,8 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
         final_eval = json.loads(best["eval"])
     module.eval()
     seconds = time.perf_counter() - t0
-    return TrainResult(steps=step - start, history=history, final_eval=final_eval, seconds=seconds,
-                       step_seconds=seconds - overhead, best_step=best["step"] if best else None,
-                       stopped=progress["stopped"] or "planned steps")
+    result = TrainResult(steps=step - start, history=history, final_eval=final_eval, seconds=seconds,
+                         step_seconds=seconds - overhead, best_step=best["step"] if best else None,
+                         stopped=progress["stopped"] or "planned steps")
+    tracking.finish(result)
+    return result

@@ -59,7 +59,7 @@ def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
     settings = {"data": to_dict(cfg.data), "unlabelled": to_dict(cfg.unlabelled), "model": to_dict(cfg.model),
                 "ema": cfg.ema, "words": len(vocab.words), "unlabelled_sentences": len(unlabelled)}
     run = train_loop(objective, features, CvtCollator(tagger.min_chars), cfg.train,
-                     work_dir=checkpoint_dir(cfg.output, "cvt"), resume=resume,
+                     config=cfg, work_dir=checkpoint_dir(cfg.output, "cvt"), resume=resume,
                      evaluate=lambda o: score_tagger(o.averaged, data.dev), desc="cvt", settings=settings)
     final = objective.averaged.cpu().eval()
     result = _result(cfg, final, data, unlabelled, run)

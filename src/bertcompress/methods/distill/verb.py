@@ -121,7 +121,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                                 cfg.corpus.max_sequences)
         _set_teacher_precision(cfg, teacher)
         objective = DistillationObjective(student, teacher, cfg.losses, phase_weights(cfg.losses, "intermediate"))
-        run = train_loop(objective, features, collate, cfg.train, resume=resume, desc="general distill",
+        run = train_loop(objective, features, collate, cfg.train, config=cfg, resume=resume, desc="general distill",
                          work_dir=checkpoint_dir(cfg.output, "general"), settings=to_dict(cfg.losses))
         result.update(**objective.mapping_record(), sequences=len(features), history=run.history,
                       train_seconds=run.seconds)
@@ -190,7 +190,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
                                        "scores": list(cached.layers.scores),
                                        "build_seconds": round(cached.build_seconds, 1)}
         objective.teacher_outputs = cached
-        run = train_loop(objective, features, collate, train_cfg, resume=resume,
+        run = train_loop(objective, features, collate, train_cfg, config=cfg, resume=resume,
                          desc=f"task distill ({phase})", work_dir=checkpoint_dir(cfg.output, phase),
                          evaluate=evaluate if phase == "prediction" else None,
                          settings={"losses": to_dict(cfg.losses), "augment": to_dict(cfg.augment)})

@@ -49,8 +49,8 @@ def finetune(cfg: FinetuneConfig, *, resume: bool = False) -> Path:
                            "trials": found.trials, "seconds": found.seconds}
     else:
         objective = new_objective()
-        result = train_loop(objective, splits.train_features, collate, cfg.train, work_dir=work_dir, resume=resume,
-                            evaluate=evaluate, desc="finetune")
+        result = train_loop(objective, splits.train_features, collate, cfg.train, config=cfg, work_dir=work_dir,
+                            resume=resume, evaluate=evaluate, desc="finetune")
     if result.best_step is not None:
         extra["best_step"] = result.best_step
     if chooses:

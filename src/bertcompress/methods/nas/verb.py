@@ -177,8 +177,8 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
 
     t0 = time.perf_counter()
     result = train_loop(objective, train_features, collate, train_cfg,
-                        work_dir=work / "supernet", resume=resume, evaluate=prune_point, desc="nas supernet",
-                        settings={"space": space, "prune": to_dict(cfg.prune)})
+                        config=cfg, work_dir=work / "supernet", resume=resume, evaluate=prune_point,
+                        desc="nas supernet", settings={"space": space, "prune": to_dict(cfg.prune)})
     supernet_seconds = round(time.perf_counter() - t0, 1)
 
     block_losses, finished = [], []
@@ -429,7 +429,7 @@ def _continue(cfg: NasConfig, model: nn.Module, objective: BlockwiseObjective, f
     """Whole-model distillation of a chosen model (the `final_general` stage)."""
     model.train()
     run = train_loop(WholeModelObjective(model, objective), features, collate, cfg.final_general,
-                     work_dir=checkpoint_dir(cfg.output, "nas") / f"final_{_folder_name(name)}",
+                     config=cfg, work_dir=checkpoint_dir(cfg.output, "nas") / f"final_{_folder_name(name)}",
                      desc=f"nas final {name}")
     model.eval()
     return {"final_general_seconds": round(run.seconds, 1)}

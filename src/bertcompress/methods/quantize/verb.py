@@ -114,7 +114,7 @@ def quantize(cfg: QuantizeTrainConfig, *, resume: bool = False) -> Path:
         objective = DistillationObjective(student, teacher, cfg.losses, weights, regression=task.is_regression)
     else:
         objective = SupervisedObjective(student, task.is_regression)
-    run = train_loop(objective, features, train_collate, cfg.train, resume=resume,
+    run = train_loop(objective, features, train_collate, cfg.train, config=cfg, resume=resume,
                      desc=f"quantize {cfg.quant.spec()} ({'KDLSQ' if cfg.kd else 'LSQ'})",
                      work_dir=checkpoint_dir(cfg.output, "quantize"),
                      settings={"quant": to_dict(cfg.quant), "kd": cfg.kd, "teacher": cfg.teacher,

@@ -199,7 +199,7 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
                                  regression=task.is_regression)
     curriculum = {k: getattr(cfg, k) for k in ("successor_init", "curriculum", "replace_prob", "curriculum_k",
                                                "curriculum_b")}
-    run = train_loop(objective, features, collate, cfg.replacing, resume=resume, evaluate=evaluate,
+    run = train_loop(objective, features, collate, cfg.replacing, config=cfg, resume=resume, evaluate=evaluate,
                      work_dir=checkpoint_dir(cfg.output, "replacing"), desc="theseus (replacing)",
                      settings=curriculum)
     result["replacing"] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval,
@@ -209,7 +209,7 @@ def theseus(cfg: TheseusConfig, *, resume: bool = False) -> Path:
     _freeze(successor, cfg.finetune_shared)
     _freeze(successor_layers, True)
     run = train_loop(SupervisedObjective(successor, task.is_regression), features, collate, cfg.finetune,
-                     resume=resume, evaluate=evaluate, work_dir=checkpoint_dir(cfg.output, "finetune"),
+                     config=cfg, resume=resume, evaluate=evaluate, work_dir=checkpoint_dir(cfg.output, "finetune"),
                      desc="theseus (successor fine-tuning)", settings={**curriculum, "shared": cfg.finetune_shared})
     result["finetune"] = {"history": run.history, "train_seconds": run.seconds, "dev": run.final_eval}
     successor.eval()
