@@ -94,10 +94,15 @@ def test_pipeline_writes_report(tmp_path, tiny_bert_dir, sentiment_tsv, corpus_f
     if not saved["teacher_learned"]:  # a 2-step tiny teacher: expected; the report must say so
         assert "WARNING: the teacher did not learn the task" in summary and "not meaningful" in summary
         assert saved["ratios"]["retention"] is None
-    # resume reuses finished stages: nothing is retrained
+    # the student's card says how it compares with the teacher, as measured here
+    card = (out / "student" / "README.md").read_text()
+    assert f"label {saved['student']['label_loyalty']:.3f}" in card
+    assert f"{saved['ratios']['size_ratio']:.2f}x fewer parameters" in card
+    # resume reuses finished stages: nothing is retrained, the card's comparison is written once
     before = (out / "student" / "model.safetensors").stat().st_mtime_ns
     run(cfg, resume=True)
     assert (out / "student" / "model.safetensors").stat().st_mtime_ns == before
+    assert (out / "student" / "README.md").read_text().count("## Against the teacher") == 1
 
 
 def test_report_says_loudly_when_the_teacher_learned_nothing():

@@ -51,6 +51,9 @@ class DataConfig:
     path: str | None = setting(None, "GLUE folder, CSV/TSV/JSONL file, saved dataset or datasets name; for "
                                "tagging a CoNLL/JSONL file or folder; for brown-pos NLTK's brown.zip "
                                "(null: the embedded default; brown-pos: ../shared/data/corpus/nltk/brown.zip)")
+    config_name: str | None = setting(None, "a Hub dataset's config (subset), e.g. sst2 of glue (null: glue's is the "
+                                      "task, other datasets have none)")
+    revision: str | None = setting(None, "a Hub dataset's branch, tag or commit (null: its main branch)")
     text_a: str | None = setting(None, "column of the first text (CSV/TSV/JSONL, datasets)")
     text_b: str | None = setting(None, "column of the second text of a pair")
     label: str | None = setting(None, "column of the label")

@@ -376,25 +376,30 @@ def _resolve_columns(cfg: DataConfig, task: TaskSpec, columns: list[str], source
     return a, b, label
 
 
-def load_hf_dataset(path: str, config: str | None = None, what: str = "data file") -> Any:
-    """A `datasets.save_to_disk` folder or a hub dataset, or one clear line saying why not."""
+def load_hf_dataset(path: str, config: str | None = None, what: str = "data file", revision: str | None = None) -> Any:
+    """A `datasets.save_to_disk` folder or a hub dataset (its config `config`, at `revision`), or one
+    clear line saying why not."""
     try:
         import datasets
     except ImportError:
         raise UserError(f"data.path {path!r} is not a local {what} or folder; reading it as a Hugging Face "
                         "dataset needs `pip install datasets`") from None
     try:
-        return datasets.load_from_disk(path) if Path(path).is_dir() else datasets.load_dataset(path, config)
+        if Path(path).is_dir():
+            return datasets.load_from_disk(path)
+        return datasets.load_dataset(path, config, **({"revision": revision} if revision else {}))
     except Exception as e:  # datasets raises many types; all mean "cannot use this"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UserError(f"could not load dataset {path!r}: {first}") from None
 
 
 def _read_dataset(cfg: DataConfig, task: TaskSpec, split: str) -> _Table:
-    """A `datasets.save_to_disk` folder or a hub dataset ("glue" uses the task as its config)."""
+    """A `datasets.save_to_disk` folder or a hub dataset: its config `data.config_name` ("glue": the
+    task by default), at `data.revision`."""
     name = str(cfg.path)
-    config = task.name if name.lower() in ("glue", "nyu-mll/glue") and task.name in GLUE_TASKS else None
-    obj = load_hf_dataset(name, config)
+    config = cfg.config_name or (task.name if name.lower() in ("glue", "nyu-mll/glue") and task.name in GLUE_TASKS
+                                 else None)
+    obj = load_hf_dataset(name, config, revision=cfg.revision)
     import datasets  # present: load_hf_dataset said so
     ds, source = obj, name
     if isinstance(obj, datasets.DatasetDict):

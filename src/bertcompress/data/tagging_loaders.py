@@ -174,7 +174,7 @@ def _dataset_split_sentences(cfg: DataConfig, task: TaskSpec,
                              split: str) -> tuple[str, list[TaggedSentence], list[str]]:
     """A `datasets.save_to_disk` folder or a hub name: (source, sentences, tag set)."""
     name = str(cfg.path)
-    obj = load_hf_dataset(name, what="tagged file")
+    obj = load_hf_dataset(name, cfg.config_name, what="tagged file", revision=cfg.revision)
     import datasets  # present: load_hf_dataset said so
 
     def read(wanted: str) -> tuple[str, list[TaggedSentence], object]:

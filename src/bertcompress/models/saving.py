@@ -1,5 +1,6 @@
 """Every output is a `save_pretrained` folder (safetensors) with its tokenizer, the config it ran
-with and a result record, written atomically: it appears complete or not at all."""
+with, a result record and a model card (card.py), written atomically: it appears complete or not
+at all."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from torch import nn
 
 from bertcompress.core.config import save_config
 from bertcompress.core.io import atomic_dir, atomic_write_json, checkpoints_folder
+from bertcompress.models.card import CardFacts, facts_from_run, write_model_card
 from bertcompress.models.loading import transformers_bars_off
+from bertcompress.models.pruned import RECORD
 
 RESULT_FILENAME = "bertcompress_result.json"
 
@@ -26,7 +29,18 @@ def save_model_folder(output: str | Path, model: nn.Module, tokenizer, config: A
             tokenizer.save_pretrained(tmp)
         save_config(config, tmp)
         atomic_write_json(tmp / RESULT_FILENAME, result)
+        write_model_card(tmp, card_facts(output, model, config, result))
     return output
+
+
+def card_facts(output: Path, model: nn.Module, config: Any, result: dict[str, Any]) -> CardFacts:
+    facts = facts_from_run(output, model, config, result)
+    if getattr(model.config, RECORD, None):  # layers of uneven sizes: plain transformers cannot load it
+        facts.library = "bertcompress"
+        facts.load = ("from bertcompress.models.loading import load_model, load_tokenizer\n\n"
+                      f"model = load_model(\"path/to/{output.name}\", \"{facts.model_kind}\")\n"
+                      f"tokenizer = load_tokenizer(\"path/to/{output.name}\")")
+    return facts
 
 
 def checkpoint_dir(output: str | Path, phase: str) -> Path:

@@ -44,7 +44,8 @@ from bertcompress.methods.finetune.config import FinetuneConfig
 from bertcompress.methods.finetune.verb import finetune
 from bertcompress.methods.prune.config import ExtractConfig
 from bertcompress.methods.prune.verb import extract
-from bertcompress.models.loading import resolve_model_path
+from bertcompress.models.card import add_comparison
+from bertcompress.models.loading import model_config
 from bertcompress.pipeline.config import PipelineConfig
 
 
@@ -102,20 +103,34 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
               "stage_seconds": seconds, "config": to_dict(cfg)}
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
+    add_comparison(out / "student", comparison_lines(report))
     return report
+
+
+def comparison_lines(report: dict[str, Any]) -> list[str]:
+    """The student's card's lines against its teacher, from the report."""
+    r, teacher, student = report["ratios"], report["teacher"], report["student"]
+    lines = [f"teacher `{report['config']['teacher']}`: {teacher['metric']} {teacher['score']:.4f}, this student "
+             f"{student['score']:.4f} on {report['split']}"]
+    if r["retention"] is not None:
+        lines.append(f"retention (student score / teacher score): {r['retention']:.3f}")
+    lines.append(_loyalty_line(student).removeprefix("- "))
+    lines.append(f"{r['size_ratio']:.2f}x fewer parameters, {r['disk_ratio']:.2f}x smaller on disk")
+    lines += [f"CPU latency, {k.removeprefix('latency_ratio_')} x 128 tokens: {v:.2f}x faster (same run, same machine)"
+              for k, v in r.items() if k.startswith("latency_ratio_")]
+    return lines
 
 
 def pretrained_start(cfg: PipelineConfig, out: Path) -> tuple[str, ExtractConfig | None]:
     """Where a student started from a pre-trained model (`student.init`) begins: the model itself
     when the asked sizes are its own (a size left null is), else its ETD cut, made by an extract
     stage into out/extracted_student, scored on the corpus."""
-    from transformers import AutoConfig
 
     from bertcompress.models.family import family_of
 
     name, student = cfg.student.pretrained, cfg.student
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(name))
+        config = model_config(name)
     except UserError as e:
         raise UserError(f"student.init: {e}") from None
     except (OSError, ValueError, KeyError) as e:
@@ -135,14 +150,12 @@ def _check_inputs(cfg: PipelineConfig) -> None:
     """The teacher, the task's data, the corpus, the student's shape and layer mappings against the
     teacher, and the stages' training settings: every input a stage would otherwise refuse only
     after the stages before it had trained (and written) for hours."""
-    from transformers import AutoConfig
 
     from bertcompress.data.corpus import load_corpus
     from bertcompress.models.student import check_student
 
-    path = resolve_model_path(cfg.teacher)
     try:
-        teacher = AutoConfig.from_pretrained(path)
+        teacher = model_config(cfg.teacher)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot read the config of teacher {cfg.teacher}: {str(e).strip().splitlines()[0]}") from None
     check_student(teacher, cfg.student, {"losses.layer_mapping": cfg.losses.layer_mapping,

@@ -57,7 +57,7 @@ from bertcompress.data.substitutes import (
     never_replaced,
 )
 from bertcompress.methods.distill.config import AugmentConfig
-from bertcompress.models.loading import has_mlm_head, load_model, load_tokenizer, resolve_model_path
+from bertcompress.models.loading import has_mlm_head, hub_kwargs, load_model, load_tokenizer, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,8 @@ def _model_fingerprint(name: str) -> list[Any]:
     folder misses the cache instead of reusing stale augmentations."""
     path = resolve_model_path(name)
     p = Path(path)
-    if not p.is_dir():
-        return [path]
+    if not p.is_dir():  # a hub id: its name and the revision it pins
+        return [path, *hub_kwargs(name).values()]
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".txt"))
     return [str(p.resolve())] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 

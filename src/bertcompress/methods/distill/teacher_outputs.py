@@ -39,7 +39,7 @@ from bertcompress.core.log import log, progress_bar
 from bertcompress.methods.distill.config import TeacherCacheConfig
 from bertcompress.models.assets import cache_root
 from bertcompress.models.intermediates import Intermediates
-from bertcompress.models.loading import resolve_model_path
+from bertcompress.models.loading import hub_kwargs, resolve_model_path
 
 CACHE_FORMAT = "bertcompress-teacher-outputs/1"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
@@ -63,7 +63,8 @@ def teacher_fingerprint(teacher: str) -> str:
     h = hashlib.sha256()
     files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix in _WEIGHT_SUFFIXES) if path.is_dir() else []
     if not files:
-        h.update(str(path).encode())  # a hub id: its name (the hub pins the files)
+        # a hub id: its name and the revision it pins (the hub pins the files)
+        h.update((str(path) + "".join(f"@{v}" for v in hub_kwargs(teacher).values())).encode())
     for f in files:
         h.update(f.name.encode())
         with open(f, "rb") as fh:

@@ -42,7 +42,7 @@ from bertcompress.models.loading import (
     check_task_model,
     load_model,
     load_tokenizer,
-    resolve_model_path,
+    model_config,
 )
 from bertcompress.models.saving import checkpoint_dir, publish_model_folder
 from bertcompress.models.student import build_student
@@ -85,9 +85,8 @@ def student_tokenizer(cfg: DistillConfig, teacher_tok, teacher_vocab_size: int, 
     except UserError:
         student_tok = None
     if student_tok is None:
-        from transformers import AutoConfig
 
-        size = AutoConfig.from_pretrained(resolve_model_path(cfg.student_path)).vocab_size
+        size = model_config(cfg.student_path).vocab_size
         if size != teacher_vocab_size:
             raise UserError(f"teacher {cfg.teacher} and student {cfg.student_path} have different vocabularies "
                             f"({teacher_vocab_size} vs {size} tokens) and the student has no tokenizer saved")
@@ -130,9 +129,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False) -> Path:
     teacher_tok = tokenizer
     chooses = any(t.keep_best or t.patience > 0 for t in (cfg.train, cfg.prediction_train))
     if cfg.student_path is not None:  # the student's tokenizer decides how the task data is read
-        from transformers import AutoConfig
 
-        t_vocab = AutoConfig.from_pretrained(resolve_model_path(cfg.teacher)).vocab_size
+        t_vocab = model_config(cfg.teacher).vocab_size
         tokenizer = student_tokenizer(cfg, teacher_tok, t_vocab, "task")
     two_views = tokenizer is not teacher_tok
     splits = load_task_splits(cfg.data, tokenizer, allow_tagging=True, validation=chooses)

@@ -35,7 +35,7 @@ from bertcompress.methods.mapping_search.genetic import Genome, genetic_search
 from bertcompress.methods.mapping_search.heldout import check_widths, heldout_loss
 from bertcompress.methods.prune.config import ExtractConfig
 from bertcompress.models.layer_mapping import resolve_mapping
-from bertcompress.models.loading import resolve_model_path
+from bertcompress.models.loading import model_config
 from bertcompress.train.config import TrainConfig
 
 RESULT_FILE = "search.json"
@@ -43,10 +43,9 @@ RESULT_FILE = "search.json"
 
 def teacher_config(name: str):
     """The teacher's transformers config, read alone (no weights)."""
-    from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(resolve_model_path(name))
+        return model_config(name)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot read the config of teacher {name}: {str(e).strip().splitlines()[0]}") from None
 

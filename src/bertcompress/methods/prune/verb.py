@@ -18,18 +18,21 @@ from bertcompress.methods.prune.config import ExtractConfig, PruneConfig
 from bertcompress.methods.prune.extract import apply_plan, plan_extraction
 from bertcompress.methods.prune.importance import compute_importance
 from bertcompress.methods.prune.structured import prune_model
-from bertcompress.models.loading import count_parameters, has_mlm_head, load_model, load_tokenizer, resolve_model_path
+from bertcompress.models.loading import (
+    count_parameters,
+    has_mlm_head,
+    load_model,
+    load_tokenizer,
+    model_config,
+)
 from bertcompress.models.saving import save_model_folder
 from bertcompress.train.distributed import pick_device
 
 
 def model_kind(name: str) -> str:
     """classifier for a fine-tuned task model, masked_lm when a trained MLM head is saved, else base."""
-    from transformers import AutoConfig
-
-    path = resolve_model_path(name)
     try:
-        archs = AutoConfig.from_pretrained(path).architectures or []
+        archs = model_config(name).architectures or []
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"cannot read the config of {name}: {str(e).strip().splitlines()[0]}") from None
     if any(a.endswith("ForSequenceClassification") for a in archs):

@@ -38,6 +38,7 @@ from torch import nn
 from bertcompress.core.config import CONFIG_FILENAME, from_dict, save_config, to_dict
 from bertcompress.core.errors import UserError
 from bertcompress.core.io import atomic_dir, atomic_write_json
+from bertcompress.models.card import facts_from_run, model_card
 from bertcompress.models.quantized.config import QuantConfig
 from bertcompress.models.quantized.lsq import LSQQuantizer
 from bertcompress.models.quantized.modules import QuantEmbedding, QuantLinear, quantize_
@@ -139,7 +140,7 @@ def dequantized_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _readme(model: nn.Module, quant: QuantConfig, model_kind: str, packed_bytes: int, standard_bytes: int,
+def _files_table(model: nn.Module, quant: QuantConfig, model_kind: str, packed_bytes: int, standard_bytes: int,
             onnx: bool, records: list[str]) -> str:
     """The folder's README.md: which file is which and how to load each."""
     auto = "AutoModelForTokenClassification" if model_kind == "token_classifier" else \
@@ -162,8 +163,7 @@ def _readme(model: nn.Module, quant: QuantConfig, model_kind: str, packed_bytes:
     if records:
         rows.append(f"| {', '.join(f'`{r}`' for r in records)} | the settings it was made with, its scores | |")
     return "\n".join([
-        f"# A {quant.spec()} quantized {model.config.model_type} model, written by bertcompress", "",
-        "| files | what | load with |", "| --- | --- | --- |", *rows, "",
+        "## Its files", "", "| files | what | load with |", "| --- | --- | --- |", *rows, "",
         f"bertcompress loads the model from `{WEIGHTS_FILE}` alone: delete `{STANDARD_WEIGHTS_FILE}` to ship "
         f"the small form (`{WEIGHTS_FILE}`, `{DESCRIPTION_FILE}`, `config.json`, tokenizer files).", ""])
 
@@ -192,11 +192,19 @@ def save_packed(output: str | Path, model: nn.Module, quant: QuantConfig, *, tok
             save_config(config, tmp)
         if write_onnx is not None:
             write_onnx(model, tmp / ONNX_FILE)
+        packed_bytes = (tmp / WEIGHTS_FILE).stat().st_size
         if result is not None:
-            atomic_write_json(tmp / RESULT_FILENAME, {**result, "bytes_on_disk": (tmp / WEIGHTS_FILE).stat().st_size})
+            atomic_write_json(tmp / RESULT_FILENAME, {**result, "bytes_on_disk": packed_bytes})
         records = [name for name in (CONFIG_FILENAME, RESULT_FILENAME) if (tmp / name).is_file()]
-        readme = _readme(model, quant, model_kind, (tmp / WEIGHTS_FILE).stat().st_size,
-                         (tmp / STANDARD_WEIGHTS_FILE).stat().st_size, write_onnx is not None, records)
+        files = _files_table(model, quant, model_kind, (tmp / WEIGHTS_FILE).stat().st_size,
+                        (tmp / STANDARD_WEIGHTS_FILE).stat().st_size, write_onnx is not None, records)
+        if config is not None and result is not None:  # a model card around the table of files
+            facts = facts_from_run(output, model, config, {**result, "bytes_on_disk": packed_bytes})
+            facts.shape += f", quantized {quant.spec()} ({packed_bytes / 1e6:.1f} MB packed)"
+            facts.notes.append(files)
+            readme = model_card(facts)
+        else:
+            readme = f"# A {quant.spec()} quantized {model.config.model_type} model, written by bertcompress\n\n{files}"
         (tmp / README_FILE).write_text(readme, encoding="utf-8")
     return output
 
