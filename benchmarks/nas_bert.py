@@ -72,7 +72,7 @@ def encoder_ms(folder: Path, latency) -> float:
     """Measured latency of a saved NAS-BERT encoder, timed as the grid is."""
     from transformers import AutoModel
 
-    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    import bertcompress.models.nasbert.modeling  # noqa: F401  (registers the NAS-BERT Auto classes)
     from bertcompress.methods.nas.latency import measure_model_ms
 
     return measure_model_ms(AutoModel.from_pretrained(folder).eval(), device="cpu", threads=latency.threads,
@@ -94,7 +94,7 @@ def encoder_parameters(folder: Path) -> int:
     """Parameters of a saved encoder, embeddings included (one count for both families)."""
     from transformers import AutoModel
 
-    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    import bertcompress.models.nasbert.modeling  # noqa: F401  (registers the NAS-BERT Auto classes)
 
     return sum(p.numel() for p in AutoModel.from_pretrained(folder).parameters())
 
@@ -104,7 +104,7 @@ def classifier_measures(folder: Path, work: Path, latency) -> dict[str, Callable
     threads; each call one median of `latency.repeats` runs), loaded and exported once."""
     from transformers import AutoModelForSequenceClassification
 
-    import bertcompress.models.nasbert  # noqa: F401  (registers the NAS-BERT Auto classes)
+    import bertcompress.models.nasbert.modeling  # noqa: F401  (registers the NAS-BERT Auto classes)
     from bertcompress.evaluation.profile import measure_latency, measure_onnx_latency
     from bertcompress.export.onnx import export_onnx, onnx_session
 

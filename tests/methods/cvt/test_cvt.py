@@ -282,7 +282,7 @@ def test_cvt_end_to_end_writes_a_complete_folder(tiny_cfg):
     out = cvt(tiny_cfg)
     names = {p.name for p in out.iterdir()}
     assert names == {"model.safetensors", "cvt_config.json", "words.json", "chars.json", "tags.json",
-                     "model.onnx", "bertcompress_result.json", "bertcompress_config.yaml"}
+                     "model.onnx", "bertcompress_result.json", "bertcompress_config.yaml", "README.md"}
     result = json.loads((out / "bertcompress_result.json").read_text())
     # 48 sentences: 38 train (16 labelled, 22 more unlabelled), 5 dev, 5 test; 4 sentences from the text file
     assert result["data"] == {"labelled": 16, "unlabelled": 26, "dev": 5, "test": 5, "tags": 4,
@@ -294,6 +294,11 @@ def test_cvt_end_to_end_writes_a_complete_folder(tiny_cfg):
     assert len(logged) == 6 and all({"supervised", "unlabelled", "view_future"} <= set(h) for h in logged)
     assert json.loads((out / "tags.json").read_text()) == [".", "DET", "NOUN", "VERB"]
     assert "kind: CvtConfig" in (out / "bertcompress_config.yaml").read_text()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.to_dict()["pipeline_tag"] == "token-classification" and "load_cvt(" in card.text
+    assert card.data.eval_results[0].metric_value == pytest.approx(result["dev"]["accuracy"], abs=5e-5)
     # the saved (EMA) tagger scores what the result says
     tagger = load_cvt(out)
     data = labelled_data(tiny_cfg.data)

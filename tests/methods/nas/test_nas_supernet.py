@@ -338,7 +338,7 @@ def test_assemble_refuses_archs_outside_the_supernet():
 def test_assembled_model_saves_and_loads(tmp_path):
     from transformers import AutoModel
 
-    import bertcompress.models.nasbert  # noqa: F401 - registers "nasbert" with the Auto classes
+    import bertcompress.models.nasbert.modeling  # noqa: F401 - registers "nasbert" with the Auto classes
 
     model = assemble(supernet(), "e16/24:mha,conv5|16:ffn,identity")
     model.save_pretrained(tmp_path)

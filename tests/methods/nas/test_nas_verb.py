@@ -1,3 +1,4 @@
+
 """`nas` end to end on a tiny teacher: a family of NAS-BERT encoders, one per budget, that load
 through transformers' Auto classes and score as the selection says."""
 
@@ -5,9 +6,10 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModel
 
-import bertcompress.models.nasbert  # noqa: F401 - registers the Auto classes
+import bertcompress.models.nasbert.modeling  # noqa: F401 - registers the Auto classes
 from bertcompress.cli import main
 from bertcompress.core.config import from_dict, to_dict
 from bertcompress.core.errors import UserError
@@ -82,6 +84,8 @@ def test_nas_writes_one_loadable_model_per_budget(tmp_path, tiny_bert_dir, corpu
         assert model.config.nas_arch.to_string() == arch.to_string()
         assert sum(p.numel() for p in model.parameters()) == budget["params"]
         assert (folder / "tokenizer_config.json").is_file() and (folder / "bertcompress_config.yaml").is_file()
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.to_dict()["library_name"] == "bertcompress" and arch.to_string() in card.text
     assert (out / "report" / "family.png").is_file() and not (tmp_path / ".nas.checkpoints").exists()
     # a NAS model goes on like any student: fine-tuned on a task, then evaluated (ONNX included)
     first = out / "models" / "1_2x"

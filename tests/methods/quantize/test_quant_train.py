@@ -112,6 +112,11 @@ def test_ptq_dynamic_int8_baseline(tiny_bert_dir, sentiment_tsv, tmp_path):
     ids = torch.randint(5, 80, (3, 9))
     with torch.no_grad():
         assert torch.equal(load_ptq(out)(input_ids=ids).logits, q(input_ids=ids).logits)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.to_dict()["library_name"] == "bertcompress" and "load_ptq(" in card.text
+    assert card.data.eval_results[0].metric_value == pytest.approx(result["dev"]["accuracy"], abs=5e-5)
 
 
 def test_quantize_subcommand(tiny_bert_dir, sentiment_tsv, tmp_path, capsys):

@@ -28,6 +28,7 @@ from bertcompress.methods.cvt.predict import score_tagger
 from bertcompress.methods.cvt.saving import save_tagger
 from bertcompress.methods.cvt.sentences import LabelledData, labelled_data, unlabelled_sentences
 from bertcompress.methods.cvt.vocab import CvtCollator, CvtVocab
+from bertcompress.models.card import CardFacts, write_model_card
 from bertcompress.models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from bertcompress.train.distributed import refuse_ddp
 from bertcompress.train.loop import TrainResult, seed_run, train_loop
@@ -99,6 +100,19 @@ def _result(cfg: CvtConfig, tagger: CvtTagger, data: LabelledData, unlabelled: l
     return result
 
 
+def _card_facts(cfg: CvtConfig, tagger: CvtTagger, result: dict[str, Any]) -> CardFacts:
+    name = Path(cfg.output).name
+    params = sum(p.numel() for p in tagger.parameters())
+    facts = CardFacts(name=name, command="cvt", model_kind="token_classifier", library="bertcompress",
+                      shape=f"A CNN-BiLSTM tagger trained by Cross-View Training: {params / 1e6:.1f}M parameters",
+                      task="tagging", split="dev", scores=result["dev"])
+    facts.load = ("from bertcompress.methods.cvt.predict import predict_tags\n"
+                  "from bertcompress.methods.cvt.saving import load_cvt\n\n"
+                  f"tagger = load_cvt(\"path/to/{name}\")\n"
+                  "predict_tags(tagger, [\"The jury said it was fine .\"])  # model.onnx runs it without us")
+    return facts
+
+
 def _publish(cfg: CvtConfig, tagger: CvtTagger, data: LabelledData, result: dict[str, Any]) -> Path:
     with atomic_dir(cfg.output) as tmp:
         save_tagger(tagger, tmp)
@@ -109,6 +123,7 @@ def _publish(cfg: CvtConfig, tagger: CvtTagger, data: LabelledData, result: dict
             result["runtimes"] = {"split": split, **compare_runtimes(tagger, tmp / ONNX_FILE, getattr(data, split))}
         atomic_write_json(tmp / RESULT_FILENAME, result)
         save_config(cfg, tmp)
+        write_model_card(tmp, _card_facts(cfg, tagger, result))
     drop_checkpoints(cfg.output)
     test = result["test"]
     log.info(f"cvt: dev {result['dev']['score']:.4f}"

@@ -72,6 +72,7 @@ from bertcompress.methods.nas.supernet import (
     masked_mse,
 )
 from bertcompress.models.architecture import describe
+from bertcompress.models.card import CardFacts, describe_shape, write_model_card
 from bertcompress.models.loading import load_model, load_tokenizer, transformers_bars_off
 from bertcompress.models.nasbert.arch import BlockArch, NasArch
 from bertcompress.models.saving import checkpoint_dir, drop_checkpoints
@@ -358,6 +359,20 @@ def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> flo
     return total / tokens
 
 
+def _card_facts(cfg: NasConfig, model, folder: Path, entry: dict[str, Any]) -> CardFacts:
+    """A NAS-BERT pick's card: task-agnostic (no scores), its architecture and measured cost."""
+    facts = CardFacts(name=folder.name, command="nas", model_kind="base", shape=describe_shape(model),
+                      base_model=cfg.teacher, library="bertcompress")
+    facts.notes.append(f"Budget {entry['name']}: architecture `{entry['arch']}`, {entry['params']:,} parameters, "
+                       f"{entry['latency_ms']:.2f} ms measured ({cfg.latency.device}). A task-agnostic encoder: "
+                       "distil or fine-tune it on a task next.\n")
+    facts.load = ("import bertcompress.models.nasbert.modeling  # registers the nasbert classes with transformers\n"
+                  "from transformers import AutoModel, AutoTokenizer\n\n"
+                  f"model = AutoModel.from_pretrained(\"path/to/{folder.name}\")\n"
+                  f"tokenizer = AutoTokenizer.from_pretrained(\"path/to/{folder.name}\")")
+    return facts
+
+
 def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_features, heldout,
              chosen: dict[str, dict[str, Any] | None], search: SearchResult, space: dict,
              reused: Path | None) -> Path:
@@ -389,6 +404,7 @@ def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_fea
                 model.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             save_config(cfg, folder)
+            write_model_card(folder, _card_facts(cfg, model, folder, entry))
             budgets.append(entry)
         checked = list(search.checked.values())
         mape, raw = (float(np.mean([abs(c[key] - c["latency_ms"]) / c["latency_ms"] for c in checked])) if checked

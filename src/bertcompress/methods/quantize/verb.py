@@ -35,6 +35,7 @@ from bertcompress.methods.distill.objective import (
     without_unreadable_layer_losses,
 )
 from bertcompress.methods.quantize.config import QuantizeTrainConfig
+from bertcompress.models.card import facts_from_run, write_model_card
 from bertcompress.models.loading import (
     auto_class,
     check_same_vocab,
@@ -174,6 +175,12 @@ def ptq_baseline(cfg: QuantizeTrainConfig) -> Path:
             tokenizer.save_pretrained(tmp)
             save_config(cfg, tmp)
             atomic_write_json(tmp / RESULT_FILENAME, {**result, "bytes_on_disk": (tmp / PTQ_FILE).stat().st_size})
+            facts = facts_from_run(Path(cfg.output), fp_student, cfg, result)  # the float model's shape
+            facts.shape += ", dynamic int8 (PyTorch post-training quantization)"
+            facts.library = "bertcompress"
+            facts.load = (f"from bertcompress.methods.quantize.verb import load_ptq\n\n"
+                          f"model = load_ptq(\"path/to/{facts.name}\")  # {PTQ_FILE}: PyTorch's own int8 modules")
+            write_model_card(tmp, facts)
     wait_for_main()
     return Path(cfg.output)
 
