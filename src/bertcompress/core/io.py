@@ -23,6 +23,7 @@ from bertcompress.core.errors import UserError
 
 # Every output folder holds the config it ran with; its presence marks a folder as ours.
 CONFIG_FILENAME = "bertcompress_config.yaml"
+RESULT_FILENAME = "bertcompress_result.json"
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 YAML metadata first: `library_name`, `pipeline_tag`, `base_model` (a Hub id only: a local folder
 means nothing there), `datasets`, `metrics`, `tags` and a `model-index` with the scores. Then a short
 body: how the model was made (the command, its base or teacher, its shape), its scores, how it
-compares with its teacher when that was measured (`run` adds it), and how to load it. The folder is
+compares with its teacher when that was measured (`run` adds it: `add_comparison`), and how to load
+it. The folder is
 a standard one, so `huggingface-cli upload` (or `hf upload`) publishes it as it is.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bertcompress.core.io import CONFIG_FILENAME, OUTPUT_COMMANDS, atomic_write_text
+from bertcompress.core.io import CONFIG_FILENAME, OUTPUT_COMMANDS, RESULT_FILENAME, atomic_write_text
 
 CARD_FILENAME = "README.md"
 PIPELINE_TAGS = {"classifier": "text-classification", "token_classifier": "token-classification",
@@ -27,7 +28,7 @@ GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
 
 @dataclass
 class CardFacts:
-    """What a card says. `scores`: metric -> value on `split`; `comparison`: lines against the teacher."""
+    """What a card says. `scores`: metric -> value on `split`; `notes`: paragraphs of its own."""
 
     name: str
     command: str  # e.g. "finetune": `bertcompress finetune` made it
@@ -39,7 +40,6 @@ class CardFacts:
     dataset: str | None = None  # a Hub dataset id, when the data has one
     split: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
-    comparison: list[str] = field(default_factory=list)
     library: str = "transformers"  # "bertcompress" when plain transformers cannot load it
     load: str | None = None  # a loading snippet; default: the transformers Auto class
     notes: list[str] = field(default_factory=list)
@@ -82,15 +82,12 @@ def model_card(facts: CardFacts) -> str:
     if facts.scores:
         lines += [f"## Scores ({facts.split or 'eval'} split)", "", "| metric | value |", "| --- | --- |",
                   *[f"| {k} | {float(v):.4f} |" for k, v in facts.scores.items() if k != "score"], ""]
-    if facts.comparison:
-        lines += ["## Against the teacher", "", *[f"- {line}" for line in facts.comparison], ""]
     lines += ["## How it was made", "",
               f"`{CONFIG_FILENAME}` beside this card holds every setting it ran with: "
               f"`bertcompress {facts.command} --config {CONFIG_FILENAME}` runs it again; "
-              "`bertcompress_result.json` holds its training history and scores.", "",
-              *[f"{note}" for note in facts.notes], "## How to load it", "", "```python",
-              facts.load or default_load(facts), "```", ""]
-    return "\n".join(line for line in lines if line is not None)
+              f"`{RESULT_FILENAME}` holds its training history and scores.", "",
+              *facts.notes, "## How to load it", "", "```python", facts.load or default_load(facts), "```", ""]
+    return "\n".join(lines)
 
 
 def default_load(facts: CardFacts) -> str:
@@ -105,7 +102,7 @@ def write_model_card(folder: str | Path, facts: CardFacts) -> Path:
 
 
 def describe_shape(model: Any) -> str:
-    """'4 layers x 312 hidden, 14.5M parameters (bert)', from the model's config."""
+    """'A bert model: 4 layers x 312 hidden, 14.5M parameters', from the model and its config."""
     c = model.config
     layers = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layers", None)
     hidden = getattr(c, "hidden_size", None) or getattr(c, "dim", None)

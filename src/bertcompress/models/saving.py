@@ -11,12 +11,10 @@ from typing import Any
 from torch import nn
 
 from bertcompress.core.config import save_config
-from bertcompress.core.io import atomic_dir, atomic_write_json, checkpoints_folder
+from bertcompress.core.io import RESULT_FILENAME, atomic_dir, atomic_write_json, checkpoints_folder
 from bertcompress.models.card import CardFacts, facts_from_run, write_model_card
 from bertcompress.models.loading import transformers_bars_off
 from bertcompress.models.pruned import RECORD
-
-RESULT_FILENAME = "bertcompress_result.json"
 
 
 def save_model_folder(output: str | Path, model: nn.Module, tokenizer, config: Any,

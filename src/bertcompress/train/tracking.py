@@ -23,12 +23,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bertcompress.core.config import to_dict
 from bertcompress.core.errors import UserError
 from bertcompress.core.io import checkpoints_owner
 from bertcompress.train.config import TrainConfig
 
 EXPERIMENT = "bertcompress"
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
+PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # report_to name -> the package it needs
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter's value
 
 
@@ -151,6 +152,4 @@ class Tracking:
 def loop_settings(cfg: TrainConfig, config: Any, method: dict[str, Any] | None) -> dict[str, Any]:
     """What a run records as its parameters: the command's whole config (as saved beside the
     output), else this loop's TrainConfig, and the method's own settings."""
-    from bertcompress.core.config import to_dict
-
     return {"config": to_dict(config) if config is not None else {"train": asdict(cfg)}, "method": method or {}}
