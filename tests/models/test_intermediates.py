@@ -10,7 +10,7 @@ from bertcompress.models.architecture import describe
 from bertcompress.models.intermediates import ScoreRecorder, run_with_intermediates
 from conftest import tiny_config
 
-FAMILIES = ["bert", "roberta", "mpnet", "distilbert", "electra"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra"]
 # transformers 5 runs BERT's attention through its AttentionInterface (our recording attention);
 # transformers 4 has per-model eager/SDPA classes, and the recorder uses hooks there
 INTERFACE = bool(getattr(BertPreTrainedModel, "_supports_attention_backend", False))
@@ -51,7 +51,7 @@ def test_scores_equal_manual_qk(family, mode):
     assert not view.queries[0]._forward_hooks
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "electra"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "distilbert", "electra"])
 def test_recording_attention_changes_nothing_at_real_tokens(family):
     """The recording attention function is eager attention: hidden states at real tokens, logits
     and gradients equal the model's own (SDPA) forward; the implementation is restored after."""

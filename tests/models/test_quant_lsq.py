@@ -115,7 +115,7 @@ def _tiny_model(model_type="bert"):
     return AutoModelForSequenceClassification.from_config(tiny_config(model_type, 120, layers=2)).eval()
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "distilbert"])
 def test_quantize_swaps_encoder_linears_and_word_embeddings(model_type):
     model = quantize_(_tiny_model(model_type), QuantConfig.parse("w4a8e2"))
     base = model.base_model

@@ -11,7 +11,7 @@ from bertcompress.models.student import build_student
 from conftest import tiny_config
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet", "distilbert", "electra"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra"])
 def test_student_of_each_family_distils(family):
     torch.manual_seed(0)
     teacher = AutoModel.from_config(tiny_config(family, 100, layers=4))

@@ -16,7 +16,7 @@ from bertcompress.methods.prune.importance import compute_importance, magnitude_
 from bertcompress.models.units import encoder
 from conftest import tiny_config
 
-FAMILIES = ["bert", "roberta", "electra", "distilbert", "mpnet"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"]
 VOCAB = 120
 
 

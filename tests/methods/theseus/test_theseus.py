@@ -26,7 +26,7 @@ from bertcompress.train.config import TrainConfig
 from bertcompress.train.loop import train_loop
 from conftest import tiny_config
 
-FAMILIES = ["bert", "roberta", "electra", "distilbert", "mpnet"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"]
 DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout",
             "seq_classif_dropout")
 
