@@ -120,22 +120,23 @@ def test_nas_resume_reuses_the_latency_table(tmp_path, tiny_bert_dir, corpus, mo
 
 
 def test_a_kept_supernet_serves_new_budgets_without_training(tmp_path, tiny_bert_dir, corpus, monkeypatch):
+    # parameter budgets: on models this tiny a speed-up budget can be out of reach by timing noise alone
     out = tmp_path / "nas"
-    cfg = _config(tiny_bert_dir, corpus, out, budgets=["1.2x"])
+    cfg = _config(tiny_bert_dir, corpus, out, budgets=["1M"])
     nas_verbs.nas(cfg)
     first = json.loads((out / "nas.json").read_text())
-    weights = (out / "models" / "1_2x" / "model.safetensors").read_bytes()
+    weights = (out / "models" / "1M" / "model.safetensors").read_bytes()
     assert first["supernet_kept"] == "supernet/" and (out / "supernet" / "model.safetensors").is_file()
 
     def no_training(*a, **k):
         raise AssertionError("the kept supernet must not be trained again")
     monkeypatch.setattr(nas_verbs, "train_loop", no_training)
     monkeypatch.setattr(nas_verbs, "measure_table", no_training)
-    nas_verbs.nas(_config(tiny_bert_dir, corpus, out, budgets=["1.2x", "3x"]), resume=True)
+    nas_verbs.nas(_config(tiny_bert_dir, corpus, out, budgets=["1M", "500K"]), resume=True)
     again = json.loads((out / "nas.json").read_text())
-    assert [b["name"] for b in again["budgets"]] == ["1.2x", "3x"]
+    assert [b["name"] for b in again["budgets"]] == ["1M", "500K"]
     assert again["budgets"][0] == first["budgets"][0]  # the same pick, its model kept as it was
-    assert (out / "models" / "1_2x" / "model.safetensors").read_bytes() == weights
+    assert (out / "models" / "1M" / "model.safetensors").read_bytes() == weights
     assert again["supernet_seconds"] == first["supernet_seconds"] and (out / "supernet" / "search.json").is_file()
     for key in ("pruning_history", "latency_table", "embedding_losses"):
         assert again[key] == first[key]
@@ -151,7 +152,7 @@ def test_a_kept_supernet_serves_new_budgets_without_training(tmp_path, tiny_bert
     assert kept.reused and [len(objective.alive(b)) for b in range(2)] == first["alive_after_pruning"]
     ids = torch.tensor([[2, 7, 8, 9, 3]])
     with torch.no_grad():
-        saved = AutoModel.from_pretrained(out / "models" / "1_2x").eval()(input_ids=ids).last_hidden_state
+        saved = AutoModel.from_pretrained(out / "models" / "1M").eval()(input_ids=ids).last_hidden_state
         assert torch.equal(assemble(supernet, first["budgets"][0]["arch"]).eval()(input_ids=ids).last_hidden_state,
                            saved)
     # a kept search made with other settings is not silently replaced
