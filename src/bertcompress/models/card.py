@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bertcompress.core.io import CONFIG_FILENAME, OUTPUT_COMMANDS, RESULT_FILENAME, atomic_write_text
+from bertcompress.models.loading import count_parameters
 
 CARD_FILENAME = "README.md"
 PIPELINE_TAGS = {"classifier": "text-classification", "token_classifier": "token-classification",
@@ -106,7 +107,7 @@ def describe_shape(model: Any) -> str:
     c = model.config
     layers = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layers", None)
     hidden = getattr(c, "hidden_size", None) or getattr(c, "dim", None)
-    params = sum(p.numel() for p in model.parameters())
+    params = count_parameters(model)
     size = f"{layers} layers x {hidden} hidden, " if layers and hidden else ""
     return f"A {c.model_type} model: {size}{params / 1e6:.1f}M parameters"
 

@@ -38,7 +38,7 @@ from bertcompress.train.config import REPORTING, TrainConfig
 from bertcompress.train.cuda_graph import GraphedStep
 from bertcompress.train.distributed import any_rank, barrier, init_distributed, pick_device
 from bertcompress.train.interrupt import Interrupted
-from bertcompress.train.tracking import Tracking, loop_settings
+from bertcompress.train.tracking import Tracking
 
 Batch = dict[str, torch.Tensor]
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -247,7 +247,7 @@ def train_loop(module: nn.Module, features: list[dict], collate: Callable[[list[
             raise TrainingDiverged(f"{desc}: loss became {where}; the last good checkpoint is kept in {work_dir}")
         unchecked.clear()
 
-    tracking = Tracking(cfg, work_dir, loop_settings(cfg, config, settings), main=ctx.is_main)
+    tracking = Tracking(cfg, work_dir, config, settings, main=ctx.is_main)
     module.train()
     bar = progress_bar(total=total_steps, initial=step, desc=desc, disable=not ctx.is_main, dynamic_ncols=True)
     start, tokens, t0 = step, 0, time.perf_counter()

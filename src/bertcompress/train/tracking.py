@@ -109,10 +109,12 @@ class MlflowRun:
 class Tracking:
     """The trackers of one loop (none without `report_to`); `log` and `finish` go to each."""
 
-    def __init__(self, cfg: TrainConfig, work_dir: str | Path, settings: dict[str, Any], *, main: bool = True):
+    def __init__(self, cfg: TrainConfig, work_dir: str | Path, config: Any = None,
+                 method: dict[str, Any] | None = None, *, main: bool = True):
         self.runs: list[Any] = []
         if not cfg.report_to or not main:  # one process reports for all under DDP
             return
+        settings = run_settings(cfg, config, method)
         for name in cfg.report_to:
             try:
                 __import__(PACKAGES[name])
@@ -149,7 +151,7 @@ class Tracking:
             run.finish(record)
 
 
-def loop_settings(cfg: TrainConfig, config: Any, method: dict[str, Any] | None) -> dict[str, Any]:
+def run_settings(cfg: TrainConfig, config: Any, method: dict[str, Any] | None) -> dict[str, Any]:
     """What a run records as its parameters: the command's whole config (as saved beside the
     output), else this loop's TrainConfig, and the method's own settings."""
     return {"config": to_dict(config) if config is not None else {"train": asdict(cfg)}, "method": method or {}}

@@ -100,9 +100,9 @@ def _result(cfg: CvtConfig, tagger: CvtTagger, data: LabelledData, unlabelled: l
     return result
 
 
-def _card_facts(cfg: CvtConfig, tagger: CvtTagger, result: dict[str, Any]) -> CardFacts:
+def _card_facts(cfg: CvtConfig, result: dict[str, Any]) -> CardFacts:
     name = Path(cfg.output).name
-    params = sum(p.numel() for p in tagger.parameters())
+    params = result["parameters"]["total"]  # counted once, for the result record
     facts = CardFacts(name=name, command="cvt", model_kind="token_classifier", library="bertcompress",
                       shape=f"A CNN-BiLSTM tagger trained by Cross-View Training: {params / 1e6:.1f}M parameters",
                       task="tagging", split="dev", scores=result["dev"])
@@ -123,7 +123,7 @@ def _publish(cfg: CvtConfig, tagger: CvtTagger, data: LabelledData, result: dict
             result["runtimes"] = {"split": split, **compare_runtimes(tagger, tmp / ONNX_FILE, getattr(data, split))}
         atomic_write_json(tmp / RESULT_FILENAME, result)
         save_config(cfg, tmp)
-        write_model_card(tmp, _card_facts(cfg, tagger, result))
+        write_model_card(tmp, _card_facts(cfg, result))
     drop_checkpoints(cfg.output)
     test = result["test"]
     log.info(f"cvt: dev {result['dev']['score']:.4f}"
