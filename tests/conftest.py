@@ -72,11 +72,21 @@ def tiny_config(model_type: str, vocab_size: int, layers: int = 4, hidden: int =
         return AutoConfig.for_model("distilbert", vocab_size=vocab_size, n_layers=layers, dim=hidden,
                                     n_heads=heads, hidden_dim=ffn, max_position_embeddings=128,
                                     num_labels=num_labels, pad_token_id=0)
-    extra = {"embedding_size": hidden} if model_type == "electra" else {}
+    extra = {"electra": {"embedding_size": hidden},
+             # factorised embeddings narrower than the layers, one layer applied `layers` times
+             "albert": {"embedding_size": hidden // 2, "num_hidden_groups": 1, "inner_group_num": 1},
+             # as DeBERTa-v3: both relative-position terms, shared position keys, no token types
+             "deberta-v2": {"relative_attention": True, "pos_att_type": ["p2c", "c2p"], "position_buckets": 16,
+                            "max_relative_positions": -1, "share_att_key": True, "norm_rel_ebd": "layer_norm",
+                            "type_vocab_size": 0},
+             # local layers see 2 tokens each side: a 7-token test sequence is cut by the window
+             "modernbert": {"global_attn_every_n_layers": 2, "local_attention": 4, "bos_token_id": 2,
+                            "eos_token_id": 3, "cls_token_id": 2, "sep_token_id": 3},
+             }.get(model_type, {})
     return AutoConfig.for_model(model_type, vocab_size=vocab_size, num_hidden_layers=layers,
                                 hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn,
                                 max_position_embeddings=130, num_labels=num_labels, pad_token_id=0,
-                                type_vocab_size=2, **extra)
+                                **{"type_vocab_size": 2, **extra})
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,13 @@ EXPECTED = {
     "electra": (BERT_SIZES, True, False, True, None, "embedding_size"),
     "distilbert": (("n_layers", "dim", "n_heads", "hidden_dim"), False, False, True, None, None),
     "mpnet": (BERT_SIZES, False, True, False, "encoder.relative_attention_bias", None),
+    "deberta-v2": (BERT_SIZES, True, False, False, None, None),
+    "modernbert": (BERT_SIZES, False, False, True, None, None),
+    "albert": (BERT_SIZES, True, False, True, None, "embedding_size"),
 }
+# model_type: (scores only inside attention, extra score terms, shared layers, extraction and pruning)
+SCORES_AND_SURGERY = {"deberta-v2": (False, "disentangled", False, True), "modernbert": (True, None, False, False),
+                      "albert": (False, None, True, False)}
 
 
 @pytest.mark.parametrize("model_type", sorted(EXPECTED))
@@ -38,6 +44,8 @@ def test_each_family(model_type):
     assert all(hasattr(config, name) for name in f.size_fields)  # the names are the config's own
     if f.embedding_size_field:
         assert hasattr(config, f.embedding_size_field)
+    assert (f.scores_inside_attention, f.score_terms, f.shared_layers, f.no_surgery is None) == \
+        SCORES_AND_SURGERY.get(model_type, (False, None, False, True))
 
 
 def test_unknown_type_gets_bert_defaults():

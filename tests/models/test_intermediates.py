@@ -51,7 +51,7 @@ def test_scores_equal_manual_qk(family, mode):
     assert not view.queries[0]._forward_hooks
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "distilbert", "electra"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "distilbert", "electra", "modernbert", "albert"])
 def test_recording_attention_changes_nothing_at_real_tokens(family):
     """The recording attention function is eager attention: hidden states at real tokens, logits
     and gradients equal the model's own (SDPA) forward; the implementation is restored after."""
@@ -61,7 +61,7 @@ def test_recording_attention_changes_nothing_at_real_tokens(family):
     batch["attention_mask"][0, 4:] = 0
     own = model(**batch, output_hidden_states=True)
     own.logits.sum().backward()
-    own_grad = describe(model).queries[0].weight.grad.clone()
+    own_grad = next(describe(model).attentions[0].parameters()).grad.clone()
     model.zero_grad()
     before = model.config._attn_implementation
     rec = ScoreRecorder(model, [1, 2], mode="attention")
@@ -72,7 +72,7 @@ def test_recording_attention_changes_nothing_at_real_tokens(family):
         torch.testing.assert_close(mine[real], theirs[real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.logits, own.logits, atol=1e-5, rtol=1e-5)
     out.logits.sum().backward()
-    torch.testing.assert_close(describe(model).queries[0].weight.grad, own_grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(next(describe(model).attentions[0].parameters()).grad, own_grad, atol=1e-5, rtol=1e-4)
     # outside a recording, the model is untouched: its own implementation, nothing kept (hooks,
     # transformers 4: the last forward's projections are kept, as for a teacher)
     assert set(model(**batch).logits.shape) == {2} and (rec.mode == "hooks" or rec.pop_scores() == {})
@@ -205,3 +205,53 @@ def test_fast_capture_that_records_nothing_falls_back_to_hooks_with_the_same_los
         for n in fast_grads:
             torch.testing.assert_close(slow_grads[n], fast_grads[n], rtol=1e-4, atol=1e-6)
     assert fast[0][0] != fast[1][0]  # dropout drew differently per step: the random state matters
+
+
+@pytest.mark.parametrize("mode", ["hooks", "attention"])
+@pytest.mark.parametrize("family", ["deberta-v2", "modernbert", "albert"])
+def test_scores_give_the_familys_own_eager_attention(family, mode):
+    """Softmax of the recorded scores (padding and, for ModernBERT's local layers, pairs outside
+    the window masked) equals the family's own eager attention probabilities at real queries, layer
+    by layer: DeBERTa's disentangled position terms, ModernBERT's rotary positions and local/global
+    layers, ALBERT's one layer applied three times (each call its own scores)."""
+    torch.manual_seed(0)
+    cfg = tiny_config(family, 100, layers=3)
+    cfg._attn_implementation = "eager"
+    model = AutoModelForSequenceClassification.from_config(cfg).eval()
+    if family == "deberta-v2":
+        with torch.no_grad():  # relative embeddings large enough for the position terms to matter
+            model.base_model.encoder.rel_embeddings.weight.normal_(0, 2.0)
+    batch = {"input_ids": torch.randint(5, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    batch["attention_mask"][1, 5:] = 0
+    with torch.no_grad():
+        probs = model(**batch, output_attentions=True).attentions
+    rec = ScoreRecorder(model, [1, 2, 3], mode=mode)
+    with torch.no_grad():
+        scores = run_with_intermediates(model, batch, rec).scores
+    assert rec.mode == ("attention" if family == "modernbert" or (mode == "attention" and family == "albert")
+                        else "hooks")
+    real = batch["attention_mask"].bool()
+    for layer in (1, 2, 3):
+        allowed = probs[layer - 1] > 0  # padding and the local window, as the model's softmax saw them
+        mine = torch.softmax(scores[layer].masked_fill(~allowed, float("-inf")), -1)
+        torch.testing.assert_close(mine.transpose(1, 2)[real], probs[layer - 1].transpose(1, 2)[real])
+        pair = (real[:, None, :, None] & real[:, None, None, :]).expand_as(allowed)
+        assert torch.count_nonzero(scores[layer][~pair | ~allowed]) == 0
+    if family == "modernbert":  # layer 2 is local: the window cuts real pairs of the 7-token row
+        assert (~probs[1][0].gt(0)).any() and not (~probs[0][0].gt(0)).any()
+    if family == "albert":  # one module, three calls, three different score maps
+        assert not torch.allclose(scores[1], scores[2])
+    rec.remove()
+
+
+def test_deberta_scores_train_the_relative_embeddings():
+    """The attention loss's gradient reaches a DeBERTa student's relative-position embeddings,
+    through the position terms rebuilt from the hooked (dropped-out) embeddings."""
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(tiny_config("deberta-v2", 100, layers=2)).train()
+    rec = ScoreRecorder(model, [1, 2], mode="attention")
+    batch = {"input_ids": torch.randint(5, 100, (2, 6)), "attention_mask": torch.ones(2, 6, dtype=torch.long)}
+    out = run_with_intermediates(model, batch, rec)
+    out.scores[2].square().sum().backward()
+    grad = model.base_model.encoder.rel_embeddings.weight.grad
+    assert grad is not None and grad.abs().sum() > 0

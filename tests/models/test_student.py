@@ -11,7 +11,10 @@ from bertcompress.models.student import build_student
 from conftest import tiny_config
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra"])
+FAMILIES = ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "deberta-v2", "modernbert", "albert"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_student_of_each_family_distils(family):
     torch.manual_seed(0)
     teacher = AutoModel.from_config(tiny_config(family, 100, layers=4))
@@ -25,8 +28,41 @@ def test_student_of_each_family_distils(family):
     loss, logs = obj({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
     loss.backward()
     assert loss.item() > 0 and set(logs) == {"embedding", "hidden", "attention"}
-    assert student.embeddings.word_embeddings.weight.grad is not None
+    assert student.get_input_embeddings().weight.grad is not None
     assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_student_of_all_teacher_layers_is_the_teacher(family, tmp_path):
+    """init teacher_layers with every layer copies everything the layers share too (MPNet's position
+    bias, DeBERTa's relative embeddings, ALBERT's embedding projection, ModernBERT's final norm): the
+    student computes the teacher's function, and `transformers` reloads it as saved."""
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config(family, 100, layers=3)).eval()
+    student = build_student(teacher, StudentConfig(num_layers=3, hidden_size=None, num_heads=None, ffn_size=None,
+                                                   init="teacher_layers", init_layers=[1, 2, 3]), seed=1).eval()
+    ids = torch.randint(5, 100, (2, 7))
+    with torch.no_grad():
+        expected = teacher(input_ids=ids).last_hidden_state
+        torch.testing.assert_close(student(input_ids=ids).last_hidden_state, expected)
+    student.save_pretrained(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(AutoModel.from_pretrained(tmp_path).eval()(input_ids=ids).last_hidden_state,
+                                   expected)
+
+
+def test_shallower_modernbert_student_keeps_its_layer_pattern(tmp_path):
+    teacher = AutoModel.from_config(tiny_config("modernbert", 100, layers=4))
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=24))
+    assert student.config.layer_types == teacher.config.layer_types[:2] == ["full_attention", "sliding_attention"]
+    student.save_pretrained(tmp_path)
+    assert AutoModel.from_pretrained(tmp_path).config.num_hidden_layers == 2
+
+
+def test_albert_student_keeps_its_factorised_embeddings():
+    teacher = AutoModel.from_config(tiny_config("albert", 100, layers=4))  # embeddings 16 wide, layers 32
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=24, num_heads=4, ffn_size=24))
+    assert (student.config.embedding_size, student.config.hidden_size, describe(student).num_layers) == (16, 24, 2)
 
 
 def test_copy_teacher_layers_is_exact():

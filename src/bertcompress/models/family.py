@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bertcompress.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class Family:
@@ -25,8 +27,21 @@ class Family:
     uses_attention_interface: bool = True
     # a per-head table every layer shares (path inside the base model): heads are pruned as one set
     shared_head_bias: str | None = None
-    # config field of a factorised embedding width (ELECTRA), else None
+    # config field of a factorised embedding width (ELECTRA, ALBERT), else None
     embedding_size_field: str | None = None
+    # a student's factorised embedding width follows its hidden size (ELECTRA ties them); ALBERT
+    # keeps its narrow embeddings and the projection after them
+    embedding_follows_hidden: bool = True
+    # the pre-softmax scores exist only inside the attention function (fused QKV, rotary positions):
+    # teachers too record through our attention function, never by hooks
+    scores_inside_attention: bool = False
+    # extra pre-softmax terms rebuilt beside QK^T in hooks mode: "disentangled" (DeBERTa's
+    # content-to-position and position-to-content terms)
+    score_terms: str | None = None
+    # one set of layer weights applied N times (ALBERT): a "layer" is one application
+    shared_layers: bool = False
+    # why extraction and pruning cannot cut it, or None when they can
+    no_surgery: str | None = None
 
     def max_positions(self, config: Any) -> int | None:
         """The longest input the position table allows."""
@@ -47,12 +62,40 @@ FAMILIES = {f.model_type: f for f in (
            takes_token_type_ids=False),
     Family("mpnet", "MPNet", takes_token_type_ids=False, positions_after_padding=True,
            uses_attention_interface=False, shared_head_bias="encoder.relative_attention_bias"),
+    Family("deberta-v2", "DeBERTa-v2/v3", uses_attention_interface=False, score_terms="disentangled"),
+    Family("modernbert", "ModernBERT", takes_token_type_ids=False, scores_inside_attention=True,
+           no_surgery="its fused QKV projection and gated FFN are not sliced by our extraction and pruning yet"),
+    Family("albert", "ALBERT", embedding_size_field="embedding_size", embedding_follows_hidden=False,
+           shared_layers=True,
+           no_surgery="its layers share one set of weights, so a layer cannot be chosen or sliced alone"),
 )}
 
 
 def supported_families() -> str:
     """The families we support, for refusals: "BERT (bert), RoBERTa (roberta), ..."."""
     return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values())
+
+
+def surgery_families() -> str:
+    """The families extraction and pruning support, for their refusals."""
+    return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if f.no_surgery is None)
+
+
+def check_surgery(obj: Any, what: str) -> None:
+    """A one-line refusal when `what` (extraction, pruning) cannot cut this family's layers."""
+    family = family_of(obj)
+    if family.no_surgery:
+        raise UserError(f"{what} does not support {family.name}: {family.no_surgery}; supported families: "
+                        f"{surgery_families()}")
+
+
+def check_own_layers(obj: Any, what: str) -> None:
+    """A one-line refusal when `what` needs each layer to have weights of its own (module replacing)."""
+    family = family_of(obj)
+    if family.shared_layers:
+        names = ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if not f.shared_layers)
+        raise UserError(f"{what} does not support {family.name}: its layers share one set of weights, so one "
+                        f"cannot be replaced alone; supported families: {names}")
 
 
 def family_of(obj: Any) -> Family:

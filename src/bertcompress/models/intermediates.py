@@ -11,9 +11,15 @@ A `ScoreRecorder` gets the scores of chosen layers in one of two ways:
   models do not declare `_supports_attention_backend`) fall back to hooks. Should a model's
   attention bypass our function all the same (the fast capture records nothing), the recorder
   switches to hooks for good and the forward runs again from the same random state: the same
-  scores, so the same losses.
+  scores, so the same losses. ModernBERT's scores exist only there (fused QKV, then rotary
+  positions): its teachers record through our function too, and a local layer's pairs outside its
+  window score 0, as its softmax never sees them.
 - "hooks" (teachers): forward hooks on the query/key projections; the scores are rebuilt after the
   forward, for the mapped layers only, and every layer keeps the model's own kernel (SDPA, flash).
+  DeBERTa's relative-position terms are rebuilt beside them (disentangled.py).
+
+ALBERT applies one layer module N times: a module's calls are counted during a recording, so its
+k-th call records layer k.
 
 Either way, every pair with a padded query or key scores exactly 0 (as in TinyBERT's reference
 code), so a loss can sum over all entries in one pass. MPNet adds a relative-position bias (one
@@ -33,7 +39,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from bertcompress.core.errors import UserError
 from bertcompress.models.architecture import describe
+from bertcompress.models.disentangled import DisentangledInputs, disentangled_scores
 from bertcompress.models.family import family_of
 from bertcompress.models.inputs import model_inputs
 
@@ -80,8 +88,9 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor, num_heads: int,
     return scores_from_heads(q, k, 1 / math.sqrt(d), mask)
 
 
-# attention module -> (its recorder, 1-based layer); weak, so a dropped model leaves nothing behind
-_RECORDED: weakref.WeakKeyDictionary[nn.Module, tuple[ScoreRecorder, int]] = weakref.WeakKeyDictionary()
+# attention module -> (its recorder, the 1-based layers it computes, in call order: one layer, or
+# ALBERT's shared module N times); weak, so a dropped model leaves nothing behind
+_RECORDED: weakref.WeakKeyDictionary[nn.Module, tuple[ScoreRecorder, list[int]]] = weakref.WeakKeyDictionary()
 
 
 def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -89,10 +98,14 @@ def _recording_attention(module: nn.Module, query: torch.Tensor, key: torch.Tens
                          dropout: float = 0.0, **_kwargs) -> tuple[torch.Tensor, None]:
     """Eager attention (as transformers' `eager_attention_forward`) that keeps its scores."""
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
-    recorder, layer = _RECORDED.get(module, (None, 0))
-    if recorder is not None and recorder.armed:
+    recorder, layers = _RECORDED.get(module, (None, []))
+    layer = recorder.next_call(module, layers) if recorder is not None and recorder.armed else 0
+    if layer in getattr(recorder, "layers", ()):
         scores = scores_from_heads(query, key, scale, recorder.mask)
-        recorder.scores[layer] = scores
+        # a local (sliding-window) layer's softmax never sees the pairs outside its window: 0, as padding
+        recorded = scores if getattr(module, "sliding_window", None) is None or attention_mask is None else \
+            scores.masked_fill(~attention_mask, 0)
+        recorder.scores[layer] = recorded
     else:
         scores = scores_from_heads(query, key, scale)
     # the L×L maps stay in the scores' dtype (bf16 under autocast), as in transformers' eager
@@ -178,24 +191,27 @@ def _set_rng_state(state: _RngState | None) -> None:
             torch.cuda.set_rng_state(cuda, device)
 
 
-def _attention_module(layer: nn.Module, query: nn.Module) -> nn.Module:
-    """The module that owns the query projection: the one transformers hands to the attention function."""
-    return next(m for m in layer.modules() if any(c is query for c in m.children()))
-
-
 class ScoreRecorder:
     """Pre-softmax scores of chosen layers (1-based) of `model`, during `recording(mask)`.
 
     mode "attention" uses our attention function where the family supports it (else hooks);
-    mode "hooks" always uses hooks (the model keeps its own attention kernel)."""
+    mode "hooks" always uses hooks (the model keeps its own attention kernel), except for families
+    whose scores exist only inside the attention function (ModernBERT's rotary positions).
+    A module that computes several layers (ALBERT's shared layer) is told apart by its call order."""
 
     def __init__(self, model: nn.Module, layers: list[int], mode: str = "hooks"):
         view = describe(model)
+        family = family_of(view.model_type)
         self.config = model.config
         self.num_heads = view.num_heads
         self.layers = sorted(set(layers))
         self._view = view
-        self.mode = "attention" if mode == "attention" and _uses_attention_interface(model, view) else "hooks"
+        interface = _uses_attention_interface(model, view)
+        if family.scores_inside_attention and not interface:
+            raise UserError(f"recording {family.name}'s attention scores needs transformers' attention interface "
+                            "(transformers 5 or later)")
+        self.mode = "attention" if interface and (mode == "attention" or family.scores_inside_attention) else "hooks"
+        self._can_fall_back = not family.scores_inside_attention
         if self.mode == "attention":
             try:
                 _register_recording_attention()
@@ -206,31 +222,53 @@ class ScoreRecorder:
         self.armed = False
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
+        self._calls: dict[int, int] = {}  # id(module) -> its calls in this recording
         self._handles = []
+        self._disentangled = DisentangledInputs() if family.score_terms == "disentangled" else None
         # attention mode until a forward has recorded through our function: the random state before
         # that forward, so a fallback to hooks can run it again identically
         self.verified = self.mode == "hooks"
         self._rng_before: _RngState | None = None
         if self.mode == "attention":
-            for layer in self.layers:
-                _RECORDED[_attention_module(view.layers[layer - 1], view.queries[layer - 1])] = (self, layer)
+            for module, depths in self._modules_of(view.attentions).items():
+                _RECORDED[module] = (self, depths)
         else:
             self._hook_layers()
         self._bias: torch.Tensor | None = None  # (1 or B, H, L, L) position bias of the last forward
-        shared = family_of(view.model_type).shared_head_bias
+        shared = family.shared_head_bias
         if shared:  # hooks mode only: no family with a shared bias goes through the interface
             table = next(m for name, m in model.named_modules() if name.endswith(shared))
             self._handles.append(table.register_forward_hook(self._save_bias))
 
+    def _modules_of(self, per_layer: list[nn.Module]) -> dict[nn.Module, list[int]]:
+        """Each module serving a recorded layer -> every 1-based layer it computes, in call order."""
+        wanted = {id(per_layer[i - 1]) for i in self.layers}
+        out: dict[nn.Module, list[int]] = {}
+        for depth, module in enumerate(per_layer, start=1):
+            if id(module) in wanted:
+                out.setdefault(module, []).append(depth)
+        return out
+
+    def next_call(self, module: nn.Module, depths: list[int]) -> int:
+        """The layer `module` computes at this call (its calls counted since the recording began)."""
+        n = self._calls.get(id(module), 0)
+        self._calls[id(module)] = n + 1
+        return depths[n] if n < len(depths) else 0
+
     def _hook_layers(self) -> None:
         view = self._view
-        for layer in self.layers:
-            self._handles.append(view.queries[layer - 1].register_forward_hook(self._saver(self._q, layer)))
-            self._handles.append(view.keys[layer - 1].register_forward_hook(self._saver(self._k, layer)))
+        for store, per_layer in ((self._q, view.queries), (self._k, view.keys)):
+            for module, depths in self._modules_of(per_layer).items():
+                self._handles.append(module.register_forward_hook(self._saver(store, module, depths)))
+        if self._disentangled is not None:
+            for layer in self.layers:
+                self._handles += self._disentangled.hooks(view.attentions[layer - 1], layer)
 
     def fall_back_to_hooks(self) -> None:
         """Attention mode recorded nothing (the model's attention does not call our function):
         hooks from now on."""
+        if not self._can_fall_back:
+            raise RuntimeError(f"no attention scores recorded for this {self.config.model_type} model")
         for module in [m for m, (rec, _) in _RECORDED.items() if rec is self]:
             del _RECORDED[module]
         self.mode, self.verified, self.scores = "hooks", True, {}
@@ -241,20 +279,20 @@ class ScoreRecorder:
         if self.armed:
             self._bias = output.permute(2, 0, 1).unsqueeze(0) if output.dim() == 3 else output.permute(0, 3, 1, 2)
 
-    @staticmethod
-    def _saver(store: dict, layer: int):
+    def _saver(self, store: dict, module: nn.Module, depths: list[int]):
         def hook(_module: nn.Module, _inputs, output: torch.Tensor) -> None:
-            store[layer] = output
+            store[self.next_call(module, depths)] = output  # armed or not: a teacher's forward outside a recording
         return hook
 
     @contextlib.contextmanager
     def recording(self, mask: torch.Tensor | None) -> Iterator[None]:
         """Record during one forward; `mask` (B, L) marks the real tokens."""
         self.mask, self.armed = mask, True
+        self._calls.clear()
         previous = self.config._attn_implementation
         if self.mode == "attention":
             if not self.verified:
-                self._rng_before = _rng_state(self._view.queries[0].weight.device)
+                self._rng_before = _rng_state(next(self._view.attentions[0].parameters()).device)
             self.config._attn_implementation = RECORDING_ATTENTION
         try:
             yield
@@ -267,8 +305,13 @@ class ScoreRecorder:
         else of the recording's mask); the recorder is empty afterwards."""
         if self.mode == "hooks":
             mask = self.mask if mask is None else mask
-            self.scores = {i: attention_scores(self._q[i], self._k[i], self.num_heads, mask)
-                           for i in self.layers if i in self._q}
+            layers = [i for i in self.layers if i in self._q]
+            if self._disentangled is None:
+                self.scores = {i: attention_scores(self._q[i], self._k[i], self.num_heads, mask) for i in layers}
+            else:
+                self.scores = {i: self._masked(disentangled_scores(self._view.attentions[i - 1], self._q[i], self._k[i],
+                                                                   self._disentangled, i), mask) for i in layers}
+                self._disentangled.clear()
             if self._bias is not None:  # added at real pairs only: padded ones stay exactly 0
                 bias = self._bias if mask is None else self._bias * _pair_mask(mask, self._bias)
                 self.scores = {i: s + bias for i, s in self.scores.items()}
@@ -276,7 +319,12 @@ class ScoreRecorder:
             self._k.clear()
             self._bias = None
         out, self.scores, self.mask = self.scores, {}, None
+        self._calls.clear()
         return out
+
+    @staticmethod
+    def _masked(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return scores if mask is None else scores * _pair_mask(mask, scores)
 
     def remove(self) -> None:
         for h in self._handles:

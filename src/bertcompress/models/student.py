@@ -18,12 +18,15 @@ def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = 
     config = copy.deepcopy(teacher_config)
     family = family_of(config)
     layers_f, hidden_f, heads_f, ffn_f = family.size_fields
-    setattr(config, layers_f, cfg.depth(getattr(config, layers_f)))
+    depth = cfg.depth(getattr(config, layers_f))
+    setattr(config, layers_f, depth)
+    if isinstance(getattr(config, "layer_types", None), list):  # ModernBERT's local/global pattern
+        config.layer_types = config.layer_types[:depth]
     for field, size in ((hidden_f, cfg.hidden_size), (heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
         if size is not None:  # None keeps the teacher's size
             setattr(config, field, size)
-    if family.embedding_size_field and cfg.hidden_size is not None:
-        setattr(config, family.embedding_size_field, cfg.hidden_size)  # factorised embeddings follow the hidden size
+    if family.embedding_size_field and family.embedding_follows_hidden and cfg.hidden_size is not None:
+        setattr(config, family.embedding_size_field, cfg.hidden_size)  # ELECTRA's embeddings follow the hidden size
     hidden, heads = getattr(config, hidden_f), getattr(config, heads_f)
     if hidden % heads:
         raise UserError(f"student hidden size {hidden} is not a multiple of its head count {heads}")
@@ -81,16 +84,28 @@ def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool = 
     return student
 
 
+def _outside_layers(model: nn.Module, layers: list[nn.Module]) -> dict[str, torch.Tensor]:
+    """The bare encoder's tensors that belong to no layer: embeddings, and what every layer shares
+    (MPNet's position bias, DeBERTa's relative embeddings, ALBERT's embedding projection)."""
+    inside = {id(t) for layer in layers for t in layer.state_dict(keep_vars=True).values()}
+    return {k: t for k, t in base_model(model).state_dict(keep_vars=True).items() if id(t) not in inside}
+
+
 def copy_teacher_layers(teacher: nn.Module, student: nn.Module, layers: list[int]) -> None:
+    """Embeddings, shared tables and the chosen teacher layers into the student. ALBERT's layers
+    are one module: every choice copies it."""
     t, s = describe(teacher), describe(student)
     if len(layers) != s.num_layers:
         raise UserError(f"student.init_layers needs {s.num_layers} teacher layers, got {len(layers)}")
     for layer in layers:
         if not 1 <= layer <= t.num_layers:
             raise UserError(f"student.init_layers: teacher layer {layer} is out of range 1..{t.num_layers}")
-    t_emb, s_emb = base_model(teacher).embeddings, base_model(student).embeddings
+    t_rest, s_rest = _outside_layers(teacher, t.layers), _outside_layers(student, s.layers)
     try:
-        s_emb.load_state_dict(t_emb.state_dict())
+        with torch.no_grad():
+            for name, tensor in s_rest.items():
+                if name in t_rest:
+                    tensor.copy_(t_rest[name])
         for s_layer, t_index in zip(s.layers, layers):
             s_layer.load_state_dict(t.layers[t_index - 1].state_dict())
     except RuntimeError:

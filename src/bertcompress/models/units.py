@@ -8,12 +8,13 @@ from torch import nn
 
 from bertcompress.core.errors import UserError
 from bertcompress.models.architecture import base_model, child_module, describe
+from bertcompress.models.family import check_surgery, surgery_families
 
-# Where each part sits inside one layer, per family: BERT/RoBERTa/ELECTRA, DistilBERT, MPNet.
+# Where each part sits inside one layer, per family: BERT/RoBERTa/ELECTRA, DistilBERT, MPNet, DeBERTa.
 PART_PATHS = {
-    "query": ("attention.self.query", "attention.q_lin", "attention.attn.q"),
-    "key": ("attention.self.key", "attention.k_lin", "attention.attn.k"),
-    "value": ("attention.self.value", "attention.v_lin", "attention.attn.v"),
+    "query": ("attention.self.query", "attention.q_lin", "attention.attn.q", "attention.self.query_proj"),
+    "key": ("attention.self.key", "attention.k_lin", "attention.attn.k", "attention.self.key_proj"),
+    "value": ("attention.self.value", "attention.v_lin", "attention.attn.v", "attention.self.value_proj"),
     "out": ("attention.output.dense", "attention.out_lin", "attention.attn.o"),
     "ffn_in": ("intermediate.dense", "ffn.lin1"),
     "ffn_out": ("output.dense", "ffn.lin2"),
@@ -43,14 +44,21 @@ class Encoder:
         return self.parts[layer]["out"].in_features // self.head_dim
 
 
-def encoder(model: nn.Module) -> Encoder:
+def encoder(model: nn.Module, what: str = "extraction and pruning") -> Encoder:
+    """The model's prunable units; refuses, naming `what`, a family they cannot be cut from."""
+    check_surgery(model, what)
     view = describe(model)
+    if child_module(view.layers[0], "attention.self.pos_key_proj") or child_module(
+            view.layers[0], "attention.self.pos_query_proj"):
+        raise UserError(f"{what} supports DeBERTa only with share_att_key=true (as DeBERTa-v3 and the released v2 "
+                        "models have): this model has separate position projections; supported families: "
+                        f"{surgery_families()}")
     paths = {}
     for part, candidates in PART_PATHS.items():
         found = next((p for p in candidates if isinstance(child_module(view.layers[0], p), nn.Linear)), None)
         if found is None:
-            raise UserError(f"model type {view.model_type!r} is not supported for extraction/pruning: "
-                            f"no {part} projection found in its layers")
+            raise UserError(f"model type {view.model_type!r} is not supported for {what}: no {part} projection "
+                            f"found in its layers; supported families: {surgery_families()}")
         paths[part] = found
     attention_path = paths["query"].rsplit(".", 1)[0]
     parts = [{**{p: child_module(layer, path) for p, path in paths.items()},
