@@ -286,7 +286,8 @@ def test_cvt_end_to_end_writes_a_complete_folder(tiny_cfg):
     result = json.loads((out / "bertcompress_result.json").read_text())
     # 48 sentences: 38 train (16 labelled, 22 more unlabelled), 5 dev, 5 test; 4 sentences from the text file
     assert result["data"] == {"labelled": 16, "unlabelled": 26, "dev": 5, "test": 5, "tags": 4,
-                              "words": result["data"]["words"], "chars": result["data"]["chars"]}
+                              "words": result["data"]["words"], "chars": result["data"]["chars"],
+                              "pretrained_words": None}
     assert result["steps"] == 6 and result["dev"]["words"] == 30 and result["test"]["words"] == 30
     assert result["trivial_predictor"].startswith("majority tag") and 0 < result["trivial_score"] < 1
     assert 0 < result["parameters"]["primary"] < result["parameters"]["total"]

@@ -16,7 +16,8 @@ from bertcompress.train.config import TrainConfig
 
 TAGSETS = ("universal", "brown")
 TEXT_FORMATS = ("raw", "lines")
-VIEWS = ("forward", "backward", "future", "past")
+VIEWS = ("forward", "backward", "future", "past", "full")
+SCHEDULES = ("joint", "alternate")
 
 
 @config
@@ -58,7 +59,14 @@ class CvtUnlabelledConfig:
     limit: int | None = setting(None, "use at most this many unlabelled sentences (a seeded sample)")
     max_words: int = setting(100, "longer unlabelled sentences are cut to this many words")
     weight: float = setting(1.0, "weight of the unlabelled (cross-view) loss; 0: supervised training only")
-    views: list[str] = setting(factory=lambda: list(VIEWS), help="auxiliary views: " + ", ".join(VIEWS))
+    views: list[str] = setting(factory=lambda: list(VIEWS), help="auxiliary views: " + ", ".join(VIEWS) +
+                               " (full: the primary module's whole view, through dropout and no ReLU, as the "
+                               "reference's fifth module)")
+    schedule: str = setting("joint", "joint: each step sums a labelled and an unlabelled minibatch's losses in one "
+                            "update; alternate: steps alternate between a labelled and an unlabelled minibatch, "
+                            "each its own update, as the reference code (the loop's labelled batch of an "
+                            "unlabelled step is skipped: give it twice the steps for as many labelled minibatches)",
+                            choices=SCHEDULES)
 
     def __post_init__(self) -> None:
         check(self.limit is None or self.limit >= 1, f"cvt unlabelled.limit must be >= 1 or null, got {self.limit}")
@@ -72,11 +80,14 @@ class CvtUnlabelledConfig:
 
 @config
 class CvtModelConfig:
-    """The CNN-BiLSTM tagger: word embeddings (trained from scratch) and a character CNN, two BiLSTM
+    """The CNN-BiLSTM tagger: word embeddings (random, or from word_vectors) and a character CNN, two BiLSTM
     layers, and one-hidden-layer prediction modules. The paper's sizes: word_dim 300, char_dim 50,
     char_filters 100 of widths 2-4, lstm1 1024, lstm2 512, projection 512."""
 
     word_dim: int = setting(100, "word embedding size")
+    word_vectors: str | None = setting(None, "pretrained word vectors (a word2vec or GloVe text file: a word and "
+                                       "its word_dim numbers a line) that start the embeddings of the words they "
+                                       "hold, as the reference starts from GloVe (null: random)")
     lowercase: bool = setting(True, "words are looked up lowercased (the character CNN still sees the case)")
     min_count: int = setting(2, "a word seen only in unlabelled text needs this many occurrences to get an "
                              "embedding; every labelled training word gets one")

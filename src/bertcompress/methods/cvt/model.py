@@ -12,8 +12,10 @@ Views of word t, as the paper's tagging modules see them:
   backward: the layer-1 backward state at t (words t..n-1)
   future:   the layer-1 forward state at t-1 (words 0..t-1: predicts t's tag without seeing it)
   past:     the layer-1 backward state at t+1 (words t+1..n-1)
+  full:     the primary module's input, seen through the unlabelled minibatch's dropout
 At the sentence's edges "future" and "past" read the LSTMs' initial state (zeros), as they have
-seen nothing yet. Every module is one ReLU hidden layer and a softmax layer.
+seen nothing yet. Every module is one hidden layer and a softmax layer; the hidden layer is ReLU
+except in "full", linear as in the reference code (its only difference from the primary module).
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ from bertcompress.methods.cvt.vocab import CvtVocab
 
 
 class PredictionModule(nn.Module):
-    """softmax(U · ReLU(W h + b) + c): logits out, the softmax is the loss's."""
+    """softmax(U · ReLU(W h + b) + c) (without the ReLU when not `activate`): logits out, the
+    softmax is the loss's."""
 
-    def __init__(self, size: int, hidden: int, tags: int):
+    def __init__(self, size: int, hidden: int, tags: int, activate: bool = True):
         super().__init__()
         self.hidden = nn.Linear(size, hidden)
         self.out = nn.Linear(hidden, tags)
+        self.activate = activate
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.out(F.relu(self.hidden(states)))
+        hidden = self.hidden(states)
+        return self.out(F.relu(hidden) if self.activate else hidden)
 
 
 class CharCNN(nn.Module):
@@ -97,7 +102,7 @@ class CvtTagger(nn.Module):
         super().__init__()
         self.cfg, self.vocab, self.views = cfg, vocab, list(views)
         self.word_embed = nn.Embedding(len(vocab.words), cfg.word_dim, padding_idx=0)
-        bound = math.sqrt(3.0 / cfg.word_dim)  # variance 1/dim: no pretrained vectors to start from
+        bound = math.sqrt(3.0 / cfg.word_dim)  # variance 1/dim; pretrained vectors, if any, replace rows later
         nn.init.uniform_(self.word_embed.weight, -bound, bound)
         with torch.no_grad():
             self.word_embed.weight[0].zero_()
@@ -108,10 +113,12 @@ class CvtTagger(nn.Module):
         self.forward2 = nn.LSTM(2 * cfg.lstm1, cfg.lstm2, batch_first=True)
         self.backward2 = nn.LSTM(2 * cfg.lstm1, cfg.lstm2, batch_first=True)
         tags = len(vocab.tags)
-        self.primary = PredictionModule(2 * cfg.lstm1 + 2 * cfg.lstm2, cfg.projection, tags)
+        full = 2 * cfg.lstm1 + 2 * cfg.lstm2
+        self.primary = PredictionModule(full, cfg.projection, tags)
         # keyed "view_<name>": a ModuleDict key may not shadow an attribute ("forward")
-        self.auxiliary = nn.ModuleDict({f"view_{v}": PredictionModule(cfg.lstm1, cfg.projection, tags)
-                                        for v in self.views})
+        self.auxiliary = nn.ModuleDict({
+            f"view_{v}": PredictionModule(full, cfg.projection, tags, activate=False) if v == "full"
+            else PredictionModule(cfg.lstm1, cfg.projection, tags) for v in self.views})
 
     @property
     def min_chars(self) -> int:
@@ -148,6 +155,8 @@ class CvtTagger(nn.Module):
         if view == "past":  # shifted left: word t reads the state before word t+1; the last word reads zeros
             following = F.pad(encoded.mask[:, 1:], (0, 1)).unsqueeze(-1).to(encoded.backward1.dtype)
             return F.pad(encoded.backward1[:, 1:], (0, 0, 0, 1)) * following
+        if view == "full":
+            return encoded.full
         raise ValueError(f"unknown view {view!r}")
 
     def view_logits(self, encoded: Encoded) -> dict[str, torch.Tensor]:

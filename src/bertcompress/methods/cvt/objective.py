@@ -1,12 +1,16 @@
-"""The CVT objective for the shared loop: each step, the primary module's cross-entropy on a
-labelled minibatch plus the auxiliary modules' cross-view loss on an unlabelled minibatch.
+"""The CVT objective for the shared loop: the primary module's cross-entropy on labelled
+minibatches and the auxiliary modules' cross-view loss on unlabelled ones, by `schedule`:
 
-The paper alternates the two minibatches, each with its own update. On the shared loop one step
-holds both: the labelled batch comes from the loop (its order, epochs and resume), the unlabelled
-batch from `UnlabelledBatches`, and the update follows their summed loss (weighted by
-`unlabelled.weight`). Each minibatch still gets its own forward pass and dropout rate, and the
-primary module's targets on the unlabelled batch are computed first, with no dropout and no
-gradient, from the current weights, as in the paper.
+- alternate (the reference code's trainer): optimizer steps alternate, a labelled minibatch (the
+  loop's) then an unlabelled one, each its own update. The loop hands a labelled batch to every
+  step, so the one of an unlabelled step is not used: per step, half the labelled minibatches.
+- joint: every step holds both, and the update follows their summed loss (weighted by
+  `unlabelled.weight`): per step, one minibatch of each.
+
+The labelled batch comes from the loop (its order, epochs and resume), the unlabelled batch from
+`UnlabelledBatches`. Each minibatch gets its own forward pass and dropout rate, and the primary
+module's targets on the unlabelled batch are computed first, with no dropout and no gradient, from
+the current weights, as in the paper.
 
 Exact resume: the unlabelled batch of draw k is a pure function of (seed, k), and the draw count
 lives in the module's state (`get_extra_state`), so the loop's checkpoint restores it with the
@@ -78,18 +82,23 @@ class CvtObjective(nn.Module):
     """`forward(batch) -> (loss, logs)` for the shared loop (module docstring), and the EMA copy of
     the tagger that evaluation and saving use (`averaged`).
 
-    The EMA follows TensorFlow's ExponentialMovingAverage with a step count, as the reference code
-    applies it: decay min(ema, (1 + n) / (10 + n)) at update n, so the average forgets its random
-    start within a short run too. The loop gives no hook after its optimizer step, so the update
+    The EMA is TensorFlow's ExponentialMovingAverage with a step count: decay min(ema, (1 + n) /
+    (10 + n)) at update n. The reference code uses a constant decay (0.998) with no step count; the
+    warm-up is ours, so that the average forgets its random start within a CPU-sized run too (at a
+    constant 0.998, 600 updates still weigh the random start by 0.3). The loop gives no hook after
+    its optimizer step, so the update
     for step s is applied when the weights are next read: at the next forward, at an evaluation,
     or at the end (`sync_ema`; idempotent)."""
 
     def __init__(self, tagger: CvtTagger, unlabelled: UnlabelledBatches | None, *, weight: float,
                  dropout_labelled: float, dropout_unlabelled: float, label_smoothing: float, ema: float,
-                 grad_accum: int = 1):
+                 grad_accum: int = 1, schedule: str = "joint"):
         super().__init__()
-        self.tagger = tagger
+        if schedule not in ("joint", "alternate"):
+            raise ValueError(f"unknown CVT schedule {schedule!r}")
+        self.tagger, self.schedule = tagger, schedule
         self.unlabelled = unlabelled if weight > 0 else None
+        self._last_logs: dict[str, torch.Tensor] = {}  # alternate: the other kind's latest terms, for the logs
         self.weight, self.ema_decay, self.grad_accum = weight, ema, grad_accum
         self.dropout_labelled, self.dropout_unlabelled = dropout_labelled, dropout_unlabelled
         self.label_smoothing = label_smoothing
@@ -120,21 +129,43 @@ class CvtObjective(nn.Module):
             averaged.lerp_(trained, 1.0 - decay)
         self.ema_updates = steps
 
+    def is_unlabelled_step(self, draw: int) -> bool:
+        """alternate: every other optimizer step (all micro-batches of it) is an unlabelled one."""
+        return self.schedule == "alternate" and self.unlabelled is not None and (draw // self.grad_accum) % 2 == 1
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.sync_ema()  # folds in the update the loop made after the previous forward
         draw = self.draws
         self.draws += 1
+        device = batch["input_ids"].device
+        if self.is_unlabelled_step(draw):
+            # the draw index of the unlabelled batch: unlabelled steps so far, so none is skipped
+            cross_view, logs = self._cross_view(self._unlabelled_batch(draw // (2 * self.grad_accum) * self.grad_accum
+                                                                       + draw % self.grad_accum, device))
+            return self.weight * cross_view, self._with_last(logs)
         logits = self.tagger(batch["input_ids"], batch["chars"], batch["attention_mask"], self.dropout_labelled)
         supervised = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE,
                                      label_smoothing=self.label_smoothing)
         logs = {"supervised": supervised.detach()}
         if self.unlabelled is None:
             return supervised, logs
-        unlabelled = _on(self.unlabelled.batch(draw), batch["input_ids"].device)
+        if self.schedule == "alternate":
+            return supervised, self._with_last(logs)
+        cross_view, unlabelled_logs = self._cross_view(self._unlabelled_batch(draw, device))
+        return supervised + self.weight * cross_view, {**logs, **unlabelled_logs}
+
+    def _unlabelled_batch(self, draw: int, device: torch.device) -> Batch:
+        return _on(self.unlabelled.batch(draw), device)
+
+    def _cross_view(self, unlabelled: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs = (unlabelled["input_ids"], unlabelled["chars"], unlabelled["attention_mask"])
         with torch.no_grad():  # the primary module's view is the target: no dropout, no gradient
             targets = F.softmax(self.tagger(*inputs, 0.0).float(), -1)
         encoded = self.tagger.encode(*inputs, self.dropout_unlabelled)
         cross_view, per_view = cross_view_loss(self.tagger.view_logits(encoded), targets, unlabelled["attention_mask"])
-        logs.update(unlabelled=cross_view.detach(), **{f"view_{v}": x.detach() for v, x in per_view.items()})
-        return supervised + self.weight * cross_view, logs
+        return cross_view, {"unlabelled": cross_view.detach(), **{f"view_{v}": x.detach() for v, x in per_view.items()}}
+
+    def _with_last(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """alternate: this step's terms, beside the other kind's latest (a logged step shows both)."""
+        self._last_logs.update(logs)
+        return dict(self._last_logs)

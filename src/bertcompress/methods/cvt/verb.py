@@ -28,6 +28,7 @@ from bertcompress.methods.cvt.predict import score_tagger
 from bertcompress.methods.cvt.saving import save_tagger
 from bertcompress.methods.cvt.sentences import LabelledData, labelled_data, unlabelled_sentences
 from bertcompress.methods.cvt.vocab import CvtCollator, CvtVocab
+from bertcompress.methods.cvt.word_vectors import load_word_vectors
 from bertcompress.models.card import CardFacts, write_model_card
 from bertcompress.models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
 from bertcompress.train.distributed import refuse_ddp
@@ -47,6 +48,10 @@ def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
                            min_count=cfg.model.min_count, max_vocab=cfg.model.max_vocab,
                            max_word_length=cfg.model.max_word_length)
     tagger = CvtTagger(cfg.model, vocab, cfg.unlabelled.views)
+    pretrained = None
+    if cfg.model.word_vectors is not None:
+        pretrained = load_word_vectors(tagger.word_embed, vocab, cfg.model.word_vectors)
+        log.info(f"cvt: {pretrained:,} of {len(vocab.words) - 2:,} words start from {cfg.model.word_vectors}")
     log.info(f"cvt: {len(data.train):,} labelled and {len(unlabelled):,} unlabelled sentences, "
              f"{len(data.tags)} tags, {len(vocab.words):,} words; {primary_parameters(tagger):,} parameters to tag")
     batches = (UnlabelledBatches(unlabelled, vocab, cfg.train.batch_size, cfg.train.seed, tagger.min_chars)
@@ -54,7 +59,7 @@ def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
     m = cfg.model
     objective = CvtObjective(tagger, batches, weight=cfg.unlabelled.weight, dropout_labelled=m.dropout_labelled,
                              dropout_unlabelled=m.dropout_unlabelled, label_smoothing=m.label_smoothing,
-                             ema=cfg.ema, grad_accum=cfg.train.grad_accum)
+                             ema=cfg.ema, grad_accum=cfg.train.grad_accum, schedule=cfg.unlabelled.schedule)
     features = [vocab.encode(s.tokens, s.tags) for s in data.train]
     # the method's settings and data sizes: --resume refuses a checkpoint written with others
     settings = {"data": to_dict(cfg.data), "unlabelled": to_dict(cfg.unlabelled), "model": to_dict(cfg.model),
@@ -64,6 +69,7 @@ def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
                      evaluate=lambda o: score_tagger(o.averaged, data.dev), desc="cvt", settings=settings)
     final = objective.averaged.cpu().eval()
     result = _result(cfg, final, data, unlabelled, run)
+    result["data"]["pretrained_words"] = pretrained
     return _publish(cfg, final, data, result)
 
 
