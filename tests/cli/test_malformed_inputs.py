@@ -447,19 +447,21 @@ def test_hub_ids_are_left_to_transformers(tmp_path, monkeypatch):
 
 def test_unsupported_family_lists_the_supported_ones():
     import torch
-    from transformers import AlbertConfig, AlbertModel, DebertaV2Config, DebertaV2Model
+    from transformers import FNetConfig, FNetModel, T5Config, T5EncoderModel
 
     from bertcompress.models.architecture import describe
 
     torch.manual_seed(0)
-    small = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    for model, why in ((AlbertModel(AlbertConfig(embedding_size=8, **small)), "no transformer layer list"),
-                       (DebertaV2Model(DebertaV2Config(**small)), "layer 0 has no query/key projections")):
+    for model, why in ((T5EncoderModel(T5Config(vocab_size=50, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)),
+                        "no transformer layer list"),
+                       (FNetModel(FNetConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, intermediate_size=32)),
+                        "layer 0 has no query/key projections")):
         with pytest.raises(UserError) as e:
             describe(model)
         one_line(e, f"model type {model.config.model_type!r} is not a supported encoder: {why}",
                  "supported families: BERT (bert), RoBERTa (roberta), XLM-RoBERTa (xlm-roberta), CamemBERT "
-                 "(camembert), ELECTRA (electra), DistilBERT (distilbert), MPNet (mpnet)")
+                 "(camembert), ELECTRA (electra), DistilBERT (distilbert), MPNet (mpnet), DeBERTa-v2/v3 (deberta-v2), "
+                 "ModernBERT (modernbert), ALBERT (albert)")
 
 
 def test_malformed_brown_zip_as_brown_pos_data(tmp_path):

@@ -21,7 +21,7 @@ def _padded_batch(vocab, batch, seq):
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
-@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "distilbert", "deberta-v2", "modernbert", "albert"])
 def test_onnx_matches_pytorch(model_type, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -29,7 +29,8 @@ def test_onnx_matches_pytorch(model_type, tmp_path):
     model = AutoModelForSequenceClassification.from_config(tiny_config(model_type, 100, num_labels=3)).eval()
     path = export_onnx(model, tmp_path / "model.onnx")
     session = onnx_session(path, threads=1)
-    expected = ["input_ids", "attention_mask"] + (["token_type_ids"] if model_type == "bert" else [])
+    expected = ["input_ids", "attention_mask"] + (["token_type_ids"] if model_type in ("bert", "albert")
+                                                  else [])
     assert [i.name for i in session.get_inputs()] == expected == onnx_input_names(model)
     for batch, seq in [(1, 7), (5, 40)]:  # dynamic batch and sequence axes
         inputs = _padded_batch(100, batch, seq)

@@ -115,7 +115,8 @@ def _tiny_model(model_type="bert"):
     return AutoModelForSequenceClassification.from_config(tiny_config(model_type, 120, layers=2)).eval()
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "distilbert"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "modernbert",
+                                        "albert"])
 def test_quantize_swaps_encoder_linears_and_word_embeddings(model_type):
     model = quantize_(_tiny_model(model_type), QuantConfig.parse("w4a8e2"))
     base = model.base_model
@@ -123,9 +124,10 @@ def test_quantize_swaps_encoder_linears_and_word_embeddings(model_type):
     assert encoder_linears and all(isinstance(m, QuantLinear) for m in encoder_linears)
     assert isinstance(base.get_input_embeddings(), QuantEmbedding)
     assert base.get_input_embeddings().weight_quant.bits == 2
-    # the learned position table is quantized too, at the weights' width
-    assert isinstance(base.embeddings.position_embeddings, QuantEmbedding)
-    assert base.embeddings.position_embeddings.weight_quant.bits == 4
+    # the learned position table is quantized too, at the weights' width (ModernBERT's are rotary: none)
+    positions = getattr(base.embeddings, "position_embeddings", None)
+    assert (positions is None) == (model_type == "modernbert")
+    assert positions is None or (isinstance(positions, QuantEmbedding) and positions.weight_quant.bits == 4)
     head = [m for n, m in model.named_modules()
             if isinstance(m, nn.Linear) and not n.startswith(model.base_model_prefix)]
     assert head and not any(isinstance(m, QuantLinear) for m in head)  # the task head stays float by default

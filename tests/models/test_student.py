@@ -10,7 +10,6 @@ from bertcompress.models.config import StudentConfig
 from bertcompress.models.student import build_student
 from conftest import tiny_config
 
-
 FAMILIES = ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "deberta-v2", "modernbert", "albert"]
 
 
@@ -176,3 +175,14 @@ def test_attention_mapping_moves_only_the_attention_loss():
         DistillationObjective(student, teacher, LossConfig(attention_mapping=[1, 5]), weights)
     with pytest.raises(UserError, match="attention_mapping must be 'uniform', 'last'"):
         LossConfig(attention_mapping="first")
+
+
+def test_modernbert_student_from_chosen_layers_takes_their_kinds():
+    torch.manual_seed(0)
+    teacher = AutoModel.from_config(tiny_config("modernbert", 100, layers=4))  # full, local, full, local
+    student = build_student(teacher, StudentConfig(num_layers=2, hidden_size=None, num_heads=None, ffn_size=None,
+                                                   init="teacher_layers", init_layers=[2, 3]))
+    assert student.config.layer_types == ["sliding_attention", "full_attention"]
+    # the first layer has no attention norm: teacher layer 2's stays behind, the rest is copied
+    assert torch.equal(student.layers[0].attn.Wqkv.weight, teacher.layers[1].attn.Wqkv.weight)
+    assert torch.equal(student.layers[1].attn_norm.weight, teacher.layers[2].attn_norm.weight)

@@ -42,6 +42,26 @@ class Family:
     shared_layers: bool = False
     # why extraction and pruning cannot cut it, or None when they can
     no_surgery: str | None = None
+    # why a layer cannot be moved to another depth or stand for several (module replacing), or None
+    unmovable_layers: str | None = None
+    # config fields that hold the hidden size again (DeBERTa's classification pooler)
+    tied_to_hidden: tuple[str, ...] = ()
+
+    def set_hidden_size(self, config: Any, hidden: int) -> None:
+        """The config's hidden size, and every field that repeats it, set to `hidden`."""
+        old = getattr(config, self.size_fields[1])
+        setattr(config, self.size_fields[1], hidden)
+        for name in self.tied_to_hidden:
+            if getattr(config, name, None) == old:
+                setattr(config, name, hidden)
+
+    def set_layers(self, config: Any, layers: list[int]) -> None:
+        """The config of a model made of these (1-based) layers of `config`'s model: their count,
+        and their kinds where layers differ (ModernBERT's local and global attention)."""
+        types = getattr(config, "layer_types", None)
+        setattr(config, self.size_fields[0], len(layers))
+        if isinstance(types, list):
+            config.layer_types = [types[i - 1] for i in layers]
 
     def max_positions(self, config: Any) -> int | None:
         """The longest input the position table allows."""
@@ -62,12 +82,16 @@ FAMILIES = {f.model_type: f for f in (
            takes_token_type_ids=False),
     Family("mpnet", "MPNet", takes_token_type_ids=False, positions_after_padding=True,
            uses_attention_interface=False, shared_head_bias="encoder.relative_attention_bias"),
-    Family("deberta-v2", "DeBERTa-v2/v3", uses_attention_interface=False, score_terms="disentangled"),
+    Family("deberta-v2", "DeBERTa-v2/v3", uses_attention_interface=False, score_terms="disentangled",
+           tied_to_hidden=("pooler_hidden_size",)),
     Family("modernbert", "ModernBERT", takes_token_type_ids=False, scores_inside_attention=True,
-           no_surgery="its fused QKV projection and gated FFN are not sliced by our extraction and pruning yet"),
+           no_surgery="its fused QKV projection and gated FFN are not sliced by our extraction and pruning yet",
+           unmovable_layers="its layers are bound to their depth (the first has no attention norm; local and "
+                            "global attention alternate)"),
     Family("albert", "ALBERT", embedding_size_field="embedding_size", embedding_follows_hidden=False,
            shared_layers=True,
-           no_surgery="its layers share one set of weights, so a layer cannot be chosen or sliced alone"),
+           no_surgery="its layers share one set of weights, so a layer cannot be chosen or sliced alone",
+           unmovable_layers="its layers share one set of weights, so one cannot be replaced alone"),
 )}
 
 
@@ -85,17 +109,17 @@ def check_surgery(obj: Any, what: str) -> None:
     """A one-line refusal when `what` (extraction, pruning) cannot cut this family's layers."""
     family = family_of(obj)
     if family.no_surgery:
-        raise UserError(f"{what} does not support {family.name}: {family.no_surgery}; supported families: "
+        raise UserError(f"{what} cannot cut {family.name}: {family.no_surgery}; supported families: "
                         f"{surgery_families()}")
 
 
-def check_own_layers(obj: Any, what: str) -> None:
-    """A one-line refusal when `what` needs each layer to have weights of its own (module replacing)."""
+def check_movable_layers(obj: Any, what: str) -> None:
+    """A one-line refusal when `what` (module replacing) moves layers this family cannot move."""
     family = family_of(obj)
-    if family.shared_layers:
-        names = ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if not f.shared_layers)
-        raise UserError(f"{what} does not support {family.name}: its layers share one set of weights, so one "
-                        f"cannot be replaced alone; supported families: {names}")
+    if family.unmovable_layers:
+        names = ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if not f.unmovable_layers)
+        raise UserError(f"{what} cannot move {family.name}'s layers: {family.unmovable_layers}; supported "
+                        f"families: {names}")
 
 
 def family_of(obj: Any) -> Family:

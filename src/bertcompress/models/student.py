@@ -13,17 +13,20 @@ from bertcompress.models.config import StudentConfig
 from bertcompress.models.family import family_of
 
 
-def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = None):
-    """The teacher's config with the student's sizes: same family, vocabulary and positions."""
+def student_config(teacher_config, cfg: StudentConfig, num_labels: int | None = None,
+                   init_layers: list[int] | None = None):
+    """The teacher's config with the student's sizes: same family, vocabulary and positions; its
+    layers' kinds (ModernBERT's local or global) those of the teacher layers it starts from."""
     config = copy.deepcopy(teacher_config)
     family = family_of(config)
     layers_f, hidden_f, heads_f, ffn_f = family.size_fields
     depth = cfg.depth(getattr(config, layers_f))
-    setattr(config, layers_f, depth)
-    if isinstance(getattr(config, "layer_types", None), list):  # ModernBERT's local/global pattern
-        config.layer_types = config.layer_types[:depth]
-    for field, size in ((hidden_f, cfg.hidden_size), (heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
-        if size is not None:  # None keeps the teacher's size
+    chosen = (cfg.init_layers or init_layers) if cfg.init == "teacher_layers" else None
+    family.set_layers(config, chosen if chosen and len(chosen) == depth else list(range(1, depth + 1)))
+    if cfg.hidden_size is not None:  # None keeps the teacher's size
+        family.set_hidden_size(config, cfg.hidden_size)
+    for field, size in ((heads_f, cfg.num_heads), (ffn_f, cfg.ffn_size)):
+        if size is not None:
             setattr(config, field, size)
     if family.embedding_size_field and family.embedding_follows_hidden and cfg.hidden_size is not None:
         setattr(config, family.embedding_size_field, cfg.hidden_size)  # ELECTRA's embeddings follow the hidden size
@@ -76,7 +79,7 @@ def build_student(teacher: nn.Module, cfg: StudentConfig, *, classifier: bool = 
     are copied, which needs every layer size equal to the teacher's."""
     from bertcompress.models.loading import auto_class
 
-    config = student_config(teacher.config, cfg, num_labels)
+    config = student_config(teacher.config, cfg, num_labels, init_layers)
     torch.manual_seed(seed)
     student = auto_class(kind or ("classifier" if classifier else "base")).from_config(config).float()
     if cfg.init == "teacher_layers":
@@ -93,7 +96,8 @@ def _outside_layers(model: nn.Module, layers: list[nn.Module]) -> dict[str, torc
 
 def copy_teacher_layers(teacher: nn.Module, student: nn.Module, layers: list[int]) -> None:
     """Embeddings, shared tables and the chosen teacher layers into the student. ALBERT's layers
-    are one module: every choice copies it."""
+    are one module: every choice copies it. ModernBERT's first layer has no attention norm: a
+    teacher layer copied there leaves its norm behind, one copied from there gets a fresh one."""
     t, s = describe(teacher), describe(student)
     if len(layers) != s.num_layers:
         raise UserError(f"student.init_layers needs {s.num_layers} teacher layers, got {len(layers)}")
@@ -106,8 +110,9 @@ def copy_teacher_layers(teacher: nn.Module, student: nn.Module, layers: list[int
             for name, tensor in s_rest.items():
                 if name in t_rest:
                     tensor.copy_(t_rest[name])
+        strict = family_of(teacher).unmovable_layers is None
         for s_layer, t_index in zip(s.layers, layers):
-            s_layer.load_state_dict(t.layers[t_index - 1].state_dict())
+            s_layer.load_state_dict(t.layers[t_index - 1].state_dict(), strict=strict)
     except RuntimeError:
         raise UserError("student.init=teacher_layers needs the student's hidden, head and FFN sizes to "
                         f"equal the teacher's (teacher hidden {t.hidden_size}, heads {t.num_heads})") from None

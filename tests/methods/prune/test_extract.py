@@ -16,7 +16,7 @@ from bertcompress.methods.prune.importance import compute_importance, magnitude_
 from bertcompress.models.units import encoder
 from conftest import tiny_config
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2"]
 VOCAB = 120
 
 
@@ -189,7 +189,7 @@ def test_importance_loss_follows_the_model():
     assert magnitude_importance(tiny()).loss is None
 
 
-@pytest.mark.parametrize("family", ["bert", "electra"])
+@pytest.mark.parametrize("family", ["bert", "electra", "deberta-v2"])
 def test_extracted_student_saves_and_loads_with_plain_transformers(tmp_path, family):
     from transformers import AutoModel, AutoModelForSequenceClassification
 
@@ -243,3 +243,11 @@ def test_extract_command_writes_a_student(tmp_path, tiny_bert_dir, sentiment_tsv
     assert result["importance_loss"] == "task" and result["layers"] == [2, 4]
     assert (out / "bertcompress_config.yaml").is_file() and (out / "tokenizer_config.json").is_file()
     assert load_model(str(out), "base").config.hidden_size == 16  # as DistillConfig.student_path loads it
+
+
+@pytest.mark.parametrize("family, reason", [("modernbert", "fused QKV"), ("albert", "share one set of weights")])
+def test_families_extraction_cannot_cut_are_refused_in_one_line(family, reason):
+    with pytest.raises(UserError, match=f"extraction and pruning cannot cut .*{reason}.*supported families: "
+                                        "BERT .*DeBERTa-v2/v3 \\(deberta-v2\\)$") as e:
+        extract_student(tiny(family), ExtractConfig(num_layers=2, strategy="rand"))
+    assert "\n" not in str(e.value)

@@ -92,7 +92,7 @@ def test_head_pruning_needs_our_loader_and_it_is_exact(tmp_path):
     torch.testing.assert_close(run(base, b), run(model.base_model, b))
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v2"])
 def test_other_families_round_trip_through_the_loader(tmp_path, family):
     model, b = tiny(family), batch()
     prune_model(model, PruneConfig(heads_keep=0.5, ffn_keep=0.25, importance="magnitude"))

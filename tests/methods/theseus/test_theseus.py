@@ -26,7 +26,7 @@ from bertcompress.train.config import TrainConfig
 from bertcompress.train.loop import train_loop
 from conftest import tiny_config
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"]
+FAMILIES = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet", "deberta-v2"]
 DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout",
             "seq_classif_dropout")
 
@@ -287,3 +287,13 @@ def test_cli_flags_reach_the_config(monkeypatch, capsys):
     assert (a.teacher, a.successor_layers, a.curriculum, a.replace_prob, resume) == ("t", 6, "constant", 0.7, True)
     assert (b.curriculum, b.curriculum_k) == ("linear", 0.01)  # an explicit --curriculum wins
     assert "wrote out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family, reason", [("modernbert", "bound to their depth"), ("albert", "share one set")])
+def test_families_whose_layers_cannot_move_are_refused_in_one_line(family, reason):
+    from transformers import AutoModelForSequenceClassification
+
+    teacher = AutoModelForSequenceClassification.from_config(tiny_config(family, 100, layers=4))
+    with pytest.raises(UserError, match=f"module replacing .* cannot move .* {reason}.*supported families: "
+                                        r"BERT .*DeBERTa-v2/v3 \(deberta-v2\)$"):
+        build_successor(teacher, 2)

@@ -131,9 +131,9 @@ def _student_config(teacher: nn.Module, plan: ExtractionPlan):
     family = family_of(config)
     layers_f, hidden_f, heads_f, ffn_f = family.size_fields
     hidden_t = getattr(config, hidden_f)
-    for name, v in ((layers_f, len(plan.layers)), (hidden_f, len(plan.hidden)), (heads_f, plan.num_heads),
-                    (ffn_f, len(plan.ffn[0]))):
+    for name, v in ((layers_f, len(plan.layers)), (heads_f, plan.num_heads), (ffn_f, len(plan.ffn[0]))):
         setattr(config, name, v)
+    family.set_hidden_size(config, len(plan.hidden))
     embedding_f = family.embedding_size_field  # factorised embeddings (ELECTRA)
     embedding = getattr(config, embedding_f, None) if embedding_f else None
     if embedding == hidden_t:

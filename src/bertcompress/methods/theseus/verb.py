@@ -31,7 +31,7 @@ from bertcompress.data.splits import load_task_splits
 from bertcompress.evaluation.predict import score
 from bertcompress.methods.theseus.config import TheseusConfig
 from bertcompress.models.architecture import base_model, describe, size_fields
-from bertcompress.models.family import check_own_layers
+from bertcompress.models.family import check_movable_layers
 from bertcompress.models.inputs import model_inputs
 from bertcompress.models.loading import load_model, load_tokenizer
 from bertcompress.models.saving import checkpoint_dir, publish_model_folder
@@ -88,7 +88,7 @@ def _layers_swapped(slot: tuple[nn.Module, str], layers: list[nn.Module]) -> Ite
 def build_successor(teacher: nn.Module, m: int, init: str = "first") -> tuple[nn.Module, nn.ModuleList]:
     """The M-layer successor (a copy of the teacher with M copied layers; a model of the same class
     that `save_pretrained` writes as usual) and the teacher's own N layers (the predecessor)."""
-    check_own_layers(teacher, "module replacing (theseus)")
+    check_movable_layers(teacher, "module replacing (theseus)")
     n = describe(teacher).num_layers
     if m > n or n % m:
         raise UserError(f"successor_layers {m} must divide the teacher's {n} layers (k = N/M teacher layers "
