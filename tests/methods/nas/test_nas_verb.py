@@ -42,7 +42,7 @@ def _config(teacher, corpus, out, **changes):
                     prune=SpacePruningConfig(warmup_steps=2, every=2, param_bins=2, latency_bins=2, keep_per_bin=2,
                                       heldout_batches=2),
                     latency=LatencyConfig(repeats=2, warmup=0, seq_len=16), budgets=["1.2x", "3x"], rerank_top=2,
-                    output=str(out))
+                    rerank_sequences=8, output=str(out))
     return NasConfig(**{**settings, **changes})
 
 

@@ -24,12 +24,13 @@ from bertcompress.methods.distill.teacher_outputs import CachedLayers, TeacherOu
 from bertcompress.models.architecture import describe
 from bertcompress.models.intermediates import Intermediates, ScoreRecorder, run_with_intermediates
 from bertcompress.models.layer_mapping import resolve_mapping
+from bertcompress.models.nasbert.blocks import block_widths
 from bertcompress.train.objectives import WithFrozenTeacher
 
 
 def reads_layers(model: nn.Module) -> bool:
     """Whether the layer losses can read this model's Transformer layers (a NAS-BERT model's
-    blocks of mixed ops are not such layers)."""
+    blocks of mixed ops are not such layers; its blocks' outputs are read as layers all the same)."""
     try:
         describe(model)
     except UserError:
@@ -38,10 +39,17 @@ def reads_layers(model: nn.Module) -> bool:
 
 
 def without_unreadable_layer_losses(student: nn.Module, weights: dict[str, float], desc: str) -> dict[str, float]:
-    """`weights` less the layer losses when the student's layers cannot be read, said once on the
-    console: such a student learns from the teacher's predictions only."""
+    """`weights` less the layer losses that cannot read the student's layers, said once on the
+    console: a NAS-BERT student keeps the embedding and hidden-state losses (each block read as a
+    layer, models/nasbert/blocks.py) and loses the attention loss; a student with no readable
+    layers learns from the teacher's predictions only."""
     if not any(w > 0 and is_layer_loss(name) for name, w in weights.items()) or reads_layers(student):
         return weights
+    if block_widths(student) is not None:
+        if weights.get("attention", 0) > 0:
+            log.info(f"{desc}: a NAS-BERT student's blocks hold no attention maps to compare; it learns from "
+                     "each block's output (embedding and hidden-state losses) and the predictions")
+        return {name: w for name, w in weights.items() if name != "attention"}
     log.info(f"{desc}: the student's layers ({student.config.model_type}) are not Transformer layers "
              "the layer losses can read; it learns from the teacher's predictions only")
     return without_layer_losses(weights)
@@ -76,7 +84,17 @@ class DistillationObjective(WithFrozenTeacher):
 
     def _init_layer_losses(self, student: nn.Module, teacher: nn.Module, losses: LossConfig) -> None:
         """The layer mapping, projections and score recorders the layer losses need."""
-        s_view, t_view = describe(student), describe(teacher)
+        t_view, widths = describe(teacher), block_widths(student)
+        if widths is not None:  # NAS-BERT: its blocks as layers of their own widths
+            if "attention" in self.weights:
+                raise UserError("a NAS-BERT student's blocks hold no attention maps: set losses.weights.attention: 0")
+            self.mapping = resolve_mapping(losses.layer_mapping, len(widths) - 1, t_view.num_layers)
+            self.attention_mapping = self.mapping
+            self.projections = Projections(widths[0], t_view.hidden_size, len(self.mapping),
+                                           shared=losses.hidden_projection == "shared", kind=losses.projection,
+                                           layer_widths=widths[1:])
+            return
+        s_view = describe(student)
         self.mapping = resolve_mapping(losses.layer_mapping, s_view.num_layers, t_view.num_layers)
         self.attention_mapping = self.mapping
         if losses.attention_mapping is not None:

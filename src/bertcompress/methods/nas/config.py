@@ -30,7 +30,8 @@ class SpacePruningConfig:
     keep_cheapest: bool = setting(True, "never prune each block's fastest candidate holding each op, nor its "
                                   "fastest and smallest overall (space_pruning.py), so the smallest budgets stay "
                                   "reachable")
-    heldout_batches: int = setting(2, "held-out corpus batches that score each candidate at a pruning point")
+    heldout_batches: int = setting(4, "held-out corpus batches that score each candidate at a pruning point (the "
+                                   "pruning set; the survivors are ranked again on rerank_sequences)")
     scored_per_bin: int | None = setting(16, "candidates of a bin scored at a pruning point (a random sample "
                                          "when it holds more; with finish_at, at least twice what the point "
                                          "drops); null: all")
@@ -93,12 +94,19 @@ class NasConfig:
                                  help="one model per budget: a speed-up over the teacher (4x), a latency (12ms) "
                                  "or parameters (10M)")
     rerank_top: int = setting(5, "architectures per budget ranked by summed block losses, then compared whole")
+    rerank_sequences: int = setting(256, "held-out corpus sequences, apart from the pruning set, that score the "
+                                    "survivors' blocks and the whole models of the re-rank (a pick is then not the "
+                                    "winner of the pruning set's noise)")
     min_attention: int = setting(1, "attention slots a chosen model must hold at least: a classifier reads one "
                                  "position, which sees past its convolutions' reach only through attention "
                                  "(0: attention-free models may be chosen)")
     final_general: TrainConfig | None = setting(
         None, "continue each chosen model with whole-model general distillation (set any key to turn it on)",
         template=lambda: TrainConfig(epochs=1, lr=3e-4, batch_size=32))
+    final_layers: str = setting("blocks", "what final_general matches: blocks: the embeddings and every block's "
+                                "output against the teacher layer that block learned in the supernet (through its "
+                                "supernet projection; TinyBERT's embedding and hidden-state losses); last: the "
+                                "last hidden state only", choices=("blocks", "last"))
     keep_supernet: bool = setting(True, "keep the trained supernet in the output (supernet/: every op at every "
                                   "width, the largest file of the output) so that `nas --resume` with new budgets "
                                   "picks from it without training again")
@@ -124,6 +132,7 @@ class NasConfig:
         same = [(b.kind, b.value) for b in budgets]
         check(len(set(same)) == len(same), f"nas budgets must not repeat, got {', '.join(self.budgets)}")
         check(self.rerank_top >= 1, f"nas rerank_top must be >= 1, got {self.rerank_top}")
+        check(self.rerank_sequences >= 1, f"nas rerank_sequences must be >= 1, got {self.rerank_sequences}")
         check(self.min_attention >= 0, f"nas min_attention must be >= 0, got {self.min_attention}")
         check(self.min_attention == 0 or "mha" in self.ops,
                f"nas min_attention={self.min_attention} needs 'mha' among ops, got {self.ops} (or set it to 0)")

@@ -28,7 +28,8 @@ from bertcompress.methods.nas.latency import LatencyCalibration, LatencyTable
 
 KEPT_SEARCH = "supernet"  # the folder in the output
 # What decides the trained supernet: a saved search serves a config only when all of these match.
-SEARCH_SETTINGS = ("teacher", "corpus", "num_blocks", "hiddens", "embedding_sizes", "ops", "train", "prune", "latency")
+SEARCH_SETTINGS = ("teacher", "corpus", "num_blocks", "hiddens", "embedding_sizes", "ops", "train", "prune", "latency",
+                   "rerank_sequences")
 
 
 def search_settings(cfg: Any) -> dict[str, Any]:

@@ -132,8 +132,8 @@ class Supernet(nn.Module):
                        type_vocab_size=getattr(config, "type_vocab_size", 0) if family.takes_token_type_ids else 0,
                        pad_token_id=config.pad_token_id,
                        layer_norm_eps=eps,
-                       head_size=view.head_dim, num_blocks=num_blocks, slots=slots, hidden_sizes=hidden_sizes,
-                       embedding_sizes=embedding_sizes, ops=ops, dropout=dropout)
+                       head_size=view.hidden_size // view.num_heads, num_blocks=num_blocks, slots=slots,
+                       hidden_sizes=hidden_sizes, embedding_sizes=embedding_sizes, ops=ops, dropout=dropout)
         if str(view.hidden_size) in supernet.embeddings:
             offset = (config.pad_token_id or 0) + 1 if family.positions_after_padding else 0
             copy_embeddings(supernet.embeddings[str(view.hidden_size)], embeddings, position_offset=offset)

@@ -6,10 +6,13 @@ search space as it trains), then pick one model per budget and save each as a mo
        `prune.warmup_steps`, each bin of each block loses its worst candidates by held-out loss, paced
        to finish by `prune.finish_at` of training (the loop's evaluation hook; the alive masks live in
        the checkpoint)
-    3. selection: per budget, the best `rerank_top` architectures by summed held-out block losses
-       under the budget's predicted latency or parameters, re-ranked by the whole model's held-out
-       loss (each block reading its predecessor's output, not the teacher's); the best is kept
+    3. selection: every survivor scored again on the re-rank set (`rerank_sequences`, held out
+       apart from pruning's, so the picks are not the winners of pruning's noise); per budget, the
+       best `rerank_top` architectures by summed block losses under the budget's predicted latency
+       or parameters, re-ranked by the whole model's loss on that set (each block reading its
+       predecessor's output, not the teacher's); the best is kept
     4. optionally (`final_general`), each chosen model continues with whole-model distillation
+       against the teacher at every block boundary (`final_layers`, final_stage.py)
 
 Output folder: models/<budget>/ (NAS-BERT encoders with the teacher's tokenizer; load them after
 `import bertcompress.models.nasbert.modeling`), nas.json, report/family.png, bertcompress_config.yaml,
@@ -38,6 +41,7 @@ from bertcompress.data.corpus import chunk_corpus, load_corpus
 from bertcompress.data.encoding import Collator
 from bertcompress.methods.nas.assemble import assemble, assembled_parameters
 from bertcompress.methods.nas.config import NasConfig
+from bertcompress.methods.nas.final_stage import FinalObjective, whole_loss
 from bertcompress.methods.nas.latency import (
     LatencyCalibration,
     LatencyTable,
@@ -65,11 +69,11 @@ from bertcompress.methods.nas.space_pruning import (
     sample_per_bin,
 )
 from bertcompress.methods.nas.supernet import (
+    Batch,
     BlockwiseObjective,
     Supernet,
     heldout_block_losses,
     heldout_embedding_losses,
-    masked_mse,
 )
 from bertcompress.models.architecture import describe
 from bertcompress.models.card import CardFacts, describe_shape, write_model_card
@@ -80,21 +84,6 @@ from bertcompress.train.distributed import refuse_ddp
 from bertcompress.train.loop import planned_steps, seed_run, train_loop
 
 LATENCY_WARN_MAPE = 0.2  # a table this far off on the models it measured misleads the selection: say so
-
-
-class WholeModelObjective(nn.Module):
-    """An assembled model against the teacher's last layer (both at the teacher's width)."""
-
-    def __init__(self, student: nn.Module, objective: BlockwiseObjective):
-        super().__init__()
-        self.student, self._blockwise = student, [objective]  # a list: the teacher is not trained or saved
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        target = self._blockwise[0].teacher_states(batch)[-1]
-        out = self.student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           token_type_ids=batch.get("token_type_ids")).last_hidden_state
-        loss = masked_mse(out, target, batch["attention_mask"])
-        return loss, {"whole": loss.detach()}
 
 
 @writes_output
@@ -125,7 +114,7 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     log.info(f"nas: {num_blocks} blocks x {slots} slots, widths {hiddens}, embeddings "
              f"{embedding_sizes}: {len(candidates):,} candidates per block")
 
-    train_features, heldout = _corpus_split(cfg, tokenizer)
+    train_features, pruning, rerank = _corpus_split(cfg, tokenizer)
     supernet = Supernet.from_teacher(teacher, num_blocks=num_blocks, slots=slots, hidden_sizes=hiddens,
                                      embedding_sizes=embedding_sizes, ops=cfg.ops)
     objective = BlockwiseObjective(supernet, teacher, [candidates] * num_blocks)
@@ -133,22 +122,24 @@ def nas(cfg: NasConfig, *, resume: bool = False) -> Path:
     search = SearchResult.load(kept, search_settings(cfg), objective) if resume else None
     if search is None:
         collate = Collator(tokenizer.pad_token_id or 0)
-        search = _search(cfg, objective, teacher, candidates, space, train_features, collate, heldout, resume)
+        search = _search(cfg, objective, teacher, candidates, space, train_features, collate, pruning, rerank,
+                         resume)
     else:
         log.info(f"nas: picking from the supernet kept in {kept} (no training)")
-    chosen = _choose(cfg, objective, teacher, search, space, heldout)
+    chosen = _choose(cfg, objective, teacher, search, space, rerank)
     if not any(chosen.values()):  # nothing to write: the earlier output (if any) stays as it was
         attention = f" with {cfg.min_attention} attention slot(s) (min_attention)" if cfg.min_attention else ""
         raise UserError(f"nas: no architecture of the search space fits any budget ({', '.join(cfg.budgets)})"
                         f"{attention}; nothing was written to {cfg.output}. The search is kept: --resume with looser "
                         "budgets picks from it without training again")
-    return _publish(cfg, tokenizer, objective, train_features, heldout, chosen, search, space,
+    return _publish(cfg, tokenizer, objective, train_features, rerank, chosen, search, space,
                     reused=kept if search.reused else None)
 
 
 def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, candidates: list, space: dict,
-            train_features: list[dict], collate: Collator, heldout, resume: bool) -> SearchResult:
-    """Latency table, supernet training with progressive pruning, then every survivor scored."""
+            train_features: list[dict], collate: Collator, pruning, rerank, resume: bool) -> SearchResult:
+    """Latency table, supernet training with progressive pruning (scored on `pruning`), then every
+    survivor scored on `rerank`."""
     num_blocks, embedding_sizes = space["num_blocks"], space["embedding_sizes"]
     work = checkpoint_dir(cfg.output, "nas")
     table, calibration, teacher_ms = _latency(cfg, work, space, teacher, objective.supernet, candidates)
@@ -171,7 +162,7 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
                 prunable = alive & ~kept
                 drops, sample = _point_plan(cfg, prunable, bins, schedule.points_left(step))
                 scored = sample_per_bin(prunable, bins, sample, rng)
-                losses = _block_losses(module, heldout, b, scored)
+                losses = _block_losses(module, pruning, b, scored)
                 survivors = prune_step(prunable, bins, losses, cfg.prune.keep_per_bin, scored, drops)
                 module.set_alive(b, survivors | (alive & kept))
         return {f"alive_block{b + 1}": float(len(module.alive(b))) for b in range(num_blocks)}
@@ -190,18 +181,18 @@ def _search(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, c
             log.warning(f"nas: block {b + 1} still has {int(alive.sum())} candidates (pruning "
                         "did not finish: more steps, prune.finish_at, or a shorter prune.every); all of them are "
                         "scored now")
-        block_losses.append(_block_losses(objective, heldout, b, alive, desc=f"nas scoring block {b + 1}"))
+        block_losses.append(_block_losses(objective, rerank, b, alive, desc=f"nas scoring block {b + 1}"))
     pruning = {"pruning_points": schedule.points(), "pruning_finished": all(finished),
                "alive_after_pruning": [len(objective.alive(b)) for b in range(num_blocks)],
                "pruning_history": [h for h in result.history if any(k.startswith("eval_alive") for k in h)]}
     return SearchResult(block_losses=block_losses,
-                        embedding_losses=heldout_embedding_losses(objective, heldout, embedding_sizes),
+                        embedding_losses=heldout_embedding_losses(objective, rerank, embedding_sizes),
                         table=table, calibration=calibration, teacher_ms=teacher_ms, pruning=pruning,
                         supernet_seconds=supernet_seconds, checked={})
 
 
 def _choose(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, search: SearchResult, space: dict,
-            heldout) -> dict[str, dict[str, Any] | None]:
+            rerank) -> dict[str, dict[str, Any] | None]:
     """Per budget: the best `rerank_top` by summed block losses under it, re-ranked whole; the
     models measured here are added to `search.checked`."""
     width, config = space["teacher_width"], teacher.config
@@ -231,7 +222,7 @@ def _choose(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, s
                 model = assemble(objective.supernet, arch)
                 predicted_ms, params = cost_of(arch)
                 checked[key] = {"arch": key, "approx_loss": float(approx),
-                                "whole_loss": _whole_loss(objective, model, heldout),
+                                "whole_loss": whole_loss(model, objective, rerank),
                                 "params": params, "predicted_latency_ms": predicted_ms,
                                 "predicted_raw_ms": predict_ms(search.table, arch), "latency_ms": _measure(cfg, model)}
             ranked.append(checked[key])
@@ -251,20 +242,25 @@ def _alive_mask(objective: BlockwiseObjective, block: int) -> np.ndarray:
     return alive
 
 
-def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
-    """Training sequences, and the held-out batches (a seeded sample, never trained on) that score
-    candidates."""
+def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[Batch], list[Batch]]:
+    """Training sequences and two held-out sets (seeded samples, never trained on, disjoint): the
+    pruning points' batches and the re-rank set that scores the survivors and the whole models."""
     sequences = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len, cfg.corpus.max_sequences)
-    size = cfg.prune.heldout_batches * cfg.train.batch_size
+    pruning = cfg.prune.heldout_batches * cfg.train.batch_size
+    size = pruning + cfg.rerank_sequences
     if len(sequences) < 2 * size:
         raise UserError(f"nas: the corpus gives {len(sequences)} sequences; it needs at least {2 * size} "
-                        f"(prune.heldout_batches x train.batch_size held out, as many to train)")
+                        f"(prune.heldout_batches x train.batch_size and rerank_sequences held out, as many to train)")
     order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(cfg.train.seed)).tolist()
     held = set(order[:size])
     collate = Collator(tokenizer.pad_token_id or 0)
-    heldout = [sequences[i] for i in order[:size]]
-    batches = [collate(heldout[i:i + cfg.train.batch_size]) for i in range(0, size, cfg.train.batch_size)]
-    return [s for i, s in enumerate(sequences) if i not in held], batches
+
+    def batches(indices: list[int]) -> list[Batch]:
+        chosen = [sequences[i] for i in indices]
+        return [collate(chosen[i:i + cfg.train.batch_size]) for i in range(0, len(chosen), cfg.train.batch_size)]
+
+    return ([s for i, s in enumerate(sequences) if i not in held], batches(order[:pruning]),
+            batches(order[pruning:size]))
 
 
 def _point_plan(cfg: NasConfig, alive: np.ndarray, bins: np.ndarray,
@@ -344,21 +340,6 @@ def _block_losses(objective: BlockwiseObjective, heldout, block: int, alive: np.
     return losses
 
 
-@torch.no_grad()
-def _whole_loss(objective: BlockwiseObjective, model: nn.Module, heldout) -> float:
-    """Token-weighted held-out MSE of the assembled model's output against the teacher's last layer."""
-    model.eval()
-    device = next(model.parameters()).device
-    whole = WholeModelObjective(model, objective)
-    total, tokens = 0.0, 0.0
-    for batch in heldout:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        n = float(batch["attention_mask"].sum())
-        total += float(whole(batch)[0]) * n
-        tokens += n
-    return total / tokens
-
-
 def _card_facts(cfg: NasConfig, model, folder: Path, entry: dict[str, Any]) -> CardFacts:
     """A NAS-BERT pick's card: task-agnostic (no scores), its architecture and measured cost."""
     facts = CardFacts(name=folder.name, command="nas", model_kind="base", shape=describe_shape(model),
@@ -373,14 +354,15 @@ def _card_facts(cfg: NasConfig, model, folder: Path, entry: dict[str, Any]) -> C
     return facts
 
 
-def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_features, heldout,
+def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_features, rerank,
              chosen: dict[str, dict[str, Any] | None], search: SearchResult, space: dict,
              reused: Path | None) -> Path:
     """Write the output folder in one go: a model per budget, nas.json, the plot, the config and (with
     keep_supernet) the search. A budget picked again with the same architecture and final stage as in
     the output's earlier run keeps its model (`reused`: the kept search this run picked from)."""
     collate = Collator(tokenizer.pad_token_id or 0)
-    final = to_dict(cfg.final_general) if cfg.final_general is not None else None
+    # the final stage's settings, its losses among them: a model is reused only if made the same way
+    final = {**to_dict(cfg.final_general), "layers": cfg.final_layers} if cfg.final_general is not None else None
     earlier = _earlier_budgets(cfg.output) if reused else {}
     budgets = []
     with atomic_dir(cfg.output) as tmp:
@@ -399,7 +381,7 @@ def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_fea
             entry = {"name": text, **pick, "final_general": final}
             if cfg.final_general is not None:
                 entry.update(_continue(cfg, model, objective, train_features, collate, text))
-                entry["whole_loss_after_final_general"] = _whole_loss(objective, model, heldout)
+                entry["whole_loss_after_final_general"] = whole_loss(model, objective, rerank)
             with transformers_bars_off():
                 model.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
@@ -413,6 +395,8 @@ def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_fea
                   "latency_mape_raw": raw, "latency_checked_models": len(checked),
                   "latency_calibration": search.calibration.to_dict(), "candidates": checked,
                   "space": space, "supernet_seconds": search.supernet_seconds,
+                  "heldout_sequences": {"pruning": cfg.prune.heldout_batches * cfg.train.batch_size,
+                                        "rerank": cfg.rerank_sequences},
                   "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), search.embedding_losses.tolist())),
                   **search.pruning, "latency_table": search.table.to_dict(),
                   "supernet_kept": f"{KEPT_SEARCH}/" if cfg.keep_supernet else None}
@@ -444,11 +428,14 @@ def _continue(cfg: NasConfig, model: nn.Module, objective: BlockwiseObjective, f
               name: str) -> dict[str, Any]:
     """Whole-model distillation of a chosen model (the `final_general` stage)."""
     model.train()
-    run = train_loop(WholeModelObjective(model, objective), features, collate, cfg.final_general,
+    run = train_loop(FinalObjective(model, objective, model.config.nas_arch, cfg.final_layers), features, collate,
+                     cfg.final_general,
                      config=cfg, work_dir=checkpoint_dir(cfg.output, "nas") / f"final_{_folder_name(name)}",
                      desc=f"nas final {name}")
     model.eval()
-    return {"final_general_seconds": round(run.seconds, 1)}
+    last = next((h for h in reversed(run.history) if "loss" in h), {})
+    return {"final_general_seconds": round(run.seconds, 1),
+            "final_general_last_losses": {k: v for k, v in last.items() if k not in ("step", "lr")}}
 
 
 def _folder_name(budget: str) -> str:
