@@ -87,9 +87,14 @@ def onnx_session(path: str | Path, threads: int | None = None) -> Any:
 
 def onnx_logits(session: Any, batch: dict[str, Any]) -> np.ndarray:
     """Logits for one batch (tensors on any device, or arrays); extra keys (labels, unused
-    token_type_ids) are ignored."""
-    feed = {i.name: np.asarray(batch[i.name].cpu() if hasattr(batch[i.name], "cpu") else batch[i.name],
-                               dtype=np.int64) for i in session.get_inputs()}
+    token_type_ids) are ignored. A graph that takes token_type_ids from a tokenizer that gives none
+    (an ALBERT teacher with an MPNet tokenizer) gets zeros, as the PyTorch model defaults to."""
+    def array(value: Any) -> np.ndarray:
+        return np.asarray(value.cpu() if hasattr(value, "cpu") else value, dtype=np.int64)
+
+    feed = {i.name: array(batch[i.name]) for i in session.get_inputs() if i.name in batch}
+    if "token_type_ids" not in feed and any(i.name == "token_type_ids" for i in session.get_inputs()):
+        feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
     return session.run(["logits"], feed)[0]
 
 
