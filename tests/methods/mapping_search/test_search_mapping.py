@@ -107,7 +107,8 @@ def _tiny_search(tiny_bert_dir, sentiment_tsv, corpus, out, **extra) -> MappingS
         teacher=str(tiny_bert_dir), student=StudentConfig(num_layers=2, hidden_size=16, num_heads=4, ffn_size=32),
         corpus=CorpusConfig(path=str(corpus), max_seq_len=16), proxy_sequences=16, proxy_general=steps,
         tasks=[DataConfig(task="sst2", path=str(sentiment_tsv), max_seq_len=16)], proxy_finetune=steps,
-        search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
+        search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out),
+        **{"proxy_init": "random", **extra})
 
 
 def test_search_end_to_end_with_resume(tmp_path, tiny_bert_dir, sentiment_tsv, corpus, monkeypatch):
@@ -159,7 +160,12 @@ def test_proxy_settings_default_round_trip_and_errors(tmp_path):
     from bertcompress.core.config import load_config, save_config
 
     cfg = MappingSearchConfig()
-    assert (cfg.proxy_init, cfg.proxy_metric, cfg.heldout_sequences) == ("random", "finetune", 256)
+    # what separated mappings in benchmarks/mapping_search.py: 2,000 sequences (63 steps of 32) from extracted
+    # layers; three tasks of three kinds, as the paper's three; then the full run with the best mapping
+    assert (cfg.proxy_init, cfg.proxy_metric, cfg.heldout_sequences) == ("etd_mapped", "finetune", 256)
+    assert cfg.proxy_sequences == 2000 and cfg.proxy_general.batch_size == 32 and cfg.corpus.max_seq_len == 64
+    assert [t.task for t in cfg.tasks] == ["rt-sentiment", "mrpc", "brown-pos"]
+    assert cfg.final_general is not None and cfg.validate_top == 0
     cfg = MappingSearchConfig(proxy_init="etd", proxy_metric="heldout_loss", heldout_sequences=32, tasks=[])
     assert from_dict(MappingSearchConfig, to_dict(cfg)) == cfg
     save_config(cfg, tmp_path)
@@ -188,10 +194,13 @@ def long_corpus(tmp_path):
 
 def _heldout_search(tiny_bert_dir, corpus, out, **extra) -> MappingSearchConfig:
     extra.setdefault("student", StudentConfig(num_layers=2, hidden_size=32, num_heads=4, ffn_size=32))
+    extra.setdefault("proxy_init", "random")
+    extra.setdefault("final_general", None)
+    extra.setdefault("tasks", [])
     return MappingSearchConfig(
         teacher=str(tiny_bert_dir), corpus=CorpusConfig(path=str(corpus), max_seq_len=16), proxy_sequences=16,
         proxy_general=TrainConfig(max_steps=2, batch_size=8), proxy_metric="heldout_loss", heldout_sequences=1000,
-        tasks=[], search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
+        search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
 
 
 def test_etd_init_is_extracted_once_and_shared_by_every_candidate(tmp_path, tiny_bert_dir, long_corpus,
@@ -227,14 +236,17 @@ def test_etd_init_is_extracted_once_and_shared_by_every_candidate(tmp_path, tiny
         layer_mapping.student_init(other)
 
 
-def _last_hidden_mse_by_hand(student_dir, teacher_dir, features) -> float:
-    """Plain torch: pad the features into one batch, MSE of the last hidden states over real tokens."""
+def _states_by_hand(model_dir, features) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Plain torch: the features padded into one batch; every hidden state, and the mask."""
     longest = max(len(f["input_ids"]) for f in features)
     ids = torch.tensor([f["input_ids"] + [0] * (longest - len(f["input_ids"])) for f in features])
     mask = (torch.arange(longest)[None, :] < torch.tensor([len(f["input_ids"]) for f in features])[:, None]).float()
     with torch.no_grad():
-        s = AutoModel.from_pretrained(student_dir).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
-        t = AutoModel.from_pretrained(teacher_dir).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+        out = AutoModel.from_pretrained(model_dir).eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    return out.hidden_states, mask
+
+
+def _mse(s, t, mask) -> float:
     return float((((s - t) ** 2).sum(-1) * mask).sum() / (mask.sum() * t.shape[-1]))
 
 
@@ -244,7 +256,7 @@ def test_heldout_loss_equals_the_mse_by_hand_on_sequences_the_proxy_never_saw(tm
     from bertcompress.methods.mapping_search.verb import proxy_score
 
     cfg = _heldout_search(tiny_bert_dir, long_corpus, tmp_path / "search", keep_candidates=True)
-    record = proxy_score(cfg, (2, 4), tmp_path / "candidate")
+    record = proxy_score(cfg, (1, 3), tmp_path / "candidate")  # a mapping that does not end on the last layer
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     every = chunk_corpus(tokenizer, load_corpus(cfg.corpus), 16)
     held = heldout_features(tokenizer, cfg.corpus, cfg.proxy_sequences, cfg.heldout_sequences)
@@ -253,8 +265,17 @@ def test_heldout_loss_equals_the_mse_by_hand_on_sequences_the_proxy_never_saw(tm
     general = tmp_path / "candidate" / "general"
     # the proxy trained on the first 16 sequences only: disjoint from the held-out ones
     assert json.loads((general / "bertcompress_result.json").read_text())["sequences"] == 16
-    by_hand = _last_hidden_mse_by_hand(general, tiny_bert_dir, held)
-    assert record["heldout_loss"] == pytest.approx(by_hand, rel=1e-5, abs=1e-6)
+    s, mask = _states_by_hand(general, held)
+    t, _ = _states_by_hand(tiny_bert_dir, held)
+    # each student layer against its own teacher layer, relative to that layer's mean square
+    layer_mse = [_mse(s[1], t[1], mask), _mse(s[2], t[3], mask)]
+    relative = [layer_mse[0] / _mse(torch.zeros_like(t[1]), t[1], mask),
+                layer_mse[1] / _mse(torch.zeros_like(t[3]), t[3], mask)]
+    assert record["heldout_layer_mse"] == pytest.approx(layer_mse, rel=1e-5, abs=1e-6)
+    assert record["heldout_layer_relative"] == pytest.approx(relative, rel=1e-5, abs=1e-6)
+    assert record["heldout_loss"] == pytest.approx(sum(relative) / 2, rel=1e-5)
+    # the metric before issue 29, recorded beside it: the last student layer against the teacher's last
+    assert record["heldout_last_mse"] == pytest.approx(_mse(s[2], t[4], mask), rel=1e-5, abs=1e-6)
     assert record["fitness"] == -record["heldout_loss"] and "scores" not in record
 
 
@@ -348,3 +369,48 @@ def test_separate_attention_search_distils_with_both_mappings(tmp_path, tiny_ber
         no_attention = {**MappingSearchConfig().losses.weights, "attention": 0.0}
         MappingSearchConfig(separate_attention=True, losses=dataclasses.replace(MappingSearchConfig().losses,
                                                                                 weights=no_attention))
+
+
+# ------------------------------------------------------------------ validation against full runs
+
+def test_spearman_by_hand_with_ties():
+    from bertcompress.methods.mapping_search.validation import ranks, spearman
+
+    assert ranks([0.3, 0.1, 0.3, 0.2]) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (1, 2, 3) against (2, 1, 3): 1 - 6 * (1 + 1 + 0) / (3 * 8) = 0.5
+    assert spearman([0.1, 0.2, 0.3], [5.0, 4.0, 6.0]) == pytest.approx(0.5)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 2, 3], [7, 7, 7]) is None
+
+
+def test_validation_records_full_scores_and_the_rank_agreement(tmp_path, tiny_bert_dir, sentiment_tsv, long_corpus,
+                                                              monkeypatch):
+    from bertcompress.methods.mapping_search import validation
+    from bertcompress.methods.mapping_search.validation import spearman
+    from bertcompress.methods.mapping_search.verb import search_mapping
+
+    steps = TrainConfig(max_steps=2, batch_size=8)
+    out = tmp_path / "search"
+    cfg = _heldout_search(tiny_bert_dir, long_corpus, out, final_general=steps, validate_top=1, proxy_finetune=steps,
+                          tasks=[DataConfig(task="sst2", path=str(sentiment_tsv), max_seq_len=16)])
+    search_mapping(cfg)
+    saved = json.loads((out / "search.json").read_text())
+    val = saved["validation"]
+    best, uniform, last = saved["best"]["mapping"], [2, 4], [3, 4]
+    rows = list(val["mappings"].values())
+    assert [r["mapping"] for r in rows] == [list(m) for m in dict.fromkeys(map(tuple, [best, uniform, last]))]
+    fitness = {tuple(c["mapping"]): c["fitness"] for c in saved["candidates"]}
+    for r in rows:
+        assert r["proxy_fitness"] == fitness[tuple(r["mapping"])] and set(r["scores"]) == {"sst2"}
+        assert r["full"] == r["scores"]["sst2"] and 0 <= r["full"] <= 1
+    assert val["spearman_proxy_full"] == spearman([r["proxy_fitness"] for r in rows], [r["full"] for r in rows])
+    top = max(rows, key=lambda r: r["proxy_fitness"])
+    assert top["mapping"] == best and val["proxy_best_is_full_best"] == (top["full"] == max(r["full"] for r in rows))
+    assert (out / "student").is_dir() and not (out / "validation" / "-".join(map(str, uniform)) / "general").exists()
+    # a resumed run reads the finished validation back: nothing is fine-tuned again
+    monkeypatch.setattr(validation, "finetune", lambda *a, **k: pytest.fail("fine-tuned again"))
+    search_mapping(cfg, resume=True)
+    assert json.loads((out / "search.json").read_text())["validation"] == val
+    with pytest.raises(UserError, match="validate_top needs final_general"):
+        MappingSearchConfig(validate_top=2, final_general=None)

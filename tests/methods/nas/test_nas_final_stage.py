@@ -122,6 +122,9 @@ def test_pruning_and_rerank_sets_are_disjoint_and_never_trained_on(tmp_path, tin
     assert len(train) + 8 + 12 == 64
     seen = {tuple(f["input_ids"]) for f in train}
     assert not (set(rows(pruning)) | set(rows(rerank))) & seen and not set(rows(pruning)) & set(rows(rerank))
+    # null: 256, or a quarter of the corpus's 64 sequences
+    default = _config(tiny_bert_dir, corpus, tmp_path / "nas", rerank_sequences=None)
+    assert len(rows(nas_verbs._corpus_split(default, AutoTokenizer.from_pretrained(tiny_bert_dir))[2])) == 16
 
 
 def test_a_run_ranks_survivors_on_the_rerank_set_and_trains_every_block_at_the_end(tmp_path, tiny_bert_dir,

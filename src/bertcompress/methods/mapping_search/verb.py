@@ -10,7 +10,9 @@ Output folder:
     bertcompress_config.yaml  the settings
     init/                     with proxy_init etd: the one extracted student every candidate starts from
     candidates/<mapping>/     a candidate's models, while it is scored (kept with keep_candidates)
-    student/                  with final_general: the full general distillation with the best mapping
+    student/                  with final_general (the default): the full general distillation with
+                              the best mapping
+    validation/<mapping>/     with validate_top: the other validated mappings' full runs, while scored
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from bertcompress.methods.finetune.config import FinetuneConfig
 from bertcompress.methods.finetune.verb import finetune
 from bertcompress.methods.mapping_search.config import MappingSearchConfig
 from bertcompress.methods.mapping_search.genetic import Genome, genetic_search
-from bertcompress.methods.mapping_search.heldout import check_widths, heldout_loss
+from bertcompress.methods.mapping_search.heldout import check_widths, heldout_scores
+from bertcompress.methods.mapping_search.validation import validate
 from bertcompress.methods.prune.config import ExtractConfig
 from bertcompress.models.layer_mapping import resolve_mapping
 from bertcompress.models.loading import model_config
@@ -138,9 +141,11 @@ def proxy_score(cfg: MappingSearchConfig, mapping: Genome, folder: Path, resume:
     general = proxy_general(cfg, mapping, folder / "general", cfg.proxy_general, cfg.proxy_sequences, resume)
     record: dict[str, Any] = genome_record(cfg, mapping)
     if cfg.proxy_metric == "heldout_loss":
-        loss = heldout_loss(general, cfg.teacher, cfg.losses, cfg.corpus, cfg.proxy_sequences,
-                            cfg.heldout_sequences, cfg.proxy_general.batch_size, cfg.proxy_general.device)
-        record.update(fitness=-loss, heldout_loss=loss)
+        scores = heldout_scores(general, cfg.teacher, cfg.losses, cfg.corpus, cfg.proxy_sequences,
+                                cfg.heldout_sequences, list(split_genome(cfg, mapping)[0]),
+                                cfg.proxy_general.batch_size, cfg.proxy_general.device)
+        record.update(fitness=-scores["loss"], heldout_loss=scores["loss"], heldout_layer_mse=scores["layer_mse"],
+                      heldout_layer_relative=scores["layer_relative"], heldout_last_mse=scores["last_mse"])
     else:
         scores = {}
         for task in cfg.tasks:
@@ -158,7 +163,7 @@ def _earlier_scores(out: Path, cfg: MappingSearchConfig) -> dict[Genome, dict[st
     if not (out / RESULT_FILE).is_file():
         return {}
     if is_output(out):
-        free = ("final_general", "keep_candidates", "output")  # settings that change no score
+        free = ("final_general", "keep_candidates", "output", "validate_top")  # settings that change no score
         earlier = {k: v for k, v in to_dict(read_saved_config(MappingSearchConfig, out)).items() if k not in free}
         if earlier != {k: v for k, v in to_dict(cfg).items() if k not in free}:
             raise UserError(f"cannot resume the search in {out}: it was started with other settings")
@@ -196,7 +201,7 @@ def check_inputs(cfg: MappingSearchConfig, genome: Genome) -> None:
     if heldout and len(sequences) <= cfg.proxy_sequences:
         raise UserError(f"the corpus has no sequences after the proxy's first {cfg.proxy_sequences} to hold out; use "
                         "a larger corpus or fewer proxy_sequences")
-    if cfg.proxy_metric == "finetune":
+    if cfg.proxy_metric == "finetune" or cfg.validate_top:
         for task in cfg.tasks:
             for split in dict.fromkeys((task.train_split, task.eval_split)):
                 load_examples(task, split, allow_tagging=True)
@@ -257,5 +262,12 @@ def search_mapping(cfg: MappingSearchConfig, *, resume: bool = False) -> Path:
     log.info(f"best mapping {genome_text(cfg, result.best)}: proxy score {result.best_fitness:.4f}, "
           + ", ".join(f"{n}: {result.scores[g]:.4f}" for n, g in heuristics.items()))
     if cfg.final_general is not None:  # from the same initialisation as the candidates
-        proxy_general(cfg, result.best, out / "student", cfg.final_general, None, resume)
+        student = proxy_general(cfg, result.best, out / "student", cfg.final_general, None, resume)
+        if cfg.validate_top:
+            ranked = sorted(candidates, key=lambda g: -candidates[g]["fitness"])[:cfg.validate_top]
+            chosen = list(dict.fromkeys([*ranked, *heuristics.values()]))
+            summary["validation"] = validate(cfg, chosen, {g: candidates[g]["fitness"] for g in chosen},
+                                             {result.best: student}, out, resume,
+                                             on_progress=lambda v: write({**summary, "validation": v}))
+            write(summary)
     return out

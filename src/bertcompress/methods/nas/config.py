@@ -94,9 +94,10 @@ class NasConfig:
                                  help="one model per budget: a speed-up over the teacher (4x), a latency (12ms) "
                                  "or parameters (10M)")
     rerank_top: int = setting(5, "architectures per budget ranked by summed block losses, then compared whole")
-    rerank_sequences: int = setting(256, "held-out corpus sequences, apart from the pruning set, that score the "
-                                    "survivors' blocks and the whole models of the re-rank (a pick is then not the "
-                                    "winner of the pruning set's noise)")
+    rerank_sequences: int | None = setting(None, "held-out corpus sequences, apart from the pruning set, that score "
+                                           "the survivors' blocks and the whole models of the re-rank (a pick is "
+                                           "then not the winner of the pruning set's noise); null: 256, or a quarter "
+                                           "of the corpus's sequences when that is fewer")
     min_attention: int = setting(1, "attention slots a chosen model must hold at least: a classifier reads one "
                                  "position, which sees past its convolutions' reach only through attention "
                                  "(0: attention-free models may be chosen)")
@@ -132,7 +133,8 @@ class NasConfig:
         same = [(b.kind, b.value) for b in budgets]
         check(len(set(same)) == len(same), f"nas budgets must not repeat, got {', '.join(self.budgets)}")
         check(self.rerank_top >= 1, f"nas rerank_top must be >= 1, got {self.rerank_top}")
-        check(self.rerank_sequences >= 1, f"nas rerank_sequences must be >= 1, got {self.rerank_sequences}")
+        check(self.rerank_sequences is None or self.rerank_sequences >= 1,
+              f"nas rerank_sequences must be >= 1 or null, got {self.rerank_sequences}")
         check(self.min_attention >= 0, f"nas min_attention must be >= 0, got {self.min_attention}")
         check(self.min_attention == 0 or "mha" in self.ops,
                f"nas min_attention={self.min_attention} needs 'mha' among ops, got {self.ops} (or set it to 0)")

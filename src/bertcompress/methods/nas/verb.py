@@ -83,6 +83,7 @@ from bertcompress.models.saving import checkpoint_dir, drop_checkpoints
 from bertcompress.train.distributed import refuse_ddp
 from bertcompress.train.loop import planned_steps, seed_run, train_loop
 
+DEFAULT_RERANK = 256  # re-rank sequences when rerank_sequences is null (a corpus of 1,024 or more)
 LATENCY_WARN_MAPE = 0.2  # a table this far off on the models it measured misleads the selection: say so
 
 
@@ -247,7 +248,8 @@ def _corpus_split(cfg: NasConfig, tokenizer) -> tuple[list[dict], list[Batch], l
     pruning points' batches and the re-rank set that scores the survivors and the whole models."""
     sequences = chunk_corpus(tokenizer, load_corpus(cfg.corpus), cfg.corpus.max_seq_len, cfg.corpus.max_sequences)
     pruning = cfg.prune.heldout_batches * cfg.train.batch_size
-    size = pruning + cfg.rerank_sequences
+    rerank = cfg.rerank_sequences or max(1, min(DEFAULT_RERANK, len(sequences) // 4))
+    size = pruning + rerank
     if len(sequences) < 2 * size:
         raise UserError(f"nas: the corpus gives {len(sequences)} sequences; it needs at least {2 * size} "
                         f"(prune.heldout_batches x train.batch_size and rerank_sequences held out, as many to train)")
@@ -396,7 +398,7 @@ def _publish(cfg: NasConfig, tokenizer, objective: BlockwiseObjective, train_fea
                   "latency_calibration": search.calibration.to_dict(), "candidates": checked,
                   "space": space, "supernet_seconds": search.supernet_seconds,
                   "heldout_sequences": {"pruning": cfg.prune.heldout_batches * cfg.train.batch_size,
-                                        "rerank": cfg.rerank_sequences},
+                                        "rerank": sum(len(b["input_ids"]) for b in rerank)},
                   "embedding_losses": dict(zip(map(str, space["embedding_sizes"]), search.embedding_losses.tolist())),
                   **search.pruning, "latency_table": search.table.to_dict(),
                   "supernet_kept": f"{KEPT_SEARCH}/" if cfg.keep_supernet else None}
