@@ -60,6 +60,8 @@ _API = {
     "CvtConfig": "methods.cvt.config:CvtConfig",
     "run": "pipeline.verb:run",
     "PipelineConfig": "pipeline.config:PipelineConfig",
+    "BudgetConfig": "pipeline.config:BudgetConfig",
+    "parse_budget": "evaluation.budget:parse_budget",
     "evaluate": "evaluation.evaluator:evaluate",
     "report": "evaluation.report:report",
     "evaluate_models": "evaluation.verb:evaluate_models",

@@ -72,8 +72,8 @@ def _add_field_flag(p: argparse.ArgumentParser, flag: str, key: str, defaults: A
                            help=f"{help_text} (config key {key})")
         return
     kwargs: dict[str, Any] = {"dest": flag, "default": None, "metavar": flag.upper()}
-    if typing.get_origin(base) is list:
-        kwargs["type"] = _list_value(typing.get_args(base)[0])
+    if typing.get_origin(base) is list:  # comma-separated, and repeatable: --budget 10ms --budget 20MB
+        kwargs.update(type=_list_value(typing.get_args(base)[0]), action="extend")
         shown = ",".join(str(x) for x in default) if default else default
     else:
         kwargs["type"] = base if base in (int, float) else str
@@ -212,11 +212,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     with cli_logging(quiet=getattr(args, "quiet", False)):
         with strict_resume():  # --resume with nothing to resume is an error, not a fresh start
             result = verb(cfg, **kwargs)
-        if cmd.show:
-            resolve(cmd.show)(cfg, result)
+        status = 0
+        if cmd.show:  # a show function may return the exit status (run: a missed budget)
+            status = resolve(cmd.show)(cfg, result) or 0
         elif result is not None:
             print(f"[bertcompress] wrote {result}")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -89,8 +89,14 @@ COMMANDS: tuple[Command, ...] = (
                         "evaluate teacher and student side by side, write a report. With no arguments: the "
                         "offline default teacher (all-MiniLM-L6-v2) on Rotten Tomatoes sentiment. Tagging tasks "
                         "too: --task brown-pos (NLTK's Brown corpus, universal tags) or --task tagging --data "
-                        "FILE (CoNLL columns or JSONL token and tag lists).",
-            flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency", "seed": "seed"},
+                        "FILE (CoNLL columns or JSONL token and tag lists). With --budget (10ms, 8x, 20MB; "
+                        "repeatable, all must hold) the student's shape, start and format are picked first from "
+                        "candidates timed on this machine, and the result is re-measured at the end.",
+            flags={**TAGGED, "teacher": "teacher", "corpus": "corpus.path", "latency": "latency", "seed": "seed",
+                   **{f"budget_{k}" if k != "targets" else "budget": f"budget.{k}"
+                      for k in ("targets", "device", "threads", "batch_size", "seq_len", "margin", "pick", "formats",
+                                "soft")},
+                   "dry_run": "budget.dry_run"},
             shortcuts=(Shortcut("quick", "small slices of every stage (about 3 minutes on 2 CPU cores)", _quick),),
             show="pipeline.verb:show_report"),
     Command("finetune", "methods.finetune.config:FinetuneConfig", "methods.finetune.verb:finetune",

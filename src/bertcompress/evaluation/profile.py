@@ -123,6 +123,46 @@ def measure_onnx_latency(session: Any, model: nn.Module, *, batch_size: int = 1,
             "threads": threads, **machine_load()}
 
 
+def latency_timer(model: nn.Module, *, batch_size: int = 1, seq_len: int = 128, repeats: int = 5, warmup: int = 2,
+                  device: str = "cpu", threads: int | None = None) -> Callable[[], float]:
+    """A measure for `least_of_rounds`: each call times PyTorch eager (float32) as `measure_latency`
+    does and returns the median in ms. The model moves to `device` now and stays there."""
+    dev = torch.device(device)
+    inputs = {k: v.to(dev) for k, v in synthetic_batch(model, batch_size, seq_len).items()}
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model.eval().to(dev)
+
+    @torch.no_grad()
+    def measure() -> float:
+        with torch_threads(threads):
+            return time_call(lambda: model(**inputs), warmup=warmup, repeats=repeats, sync=sync)["median_ms"]
+    return measure
+
+
+def onnx_latency_timer(session: Any, model: nn.Module, *, batch_size: int = 1, seq_len: int = 128, repeats: int = 5,
+                       warmup: int = 2) -> Callable[[], float]:
+    """`latency_timer` for an ONNX Runtime session, on the batch PyTorch is timed on (`model` says
+    which inputs it takes); threads are the session's own."""
+    feed = {k: v.numpy().astype(np.int64) for k, v in synthetic_batch(model, batch_size, seq_len).items()}
+    feed = {i.name: feed[i.name] for i in session.get_inputs()}
+    return lambda: time_call(lambda: session.run(None, feed), warmup=warmup, repeats=repeats)["median_ms"]
+
+
+def least_of_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Every measure run `rounds` times, interleaved (each once per round, the order rotated): on a
+    shared machine interference only adds time and it comes and goes, so one measurement can be 30%
+    off while the least of several interleaved ones is steady. Returns every measure's values; its
+    estimate is their min (benchmarks/common.py `min_over_rounds` keeps only that)."""
+    if rounds < 1:
+        raise UserError(f"latency needs at least one round, got {rounds}")
+    names = list(measures)
+    seen: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            seen[name].append(measures[name]())
+    return seen
+
+
 def profile_latency(model: nn.Module, *, batch_sizes: tuple[int, ...] = (1, 32), seq_len: int = 128,
                     repeats: int = 10, warmup: int = 3, threads: int | None = None,
                     cuda: bool | None = None) -> dict[str, dict]:

@@ -351,8 +351,11 @@ def _settings_line(records: list[dict[str, Any]]) -> str:
     return line
 
 
-def report(records: list[dict[str, Any]], output_dir: str | Path) -> dict[str, Path]:
-    """Write report.html (self-contained) and report.md (+ PNGs in report_files/) to `output_dir`."""
+def report(records: list[dict[str, Any]], output_dir: str | Path, budget: dict[str, Any] | None = None
+           ) -> dict[str, Path]:
+    """Write report.html (self-contained) and report.md (+ PNGs in report_files/) to `output_dir`.
+    `budget`: a `run --budget` report's budget section, for a plot of the candidates and each
+    budget's result."""
     if not records:
         raise UserError("report needs at least one record")
     check_records(records)
@@ -378,13 +381,25 @@ def report(records: list[dict[str, Any]], output_dir: str | Path) -> dict[str, P
                  bar_plot(recs, nms, ("score", *ROBUSTNESS), {"score": f"clean {metric}"}))):
             if png is not None:
                 sections.append((title, fname + stem, png))
+    notes = _front_lines(records, names)
+    if budget is not None:
+        from bertcompress.evaluation.budget import result_line
+        from bertcompress.evaluation.budget_plot import budget_plot
+
+        png = budget_plot(budget)
+        if png is not None:
+            sections.append(("Budget: the candidates' latency and size, the budgets (dashed), the pick (ringed) "
+                             "and the final model (star)", "budget", png))
+        notes.append(f"Budget pick: {budget['pick']['why']}")
+        notes += [f"Budget {result_line(r)} (final model, re-measured)" for r in (budget.get("final") or {})
+                  .get("results", [])]
     out.mkdir(parents=True, exist_ok=True)
     for _, stem, png in sections:
         atomic_write_bytes(out / FILES_DIR / f"{stem}.png", png)
     settings = _settings_line(records)
     html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, _html(quality, cost, sections, settings, records, names))
-    atomic_write_text(md_path, _markdown(quality, cost, sections, settings, records, names))
+    atomic_write_text(html_path, _html(quality, cost, sections, settings, records, notes))
+    atomic_write_text(md_path, _markdown(quality, cost, sections, settings, records, notes))
     return {"html": html_path, "markdown": md_path}
 
 
@@ -399,7 +414,7 @@ def _front_lines(records: list[dict[str, Any]], names: list[str]) -> list[str]:
     return lines
 
 
-def _html(quality: Table, cost: Table, sections, settings: str, records, names) -> str:
+def _html(quality: Table, cost: Table, sections, settings: str, records, notes: list[str]) -> str:
     e = html.escape
 
     def table_html(head, rows) -> str:
@@ -412,7 +427,7 @@ def _html(quality: Table, cost: Table, sections, settings: str, records, names) 
 
     figures = "".join(f"<h2>{e(title)}</h2><img alt=\"{e(title)}\" src=\"data:image/png;base64,"
                       f"{base64.b64encode(png).decode()}\">" for title, _, png in sections)
-    fronts = "".join(f"<li>{e(line)}</li>" for line in _front_lines(records, names))
+    fronts = "".join(f"<li>{e(line)}</li>" for line in notes)
     first = records[0]
     subtitle = ", ".join(f"{k} {first[k]}" for k in ("task", "split", "examples") if k in first)
     versions = ", ".join(f"{k} {v}" for k, v in (first.get("versions") or {}).items())
@@ -447,14 +462,14 @@ as accurate and at least as cheap); a star marks the baseline.</p>
 """
 
 
-def _markdown(quality: Table, cost: Table, sections, settings: str, records, names) -> str:
+def _markdown(quality: Table, cost: Table, sections, settings: str, records, notes: list[str]) -> str:
     def row(cells):
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     lines = ["# bertcompress evaluation report", ""]
     for title, (head, rows) in (("Quality", quality), ("Size and speed", cost)):
         lines += [f"## {title}", "", row(head), "|" + "---|" * len(head)] + [row(r) for r in rows] + [""]
-    lines += [settings, ""] + [f"- {line}" for line in _front_lines(records, names)] + [""]
+    lines += [settings, ""] + [f"- {line}" for line in notes] + [""]
     lines += [f"![{title}]({FILES_DIR}/{stem}.png)" for title, stem, _ in sections]
     lines += ["", "The same with the plots embedded: report.html", ""]
     return "\n".join(lines)

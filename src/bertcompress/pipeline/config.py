@@ -3,15 +3,80 @@
 from __future__ import annotations
 
 from bertcompress.core.config import (
+    check,
     config,
     derive_seeds,
     setting,
     top_seed_setting,
 )
 from bertcompress.data.config import CorpusConfig, DataConfig
+from bertcompress.evaluation.budget import parse_budgets
 from bertcompress.methods.distill.config import AugmentConfig, LossConfig, TeacherCacheConfig
 from bertcompress.models.config import DEFAULT_TEACHER, StudentConfig
 from bertcompress.train.config import TrainConfig
+
+# the forms a candidate ships in (pipeline/budget/grid.py says what each runs and counts)
+BUDGET_FORMATS = ("fp32", "onnx", "onnx-int8", "w8a8", "w4a8")
+
+
+@config
+class BudgetConfig:
+    """What the model `run` builds must cost, and how that is measured (docs/methods.md, "Budgets").
+
+        bertcompress run --task sst2 --data DIR --budget 10ms --budget 20MB [--dry-run]
+    """
+
+    targets: list[str] = setting(factory=list, help="budgets that must all hold: a latency (10ms), a speed-up over "
+                                 "the teacher (8x), a size on disk (20MB) or parameters (10M); empty: the student "
+                                 "section's shape, no budget")
+    device: str = setting("cpu", "where latency is measured", choices=("cpu", "cuda"))
+    threads: int | None = setting(None, "CPU threads for both runtimes (null: torch's current count)")
+    batch_size: int = setting(1, "sequences per call when timing")
+    seq_len: int = setting(128, "tokens per sequence when timing (every token real)")
+    margin: float = setting(0.1, "safety margin on latency: a candidate timed before training must come in under "
+                            "(1 - margin) x each latency limit; sizes and parameters are exact")
+    pick: str = setting("params", "among the candidates that fit: params (the most parameters, deeper first) or nas "
+                        "(a NAS supernet's ranking: not available in run, use `bertcompress nas`)",
+                        choices=("params", "nas"))
+    formats: list[str] | None = setting(None, "the forms a candidate may ship in: fp32 (PyTorch), onnx (ONNX Runtime "
+                                        "fp32), onnx-int8 (KDLSQ w8a8 as int8 ONNX Runtime), w8a8 and w4a8 (KDLSQ "
+                                        "packed, PyTorch); null: all on cpu, fp32 on cuda", choices=BUDGET_FORMATS)
+    depths: list[int] | None = setting(None, "candidate depths (null: 1, 2, 3, 4, 6, 8, 12 up to the source's, and "
+                                       "its own)")
+    widths: list[int] | None = setting(None, "candidate hidden sizes, multiples of the source's head size (null: "
+                                       "1, 3/4, 1/2 and 1/3 of its width); heads follow at its head size")
+    ffn_ratios: list[float] | None = setting(None, "FFN size over hidden size (null: the source's ratio)")
+    rounds: int = setting(3, "interleaved timing rounds; every latency is the least of its rounds")
+    repeats: int = setting(5, "timed calls per round (their median is the round's value)")
+    soft: bool = setting(False, "a budget missed on the final re-measure is a warning only (the CLI exits 0)")
+    dry_run: bool = setting(False, "measure and pick, print the table, write nothing and stop before training")
+
+    def __post_init__(self) -> None:
+        parse_budgets(self.targets)  # a bad budget is refused when the config loads, before anything runs
+        check(self.pick != "nas", "budget.pick nas: run builds plain students of the teacher's family, which a "
+              "NAS-BERT supernet does not rank; for a searched model under a budget use `bertcompress nas "
+              "--budgets ...`, or budget.pick params here")
+        check(not self.dry_run or bool(self.targets), "budget.dry_run needs a budget (--budget 10ms)")
+        check(self.threads is None or self.threads >= 1, f"budget.threads must be >= 1, got {self.threads}")
+        check(self.batch_size >= 1 and self.seq_len >= 2,
+              f"budget.batch_size must be >= 1 and seq_len >= 2, got {self.batch_size} and {self.seq_len}")
+        check(0.0 <= self.margin < 1.0, f"budget.margin must be in [0, 1), got {self.margin}")
+        check(self.rounds >= 1 and self.repeats >= 1,
+              f"budget.rounds and budget.repeats must be >= 1, got {self.rounds} and {self.repeats}")
+        for name in ("depths", "widths"):
+            values = getattr(self, name)
+            check(values is None or (bool(values) and all(v >= 1 for v in values)),
+                  f"budget.{name} must list positive sizes, got {values}")
+        check(self.ffn_ratios is None or (bool(self.ffn_ratios) and all(r > 0 for r in self.ffn_ratios)),
+              f"budget.ffn_ratios must list positive ratios, got {self.ffn_ratios}")
+        check(self.formats is None or bool(self.formats), "budget.formats must name at least one format")
+
+    @property
+    def run_formats(self) -> list[str]:
+        """The formats the candidates are measured in on this device."""
+        if self.formats is not None:
+            return list(dict.fromkeys(self.formats))
+        return list(BUDGET_FORMATS) if self.device == "cpu" else ["fp32"]
 
 
 @config
@@ -50,6 +115,9 @@ class PipelineConfig:
                                                                          min_steps=300))
     task_prediction: TrainConfig = setting(factory=lambda: TrainConfig(
         epochs=3, lr=1e-4, batch_size=32, min_steps=600, keep_best=True, patience=2, eval_every=100, max_minutes=8))
+    # KDLSQ when a budget's pick ships quantized (budget.formats onnx-int8, w8a8, w4a8)
+    quantize: TrainConfig = setting(factory=lambda: TrainConfig(epochs=2, lr=5e-5, batch_size=32, max_minutes=8))
+    budget: BudgetConfig = setting(factory=BudgetConfig)
     latency: bool = setting(True, "measure size and latency (PyTorch and ONNX Runtime) in the report")
     output: str = setting("outputs/run", "output folder")
     seed: int = top_seed_setting()
@@ -68,5 +136,5 @@ class PipelineConfig:
 # saved config shows what actually ran.
 QUICK_PIPELINE = ("data.max_train_examples=1200", "data.max_eval_examples=400", "corpus.max_sequences=400",
                   "augment.n_aug=1", "augment.max_examples=300", "finetune.epochs=1", "general.epochs=1",
-                  "task_intermediate.epochs=1", "task_prediction.epochs=1", "finetune.min_steps=0",
+                  "task_intermediate.epochs=1", "task_prediction.epochs=1", "quantize.epochs=1", "finetune.min_steps=0",
                   "task_intermediate.min_steps=0", "task_prediction.min_steps=0")

@@ -13,15 +13,21 @@ Layout of the output folder:
     extracted_student/ a pre-trained init model cut to the student's shape (ETD), when it is cut
     general_student/   the task-agnostic student       (save_pretrained, bare encoder), when run
     student/           the task student                (save_pretrained, sequence or token classifier)
+    quantized/         with a budget whose pick ships quantized: the KDLSQ packed folder (+ onnx/model.onnx)
+    budget.json        with a budget: the candidates measured before training and the pick
     report.md, report.json, bertcompress_config.yaml     the summary
     report/           report.html (+ report.md, plots): every metric, trade-off plots
 Each stage folder is written atomically; with `resume=True` finished stages are reused and an
 interrupted stage continues from its last checkpoint.
+
+With a budget (`budget.targets`, `--budget 10ms`), the student's shape, start and format are picked
+before anything trains, and the result is re-measured at the end (pipeline/budget/).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,8 +39,9 @@ from bertcompress.core.io import atomic_write_json, atomic_write_text, is_output
 from bertcompress.core.log import log
 from bertcompress.core.ranks import is_main_process
 from bertcompress.data.config import CorpusConfig
-from bertcompress.data.kinds import load_examples
+from bertcompress.data.kinds import kind_of, load_examples
 from bertcompress.data.tasks import get_task
+from bertcompress.evaluation.budget import result_line, show_cost
 from bertcompress.evaluation.evaluator import compare, evaluate, records_markdown
 from bertcompress.evaluation.report import report as html_report
 from bertcompress.methods.distill.config import DistillConfig
@@ -44,17 +51,33 @@ from bertcompress.methods.finetune.config import FinetuneConfig
 from bertcompress.methods.finetune.verb import finetune
 from bertcompress.methods.prune.config import ExtractConfig
 from bertcompress.methods.prune.verb import extract
+from bertcompress.methods.quantize.config import QuantizeTrainConfig
+from bertcompress.methods.quantize.verb import quantize
 from bertcompress.models.card import add_comparison
 from bertcompress.models.loading import model_config
+from bertcompress.models.quantized.config import QuantConfig
+from bertcompress.pipeline.budget import plan
+from bertcompress.pipeline.budget.check import export_student_onnx, final_check
+from bertcompress.pipeline.budget.grid import candidate_table
 from bertcompress.pipeline.config import PipelineConfig
+
+BUDGET_MISSED = 3  # the CLI's exit status when the built model misses a budget (0 with budget.soft)
 
 
 @writes_output
 def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     out = Path(cfg.output)
     _check_inputs(cfg)  # what a later stage would refuse, before anything is written or trained
+    decision = None
+    if cfg.budget.targets:  # measure and pick the student before anything trains
+        decision = plan.decide(cfg, out, resume)
+        if cfg.budget.dry_run:
+            return plan.dry_run_result(decision)
+        cfg = plan.apply(cfg, decision)
+        _check_student(cfg)
     general_corpus, corpus_text = _general_corpus(cfg, out)
     teacher_dir, general_dir, student_dir = out / "teacher", out / "general_student", out / "student"
+    quantized_dir = out / "quantized"
     start, extraction = pretrained_start(cfg, out) if cfg.student.pretrained else (None, None)
     stages: list[tuple[str, Any, Any]] = [  # built (and so checked) before anything is written
         ("teacher", finetune, FinetuneConfig(model=cfg.teacher, data=cfg.data, train=cfg.finetune,
@@ -70,8 +93,14 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
         stage="task", teacher=str(teacher_dir), student=cfg.student, student_path=start, losses=cfg.losses,
         train=cfg.task_intermediate, prediction_train=cfg.task_prediction, data=cfg.data, augment=cfg.augment,
         teacher_cache=cfg.teacher_cache, output=str(student_dir), seed=cfg.seed)))
+    if decision is not None and decision.bits:  # KDLSQ from the student's own full-precision copy
+        stages.append(("quantized", quantize, QuantizeTrainConfig(
+            student=str(student_dir), quant=QuantConfig.parse(decision.bits), losses=cfg.losses, train=cfg.quantize,
+            data=cfg.data, onnx=True, output=str(quantized_dir), seed=cfg.seed)))
     prepare_output_folder(out, type(cfg).__name__)
     save_config(cfg, out)
+    if decision is not None:
+        atomic_write_json(out / plan.BUDGET_FILE, decision.to_dict())
     if corpus_text is not None:
         atomic_write_text(general_corpus.path, corpus_text)
     seconds: dict[str, float] = {}
@@ -88,12 +117,26 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     if not is_main_process():
         return {}  # under torchrun, rank 0 alone evaluates and writes the report
     t0 = time.perf_counter()
-    records = evaluate([str(teacher_dir), str(student_dir)], cfg.data, latency=cfg.latency, onnx=cfg.latency,
-                       seq_len=128, loyalty_to=str(teacher_dir))
-    teacher_rec, student_rec = records
-    teacher_rec["model"], student_rec["model"] = "teacher", "student"
-    html_report(records, out / "report")
+    kind = kind_of(get_task(cfg.data.task)).model_kind
+    if decision is not None and decision.pick.format == "onnx":
+        export_student_onnx(student_dir, kind)
+    quantized = decision is not None and decision.bits is not None
+    records = evaluate([str(teacher_dir), str(student_dir)] + ([str(quantized_dir)] if quantized else []), cfg.data,
+                       latency=cfg.latency, onnx=cfg.latency, seq_len=128, loyalty_to=str(teacher_dir))
+    teacher_rec, student_rec = records[:2]
+    for record, name in zip(records, ("teacher", "student", "quantized")):
+        record["model"] = name
     seconds["evaluate"] = round(time.perf_counter() - t0, 1)
+    budget = None
+    if decision is not None:
+        t0 = time.perf_counter()
+        final = final_check(decision, teacher_dir, student_dir, quantized_dir, kind)
+        budget = {**decision.to_dict(), "final": {**final, "score": records[-1]["score"],
+                                                  "retention": records[-1]["ratios"]["retention"]},
+                  "met": final["met"], "soft": cfg.budget.soft}
+        seconds["budget_decision"] = decision.seconds
+        seconds["budget_check"] = round(time.perf_counter() - t0, 1)
+    html_report(records, out / "report", budget=budget)
     if not teacher_rec["learned"]:
         log.warning(f"{_not_learned(teacher_rec)}")
     chosen_on = json.loads((teacher_dir / "bertcompress_result.json").read_text()).get("chosen_on")
@@ -101,6 +144,14 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
               "teacher_learned": teacher_rec["learned"],
               "teacher": teacher_rec, "student": student_rec, "ratios": compare(teacher_rec, student_rec),
               "stage_seconds": seconds, "config": to_dict(cfg)}
+    if quantized:
+        report["quantized"] = records[2]
+    if budget is not None:
+        report["budget"] = budget
+        if not budget["met"]:
+            missed = "; ".join(result_line(r) for r in budget["final"]["results"] if not r["met"])
+            log.warning(f"budget missed by the final model: {missed}" + ("" if cfg.budget.soft else
+                        f" (the CLI exits with status {BUDGET_MISSED}; --budget-soft makes this a warning only)"))
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
     add_comparison(out / "student", comparison_lines(report))
@@ -148,10 +199,33 @@ def pretrained_start(cfg: PipelineConfig, out: Path) -> tuple[str, ExtractConfig
 
 def _check_inputs(cfg: PipelineConfig) -> None:
     """The teacher, the task's data, the corpus, the student's shape and layer mappings against the
-    teacher, and the stages' training settings: every input a stage would otherwise refuse only
-    after the stages before it had trained (and written) for hours."""
+    teacher (with a budget: once the student is picked), and the stages' training settings: every
+    input a stage would otherwise refuse only after the stages before it had trained (and written)
+    for hours."""
 
     from bertcompress.data.corpus import load_corpus
+
+    if not cfg.budget.targets:
+        _check_student(cfg)
+    for name in ("general", "task_intermediate", "task_prediction", "quantize"):
+        train = getattr(cfg, name)
+        if train.search is not None:
+            raise UserError(f"{name}.search (choosing lr and epochs) is only for fine-tuning: the finetune stage")
+        if name == "quantize":
+            continue
+        runs = name == "general" or (name == "task_intermediate" and any(
+            w > 0 for w in task_weights(cfg.losses.weights, layers=True).values()))
+        if train.keep_best and runs:  # of the distillation phases, only task_prediction evaluates
+            raise UserError(f"{name}.keep_best needs an evaluation, and this stage has none")
+    for split in dict.fromkeys((cfg.data.train_split, cfg.data.eval_split)):
+        load_examples(cfg.data, split, allow_tagging=True)
+    if cfg.corpus.path is not None:
+        load_corpus(cfg.corpus)
+
+
+def _check_student(cfg: PipelineConfig) -> None:
+    """The student's shape and layer mappings against the teacher, and one vocabulary where general
+    distillation needs it."""
     from bertcompress.models.student import check_student
 
     try:
@@ -165,18 +239,6 @@ def _check_inputs(cfg: PipelineConfig) -> None:
 
         check_same_vocab(load_tokenizer(cfg.teacher), load_tokenizer(cfg.student.pretrained), cfg.teacher,
                          cfg.student.pretrained)  # general distillation reads one tokenization
-    for name in ("general", "task_intermediate", "task_prediction"):
-        train = getattr(cfg, name)
-        if train.search is not None:
-            raise UserError(f"{name}.search (choosing lr and epochs) is only for fine-tuning: the finetune stage")
-        runs = name == "general" or (name == "task_intermediate" and any(
-            w > 0 for w in task_weights(cfg.losses.weights, layers=True).values()))
-        if train.keep_best and runs:  # of the distillation phases, only task_prediction evaluates
-            raise UserError(f"{name}.keep_best needs an evaluation, and this stage has none")
-    for split in dict.fromkeys((cfg.data.train_split, cfg.data.eval_split)):
-        load_examples(cfg.data, split, allow_tagging=True)
-    if cfg.corpus.path is not None:
-        load_corpus(cfg.corpus)
 
 
 def _general_corpus(cfg: PipelineConfig, out: Path) -> tuple[CorpusConfig, str | None]:
@@ -196,10 +258,47 @@ def _general_corpus(cfg: PipelineConfig, out: Path) -> tuple[CorpusConfig, str |
     return replace(cfg.corpus, path=str(path)), text
 
 
-def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> None:
+def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> int:
+    """The CLI's summary; returns the exit status: BUDGET_MISSED when the model misses a budget
+    (unless budget.soft), else 0."""
+    if report.get("dry_run"):
+        print("\n".join(budget_lines(report["budget"])))
+        print("[bertcompress] dry run: nothing trained or written")
+        return 0
     if report:  # empty on the non-zero ranks under torchrun
         print(report_markdown(report))
         print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
+    budget = report.get("budget")
+    if budget is not None and not budget["met"] and not budget["soft"]:
+        missed = "; ".join(result_line(r) for r in budget["final"]["results"] if not r["met"])
+        print(f"bertcompress: budget missed: {missed} (--budget-soft: exit 0)", file=sys.stderr)
+        return BUDGET_MISSED
+    return 0
+
+
+def budget_lines(budget: dict[str, Any]) -> list[str]:
+    """The budget's part of report.md (and of the dry run's output): the setting, the candidates,
+    the pick and why, and, once built, each budget met or missed by the final model."""
+    s = budget["setting"]
+    lines = ["## Budget", "",
+             f"Budgets {', '.join(budget['targets'])}, measured on {s['device']} with {s['threads']} threads, batch "
+             f"{s['batch_size']} x {s['seq_len']} tokens; every latency the least of {s['rounds']} interleaved rounds "
+             f"(median of {s['repeats']} calls each) beside the teacher ({s['teacher_runtime']}: "
+             f"{budget['teacher_ms']:.1f} ms, untrained weights); {s['margin']:.0%} safety margin on latency. "
+             f"Shapes from {budget['source']}. Decided in {budget['decision_seconds']:.0f} s.", "",
+             candidate_table(budget["candidates"], budget["teacher_ms"]), "",
+             f"Picked {budget['pick']['why']}.", ""]
+    final = budget.get("final")
+    if final is not None:
+        lines += [f"The final model ({final['model']}, {final['format']}), re-measured beside the fine-tuned teacher "
+                  f"({show_cost('latency', final['teacher_ms'])}): {show_cost('latency', final['latency_ms'])} "
+                  f"(speed-up {final['speedup']:.2f}x), {show_cost('bytes', final['bytes'])} on disk, "
+                  f"{show_cost('params', final['parameters'])}, score {final['score']:.4f}.", ""]
+        lines += [f"- {result_line(r)}" for r in final["results"]]
+        if not budget["met"]:
+            lines += ["", "> **WARNING: the final model misses a budget" + (" (budget.soft: a warning only)**"
+                                                                            if budget["soft"] else "**")]
+    return lines
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -214,7 +313,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += [f"> **WARNING: {_not_learned(teacher)}**", ""]
     retention = (f"{r['retention']:.3f}" if r["retention"] is not None
                  else "not meaningful (the teacher did not learn the task)")
-    lines += [records_markdown([teacher, report["student"]]), "",
+    lines += [records_markdown([teacher, report["student"]] + ([report["quantized"]] if "quantized" in report else [])),
+              "",
               f"- trivial baseline ({teacher['trivial_predictor']}): {teacher['trivial_score']:.3f}",
               f"- retention (student score / teacher score): {retention}",
               _loyalty_line(report["student"]),
@@ -224,6 +324,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"- CPU latency, {k.removeprefix('latency_ratio_')} × 128 tokens: {v:.2f}× faster")
     if report["stage_seconds"]:
         lines.append("- stage wall time (s): " + ", ".join(f"{k} {v}" for k, v in report["stage_seconds"].items()))
+    if report.get("budget"):
+        lines += [""] + budget_lines(report["budget"])
     return "\n".join(lines) + "\n"
 
 
