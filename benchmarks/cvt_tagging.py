@@ -5,7 +5,11 @@ at each labelled budget, the same labelled sentences:
 
 - `bilstm`: the CVT tagger trained on the labels only (`unlabelled.weight 0`: same model, no cross-view loss);
 - `cvt`: the same tagger with Cross-View Training on unlabelled text: Brown's other train sentences
-  (tags stripped) and NLTK's webtext, abc, state_union and inaugural;
+  (tags stripped) and NLTK's webtext, abc, state_union and inaugural; the config's default schedule
+  (joint: one labelled and one unlabelled minibatch summed in each update) and five auxiliary
+  modules (the reference's fifth, the full view, since issue 29);
+- `cvt_alternate`: the same with the reference's schedule, a labelled and an unlabelled minibatch
+  in alternate updates, given twice the steps (as many minibatches of each kind as `cvt`);
 - `teacher`: all-MiniLM-L6-v2 fine-tuned as a tagger (`finetune`, task brown-pos);
 - `student`: a 3-layer student (the teacher's width, started from its layers) by task distillation
   from that teacher (`distill --stage task`: intermediate, then prediction layer);
@@ -48,8 +52,9 @@ TEACHER = "all-MiniLM-L6-v2"
 NLTK = SHARED_DATA / "corpus" / "nltk"
 BROWN = NLTK / "brown.zip"
 OTHER_CORPORA = ("webtext.zip", "abc.zip", "state_union.zip", "inaugural.zip")
-SYSTEMS = ("bilstm", "cvt", "teacher", "student", "general_student")
-LSTM_SYSTEMS = ("bilstm", "cvt")
+SYSTEMS = ("bilstm", "cvt", "cvt_alternate", "teacher", "student", "general_student")
+LSTM_SYSTEMS = ("bilstm", "cvt", "cvt_alternate")
+CVT_TAG = "v5"  # in the CVT folders' names: five auxiliary modules (issue 29); the runs before had four
 SOURCE_GENRES = ["news"]
 TARGET_GENRES = ["fiction", "mystery", "science_fiction", "adventure", "romance"]
 # one split for every system; CVT's labelled budget is the toolkit's max_train_examples sample
@@ -280,6 +285,16 @@ def bert_latency(folder: Path, task, sentences: list, onnx_path: Path, batch: in
 
 # ---------------------------------------------------------------- the benchmark
 
+def vector_width(path: str) -> int:
+    """The width of a word2vec/GloVe text file: its first vector's numbers."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2:
+                return len(parts) - 1
+    raise SystemExit(f"--word-vectors {path}: no vector found")
+
+
 def loop_seconds(folder: Path) -> float:
     """The training loop's own seconds, as the verb recorded them (task distillation: both phases)."""
     r = json.loads((folder / "bertcompress_result.json").read_text())
@@ -342,7 +357,10 @@ def main() -> None:
     ap.add_argument("--domain-budget", default="1000", help="labelled news sentences of the domain setting")
     ap.add_argument("--country", default="USA", help="codecarbon country_iso_code (grid carbon intensity)")
     ap.add_argument("--no-energy", action="store_true", help="do not run codecarbon")
-    ap.add_argument("--result-name", default="cvt_tagging", help="results/NAME.json (side experiments: another name)")
+    ap.add_argument("--result-name", default="cvt_tagging", help="results/NAME.json (side experiments: another name; "
+                    "the run before issue 29: results/cvt_tagging_before29.json)")
+    ap.add_argument("--word-vectors", help="a word2vec/GloVe text file that starts the BiLSTM and CVT word embeddings "
+                    "(model.word_vectors; its width sets model.word_dim)")
     args = ap.parse_args()
 
     from bertcompress.data.config import CorpusConfig
@@ -416,6 +434,12 @@ def main() -> None:
             general_spec = f"s{general_steps(budget)}"
             length = {"max_steps": lstm_steps(budget)} if lstm_steps(budget) else {"epochs": args.lstm_epochs}
             lstm_train = replace(CvtConfig().train, device="cpu", log_every=25, **length)
+            # alternate: half the steps are unlabelled, so twice the steps give as many minibatches of each kind
+            twice = {k: 2 * v for k, v in length.items()}
+            alternate_train = replace(CvtConfig().train, device="cpu", log_every=25, **twice)
+            model = CvtConfig().model if args.word_vectors is None else replace(
+                CvtConfig().model, word_vectors=args.word_vectors, word_dim=vector_width(args.word_vectors))
+            tag = CVT_TAG + ("-wv" if args.word_vectors else "")
             labelled = labelled_data(cvt_data)
             info["checks"][budget] = check_same_split(labelled, categories, limit)
             corpus_file = base / f"unlabelled-{ulimit}.txt"
@@ -425,13 +449,18 @@ def main() -> None:
             info["unlabelled_sentences"][budget] = sum(1 for _ in corpus_file.open(encoding="utf-8"))
             folders: dict[str, Path] = {}
             if "bilstm" in args.systems:
+                # the labels-only tagger reads no view: the runs before issue 29 stand (without word vectors)
                 folders["bilstm"] = timed(f"{setting} {budget} bilstm", cvt, CvtConfig(
                     data=cvt_data, unlabelled=replace(unlabelled, weight=0.0, paths=[]), train=lstm_train,
-                    output=str(base / f"bilstm-{lstm_spec}")))
+                    model=model, output=str(base / (f"bilstm-{lstm_spec}" + ("-wv" if args.word_vectors else "")))))
             if "cvt" in args.systems:
                 folders["cvt"] = timed(f"{setting} {budget} cvt", cvt, CvtConfig(
-                    data=cvt_data, unlabelled=unlabelled, train=lstm_train,
-                    output=str(base / f"cvt-{lstm_spec}-{ulimit}")))
+                    data=cvt_data, unlabelled=unlabelled, train=lstm_train, model=model,
+                    output=str(base / f"cvt-{tag}-{lstm_spec}-{ulimit}")))
+            if "cvt_alternate" in args.systems:
+                folders["cvt_alternate"] = timed(f"{setting} {budget} cvt_alternate", cvt, CvtConfig(
+                    data=cvt_data, unlabelled=replace(unlabelled, schedule="alternate"), train=alternate_train,
+                    model=model, output=str(base / f"cvt-alternate-{tag}-{lstm_spec}-{ulimit}")))
             # ---- the BERT family
             bert = [s for s in ("teacher", "student", "general_student") if s in args.systems]
             if bert and budget in bert_budgets:
@@ -459,7 +488,8 @@ def main() -> None:
                         student_path=str(general),
                         output=str(base / f"general_student-{general_spec}-{ulimit}-{teacher_spec}-"
                                           f"{student_spec}"), **task_kd))
-            needs = {"bilstm": ["bilstm"], "cvt": ["cvt"], "teacher": ["teacher"], "student": ["teacher", "student"],
+            needs = {"bilstm": ["bilstm"], "cvt": ["cvt"], "cvt_alternate": ["cvt_alternate"], "teacher": ["teacher"],
+                     "student": ["teacher", "student"],
                      "general_student": ["general", "teacher", "general_student"]}
             for system, folder in folders.items():
                 names = [f"{setting} {budget} {n}" for n in needs[system]]
@@ -524,6 +554,9 @@ def main() -> None:
                       "labelled": f"Brown {', '.join(SOURCE_GENRES)}, budget {args.domain_budget}",
                       "test": f"the test split of Brown {', '.join(TARGET_GENRES)}", **domain_info},
                   "lstm": {"steps": {b: lstm_steps(b) for b in args.budgets},
+                           "cvt_alternate_steps": "twice the steps (or epochs): as many labelled and unlabelled "
+                                                  "minibatches as cvt, in twice the updates",
+                           "auxiliary_modules": CvtConfig().unlabelled.views, "word_vectors": args.word_vectors,
                            "epochs": None if args.lstm_steps else args.lstm_epochs,
                            "model": "CvtModelConfig defaults (word 100, char CNN 3x50, BiLSTM 200 + 100, "
                                     "projection 100)", "batch_size": 32, "lr": 2e-3, "ema": 0.998},
@@ -599,6 +632,14 @@ def targets(systems: dict, budgets: list[str]) -> dict[str, Any]:
                         f"seconds teacher / CVT = {compute}x ({'met' if met['compute_5x_less'] else 'NOT met'}, target "
                         f">= 5x); latency teacher / CVT = {lat['pytorch']}x (PyTorch), {lat['onnxruntime']}x (ORT) "
                         f"({'met' if met['inference_10x_faster'] else 'NOT met'}, target >= 10x)")}
+    alternate = systems.get("cvt_alternate", {})
+    if "1000" in cvt and "1000" in alternate:
+        gap = (alternate["1000"]["accuracy"] - cvt["1000"]["accuracy"]) * 100
+        out["alternate_vs_joint_1000"] = {
+            "joint_accuracy": cvt["1000"]["accuracy"], "alternate_accuracy": alternate["1000"]["accuracy"],
+            "alternate_minus_joint_points": round(gap, 2), "not_worse": gap >= 0,
+            "verdict": f"1,000 labels: alternate - joint = {gap:+.2f} points (issue 29: alternate becomes the "
+                       f"default if not worse: {'yes' if gap >= 0 else 'no'})"}
     if "1000" in cvt and "1000" in bilstm:
         gap = (cvt["1000"]["accuracy"] - bilstm["1000"]["accuracy"]) * 100
         ok = gap >= STRONG_GAP * 100
