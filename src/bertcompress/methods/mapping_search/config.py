@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import Path
 
 from bertcompress.core.config import (
     check,
@@ -54,11 +55,12 @@ PROXY_METRICS = ("finetune", "heldout_loss")
 
 def _proxy_tasks() -> list[DataConfig]:
     """Three kinds of task, as the paper's three representative tasks, each readable offline: a
-    sentence (rt-sentiment, embedded), a pair (GLUE MRPC, from the shared data folder beside the
-    repository, as the README's examples read it) and a tagging task (brown-pos: NLTK's Brown, found
-    in that folder by the data layer)."""
+    sentence (rt-sentiment, embedded), a pair (GLUE MRPC: the shared data folder beside the
+    repository where there is one, as the README's examples read it, else the Hub's GLUE) and a
+    tagging task (brown-pos: NLTK's Brown, found by the data layer)."""
     sizes = dict(max_seq_len=64, max_train_examples=2000, max_eval_examples=500)
-    return [DataConfig(**sizes), DataConfig(task="mrpc", path="../shared/data/glue/MRPC", **sizes),
+    mrpc = Path("../shared/data/glue/MRPC")
+    return [DataConfig(**sizes), DataConfig(task="mrpc", path=str(mrpc) if mrpc.is_dir() else None, **sizes),
             DataConfig(task="brown-pos", **sizes)]
 
 
