@@ -164,14 +164,16 @@ COMMANDS: tuple[Command, ...] = (
             "methods.mapping_search.verb:search_mapping",
             help="genetic search of the layer mapping for general distillation (proxy runs)",
             description="Search which teacher layer each student layer learns from. Each candidate mapping is "
-                        "scored by a cheap proxy: general distillation on a corpus sample, from new random "
-                        "weights or from one student extracted from the teacher (--proxy-init etd), then either "
-                        "fine-tuning on the proxy tasks (config key `tasks`) averaging their dev scores, or the "
-                        "held-out last-layer loss to the teacher (--proxy-metric heldout_loss). --separate-attention "
+                        "scored by a cheap proxy: general distillation on 2,000 corpus sequences, each candidate "
+                        "starting from the teacher layers its mapping names (--proxy-init etd_mapped; etd, "
+                        "random), then either fine-tuning on the three proxy tasks (config key `tasks`: "
+                        "rt-sentiment, MRPC, brown-pos) averaging their dev scores, or every mapped layer's "
+                        "held-out loss to its teacher layer (--proxy-metric heldout_loss). --separate-attention "
                         "searches the attention loss's mapping apart from the hidden-state one. Generation 0 holds "
                         "the uniform and last-layer mappings, so the result is compared with them in the same run. "
-                        "Writes search.json; --set final_general.epochs=1 also distils the best mapping on the "
-                        "whole corpus.",
+                        "The best mapping then gets the full general distillation on the whole corpus "
+                        "(final_general: null skips it); --set validate_top=N checks the proxy's ranking against "
+                        "full runs. Writes search.json.",
             flags={"seed": "seed", "teacher": "teacher", "corpus": "corpus.path", "population": "search.population",
                    "generations": "search.generations", "proxy-init": "proxy_init",
                    "proxy-metric": "proxy_metric", "separate-attention": "separate_attention",
