@@ -7,9 +7,10 @@ each. Per budget:
   - the pick: `run --budget B` unchanged (the whole grid, every format), its decision time, the
     final model's re-measured latency and size against the budget, its score and retention;
   - the hand-picked shapes: of a fixed list of shapes an engineer would try (`HAND_PICKED`), the
-    three with the most parameters whose untrained cost meets the budget (each timed once, beside
-    the teacher, by a one-candidate dry run), each built by `run` the same way (a grid of that one
-    candidate), kept when its final re-measure meets the budget; the best of them by score.
+    three with the most parameters outside the embeddings (the pick's measure) whose untrained
+    cost meets the budget (each timed once, beside the teacher, by a one-candidate dry run), each
+    built by `run` the same way (a grid of that one candidate), kept when its final re-measure
+    meets the budget; the best of them by score.
 Every run starts from the same fine-tuned teacher (fine-tuned once per teacher and task with run's
 own settings, then hard-linked into each run's folder, which `run --resume` reuses), and a model
 needed at several budgets is trained once.
@@ -218,7 +219,7 @@ def measure_budget(base: list[str], budget: str, folder: Path, teacher: Path, ha
         (c,) = [c for c in cost["candidates"] if c["latency_ms"] is not None]
         (r,) = check(c, parse_budgets([budget]), cost["teacher_ms"])
         if r["met"]:
-            eligible.append((c["parameters"], layers, hidden, fmt))
+            eligible.append((c["non_embedding_parameters"], layers, hidden, fmt))
     built = []
     for _, layers, hidden, fmt in sorted(eligible, reverse=True)[:n_hand]:
         key = f"{layers}x{hidden} {fmt}"

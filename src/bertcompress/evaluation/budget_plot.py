@@ -1,5 +1,6 @@
 """The budget's plot in the HTML report: every measured candidate's latency against its size on
-disk, one marker per format, the budgets as lines, the pick ringed and the final model starred."""
+disk, one marker per format, the budgets as dashed lines (dotted: a latency limit less the safety
+margin), the pick ringed and the final model starred."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def budget_plot(budget: dict[str, Any]) -> bytes | None:
     for b in parse_budgets(budget["targets"]):
         if b.timed:
             ax.axvline(b.limit(teacher_ms), color="#d62728", linestyle="--", linewidth=1)
+            margin = budget["setting"].get("margin", 0.0)
+            if margin:  # where a candidate had to come in, timed before training
+                ax.axvline(b.limit(teacher_ms) * (1 - margin), color="#d62728", linestyle=":", linewidth=0.8)
             ax.annotate(b.text, (b.limit(teacher_ms), 1), xycoords=("data", "axes fraction"), color="#d62728",
                         fontsize=8, xytext=(3, -12), textcoords="offset points")
         elif b.kind == "bytes":

@@ -35,8 +35,9 @@ class BudgetConfig:
     seq_len: int = setting(128, "tokens per sequence when timing (every token real)")
     margin: float = setting(0.1, "safety margin on latency: a candidate timed before training must come in under "
                             "(1 - margin) x each latency limit; sizes and parameters are exact")
-    pick: str = setting("params", "among the candidates that fit: params (the most parameters, deeper first) or nas "
-                        "(a NAS supernet's ranking: not available in run, use `bertcompress nas`)",
+    pick: str = setting("params", "among the candidates that fit: params (the most parameters outside the "
+                        "embeddings, deeper first) or nas (a NAS supernet's ranking: not available in run, use "
+                        "`bertcompress nas`)",
                         choices=("params", "nas"))
     formats: list[str] | None = setting(None, "the forms a candidate may ship in: fp32 (PyTorch), onnx (ONNX Runtime "
                                         "fp32), onnx-int8 (KDLSQ w8a8 as int8 ONNX Runtime), w8a8 and w4a8 (KDLSQ "

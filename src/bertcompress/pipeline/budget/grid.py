@@ -59,6 +59,7 @@ class Candidate:
     shape: Shape
     format: str
     parameters: int
+    non_embedding: int  # the parameters outside the embeddings: what the pick ranks by
     latency_ms: float | None = None
     bytes: int | None = None
     status: str = "not measured"  # fits, misses, skipped, not measured
@@ -76,15 +77,16 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "num_layers": self.shape.layers, "hidden_size": self.shape.hidden,
                 "num_heads": self.shape.heads, "ffn_size": self.shape.ffn, "format": self.format,
-                "parameters": self.parameters, "latency_ms": self.latency_ms, "bytes": self.bytes,
+                "parameters": self.parameters, "non_embedding_parameters": self.non_embedding,
+                "latency_ms": self.latency_ms, "bytes": self.bytes,
                 "status": self.status, "note": self.note, "results": self.results}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
         name = d["name"].rsplit(" ", 1)[0]
         shape = Shape(d["num_layers"], d["hidden_size"], d["num_heads"], d["ffn_size"], name)
-        return cls(shape, d["format"], d["parameters"], d.get("latency_ms"), d.get("bytes"), d.get("status", ""),
-                   d.get("note", ""), list(d.get("results", [])))
+        return cls(shape, d["format"], d["parameters"], d["non_embedding_parameters"], d.get("latency_ms"),
+                   d.get("bytes"), d.get("status", ""), d.get("note", ""), list(d.get("results", [])))
 
 
 def source_sizes(config) -> tuple[int, int, int, int]:
@@ -127,18 +129,22 @@ def candidate_table(candidates: list[dict[str, Any]], teacher_ms: float | None, 
     measured are counted in a line under it unless `skipped` lists them too."""
     left_out = [c for c in candidates if c["status"] == "skipped" and not skipped]
     candidates = [c for c in candidates if skipped or c["status"] != "skipped"]
-    rows = ["| candidate | layers x hidden, heads, FFN | format | parameters | latency ms | speed-up | MB on disk "
-            "| fits? |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| candidate | layers x hidden, heads, FFN | format | parameters (non-embedding) | latency ms | speed-up "
+            "| MB on disk | fits? |", "|---|---|---|---|---|---|---|---|"]
     for c in candidates:
         ms = c["latency_ms"]
         speedup = f"{teacher_ms / ms:.1f}x" if ms and teacher_ms else "-"
         size = "-" if c["bytes"] is None else f"{c['bytes'] / 1e6:.{1 if c['bytes'] >= 1e5 else 3}f}"
         status = c["status"] + (f" ({c['note']})" if c["note"] else "")
         rows.append(f"| {c['name']} | {c['num_layers']} x {c['hidden_size']}, {c['num_heads']}, {c['ffn_size']} "
-                    f"| {c['format']} | {show_cost('params', c['parameters']).removesuffix(' params')} "
+                    f"| {c['format']} | {_count(c['parameters'])} ({_count(c['non_embedding_parameters'])}) "
                     f"| {f'{ms:.1f}' if ms is not None else '-'} "
                     f"| {speedup} | {size} | {status} |")
     if left_out:
         rows += ["", f"{len(left_out)} more not measured: each at least as large, in the same format, as a "
                  "candidate that misses a budget (listed in report.json)"]
     return "\n".join(rows)
+
+
+def _count(n: int) -> str:
+    return show_cost("params", n).removesuffix(" params")

@@ -1,9 +1,11 @@
 """The pick among the candidates that meet every budget, or the refusal when none does.
 
 Expected most accurate = the most parameters (the seeds' results: at a given cost, more capacity
-distils better, and depth more than width). Candidates within `NEAR` of the most parameters count
-as about as large; among those the higher precision wins (float, then 8-bit, then 4-bit weights),
-then the deeper, then the larger, then the faster.
+distils better, and depth more than width), counted outside the embeddings: the embedding table is
+a lookup that grows with the width alone (30,522 x 288 is 8.8M of a one-layer 288-wide model's
+10M), so counting it would favour one wide layer over several narrow ones. Candidates within `NEAR`
+of the most count as about as large; among those the higher precision wins (float, then 8-bit,
+then 4-bit weights), then the deeper, then the larger, then the faster.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def pick(candidates: list[Candidate], budgets: list[Budget], teacher_ms: float, 
     fitting = [c for c in candidates if c.status == "fits"]
     if not fitting:
         raise UserError(refusal(candidates, budgets, teacher_ms, margin))
-    most = max(c.parameters for c in fitting)
-    near = [c for c in fitting if c.parameters >= (1.0 - NEAR) * most]
-    chosen = min(near, key=lambda c: (FORMATS[c.format].precision, -c.shape.layers, -c.parameters,
+    most = max(c.non_embedding for c in fitting)
+    near = [c for c in fitting if c.non_embedding >= (1.0 - NEAR) * most]
+    chosen = min(near, key=lambda c: (FORMATS[c.format].precision, -c.shape.layers, -c.non_embedding,
                                       c.latency_ms if c.latency_ms is not None else math.inf, c.name))
     why = (f"{chosen.name}: of the {len(fitting)} candidates that meet every budget"
            + (f" (latency with the {margin:.0%} margin)" if any(b.timed for b in budgets) else "")
-           + f", the most parameters ({show_cost('params', chosen.parameters).removesuffix(' params')}")
+           + f", the most parameters outside the embeddings ({_count(chosen.non_embedding)} of "
+           f"{_count(chosen.parameters)}")
     if len(near) > 1:
         why += (f"; of the {len(near)} within {NEAR:.0%} of the most, the highest precision, then the deepest, "
                 "then the largest, then the fastest")
@@ -56,7 +59,7 @@ def refusal(candidates: list[Candidate], budgets: list[Budget], teacher_ms: floa
             shown: int = 3) -> str:
     """Why nothing can be built: the budgets, the closest candidates and their costs, what to change."""
     measured = [c for c in candidates if c.results]
-    closest = sorted(measured, key=lambda c: (_unmeasured(c.results), _overshoot(c.results), -c.parameters))
+    closest = sorted(measured, key=lambda c: (_unmeasured(c.results), _overshoot(c.results), -c.non_embedding))
     names = "; ".join(f"{c.name} ({', '.join(show_cost(r['kind'], r['value']) for r in c.results)})"
                       for c in closest[:shown]) or "none could be measured"
     limits = ", ".join(f"{b.text} = {show_cost(b.kind, b.limit(teacher_ms))}" for b in budgets)
@@ -64,6 +67,10 @@ def refusal(candidates: list[Candidate], budgets: list[Budget], teacher_ms: floa
     return (f"no candidate meets every budget ({limits}; the teacher takes {teacher_ms:.1f} ms){margin_text}; "
             f"closest: {names}. Loosen a budget, lower budget.margin, or add smaller shapes or formats "
             "(budget.depths, budget.widths, budget.formats)")
+
+
+def _count(n: int) -> str:
+    return show_cost("params", n).removesuffix(" params")
 
 
 def _cost_line(r: dict[str, Any]) -> str:
