@@ -22,6 +22,8 @@ pick) under 2 minutes on the CPU.
     python benchmarks/budget.py                         # everything: many hours on 2 CPU cores
     python benchmarks/budget.py --teachers default --tasks sst2
     python benchmarks/budget.py --smoke                 # the script end to end on tiny slices (minutes)
+    python benchmarks/budget.py --teachers default --tasks sst2 --budgets 4x 25MB --hand-picked 2 \
+        --set data.max_train_examples=2000 ...          # a CPU session's share (benchmarks/README.md)
 Resumable: finished runs in --work (default ~/.cache/bertcompress-bench/budget) are reused, an
 interrupted one continues; the JSON is written after every budget. --smoke writes
 benchmarks/results/budget_smoke.json in --work/smoke, so it never overwrites the real results.
@@ -140,6 +142,10 @@ def main() -> None:
     ap.add_argument("--sst2-train", type=int, default=10000, help="seeded SST-2 training sample")
     ap.add_argument("--hand-picked", type=int, default=3, help="hand-picked shapes trained per budget")
     ap.add_argument("--threads", type=int, default=None, help="budget.threads (default: torch's count)")
+    ap.add_argument("--budgets", nargs="+", help="these budgets for every teacher (default: BUDGETS, four each)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a `run` override for every run, the shared teacher included (a smaller training budget "
+                    "for a CPU session; recorded in the JSON's settings)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "bertcompress-bench" / "budget"))
     ap.add_argument("--smoke", action="store_true", help="tiny slices, one budget of each kind, the default "
                     "teacher on SST-2: the script end to end (numbers mean nothing)")
@@ -149,8 +155,11 @@ def main() -> None:
     work = Path(args.work) / ("smoke" if args.smoke else "")
     teachers, tasks = (["default"], ["sst2"]) if args.smoke else (args.teachers, args.tasks)
     budgets = {"default": ["4x", "40MB"]} if args.smoke else BUDGETS
+    if args.budgets:
+        budgets = {t: args.budgets for t in budgets}
     hand = {"default": [(1, 128, "fp32"), (2, 128, "w4a8"), (1, 384, "fp32")]} if args.smoke else HAND_PICKED
-    common = (SMOKE_OVERRIDES if args.smoke else []) + ([f"budget.threads={args.threads}"] if args.threads else [])
+    common = (SMOKE_OVERRIDES if args.smoke else []) + ([f"budget.threads={args.threads}"] if args.threads else []) \
+        + args.overrides
     name = "budget_smoke" if args.smoke else "budget"
     result: dict[str, Any] = load_json(RESULTS / f"{name}.json") or {}
     result.update({"settings": {"budgets": budgets, "hand_picked": hand, "sst2_train": args.sst2_train,
