@@ -28,58 +28,34 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from bertcompress.core.errors import UserError
+from bertcompress.evaluation.budget import Budget
+from bertcompress.evaluation.budget import parse_budget as parse_any_budget
 from bertcompress.models.nasbert.arch import BlockArch, NasArch
 
 CostOf = Callable[[NasArch], tuple[float, int]]  # (latency in ms, parameters)
 BlockSpace = tuple[Sequence[BlockArch], np.ndarray, np.ndarray]  # candidates, held-out losses, alive mask
 
-_BUDGET = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(x|X|ms|M|K|k)")
-_UNITS = {"x": "speedup", "X": "speedup", "ms": "latency"}
-_SCALES = {"M": 1e6, "K": 1e3, "k": 1e3}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A speed-up over the teacher ("4x"), a latency in ms ("12ms") or a parameter count ("10M", "500K")."""
-
-    kind: str  # speedup, latency or params
-    value: float  # the speed-up, the milliseconds or the parameters
-    text: str  # as written, e.g. for a folder name
-
-    @property
-    def metric(self) -> str:
-        """What the budget limits: latency or params."""
-        return "params" if self.kind == "params" else "latency"
-
-    def limit(self, teacher_latency_ms: float | None = None) -> float:
-        """The most latency (ms) or parameters allowed; a speed-up needs the teacher's measured latency."""
-        if self.kind != "speedup":
-            return self.value
-        if teacher_latency_ms is None or not teacher_latency_ms > 0:
-            raise ValueError(f"budget {self.text} needs the teacher's latency, got {teacher_latency_ms}")
-        return teacher_latency_ms / self.value
-
-    def __str__(self) -> str:
-        return self.text
+NAS_BUDGETS = ("speedup", "latency", "params")
 
 
 def parse_budget(text: str) -> Budget:
-    written = "".join(str(text).split())
-    match = _BUDGET.fullmatch(written)
-    if not match or float(match[1]) <= 0:
+    """A speed-up over the teacher ("4x"), a latency ("12ms") or a parameter count ("10M", "500K"):
+    evaluation/budget.py's budgets less a size on disk, which depends on a saved format NAS does not
+    choose."""
+    try:
+        budget = parse_any_budget(text)
+    except UserError:
+        budget = None
+    if budget is None or budget.kind not in NAS_BUDGETS:
         raise UserError(f"bad NAS budget {text!r}: write a speed-up over the teacher ('4x'), a latency "
                         "('12ms') or a parameter count ('10M', '500K')")
-    number, unit = float(match[1]), match[2]
-    if unit in _SCALES:
-        return Budget("params", round(number * _SCALES[unit]), written)
-    return Budget(_UNITS[unit], number, written)
+    return budget
 
 
 def select(per_block: Sequence[BlockSpace], embeddings: tuple[Sequence[int], np.ndarray], cost_of: CostOf,
@@ -94,7 +70,7 @@ def select(per_block: Sequence[BlockSpace], embeddings: tuple[Sequence[int], np.
         raise ValueError(f"min_attention must be >= 0, got {min_attention}")
     limit = budget.limit(teacher_latency_ms)
     slack = 1e-9 * max(1.0, abs(limit))  # sums of floats in a different order differ in the last bits
-    index = 1 if budget.metric == "params" else 0
+    index = 1 if budget.kind == "params" else 0
 
     def cost(arch: NasArch) -> float:
         return float(cost_of(arch)[index])

@@ -229,7 +229,7 @@ def _choose(cfg: NasConfig, objective: BlockwiseObjective, teacher: nn.Module, s
             ranked.append(checked[key])
         # the measured latency has the last word: a prediction that was short must not break the budget
         limit = budget.limit(search.teacher_ms)
-        fitting = [r for r in ranked if budget.metric == "params" or r["latency_ms"] <= limit]
+        fitting = [r for r in ranked if budget.kind == "params" or r["latency_ms"] <= limit]
         chosen[text] = {**min(fitting or ranked, key=lambda r: r["whole_loss"]), "fits_measured": bool(fitting)}
         if not fitting:
             log.warning(f"nas: budget {text}: none of the {len(ranked)} re-ranked models measures under "
