@@ -92,12 +92,8 @@ class Stages:
 
 
 def min_over_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
-    """Every measure run `rounds` times, interleaved (each once per round, the order rotated), keeping
-    its minimum: on a shared machine interference only adds time, and it comes and goes, so one
-    measurement can be 30% off while the least of several interleaved ones is steady."""
-    names = list(measures)
-    seen: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            seen[name].append(measures[name]())
-    return {name: min(values) for name, values in seen.items()}
+    """Every measure's least value over `rounds` interleaved rounds (evaluation/profile.py
+    `least_of_rounds`: interference only adds time, so the least of several is steady)."""
+    from bertcompress.evaluation.profile import least_of_rounds
+
+    return {name: min(values) for name, values in least_of_rounds(measures, rounds).items()}

@@ -152,7 +152,7 @@ def least_of_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> di
     """Every measure run `rounds` times, interleaved (each once per round, the order rotated): on a
     shared machine interference only adds time and it comes and goes, so one measurement can be 30%
     off while the least of several interleaved ones is steady. Returns every measure's values; its
-    estimate is their min (benchmarks/common.py `min_over_rounds` keeps only that)."""
+    estimate is their min."""
     if rounds < 1:
         raise UserError(f"latency needs at least one round, got {rounds}")
     names = list(measures)
