@@ -120,3 +120,23 @@ def test_report_says_loudly_when_the_teacher_learned_nothing():
     assert "trivial baseline (majority class 0): 0.000" in text
     assert "WARNING" not in report_markdown({**report, "teacher_learned": True,
                                              "ratios": {**report["ratios"], "retention": 1.0}})
+
+
+def test_run_refuses_unequal_head_counts_before_training(tmp_path, tiny_bert_dir, sentiment_tsv):
+    """A hand-set student with other heads than the teacher's under head_rule strict: refused before
+    the teacher's fine-tuning, not by the distillation after it."""
+    from bertcompress.core.errors import UserError
+    from bertcompress.pipeline.verb import run
+
+    cfg = from_dict(PipelineConfig, {
+        "teacher": str(tiny_bert_dir), "output": str(tmp_path / "run"),
+        "data": {"task": "sst2", "path": str(sentiment_tsv)},
+        "student": to_dict(StudentConfig(num_layers=2, hidden_size=16, num_heads=2, ffn_size=32)),
+        "losses": {"head_rule": "strict"}})
+    with pytest.raises(UserError, match=r"attention loss needs equal head counts \(student 2, teacher 4\)"):
+        run(cfg)
+    assert not (tmp_path / "run").exists()
+    cfg.losses.head_rule = "mean"  # 2 divides 4: accepted (nothing else is wrong with this config)
+    from bertcompress.pipeline.verb import _check_student
+
+    _check_student(cfg)

@@ -46,6 +46,7 @@ from bertcompress.evaluation.evaluator import compare, evaluate, records_markdow
 from bertcompress.evaluation.report import report as html_report
 from bertcompress.methods.distill.config import DistillConfig
 from bertcompress.methods.distill.loss_registry import task_weights
+from bertcompress.methods.distill.objective import check_head_counts
 from bertcompress.methods.distill.verb import distill
 from bertcompress.methods.finetune.config import FinetuneConfig
 from bertcompress.methods.finetune.verb import finetune
@@ -54,6 +55,7 @@ from bertcompress.methods.prune.verb import extract
 from bertcompress.methods.quantize.config import QuantizeTrainConfig
 from bertcompress.methods.quantize.verb import quantize
 from bertcompress.models.card import add_comparison
+from bertcompress.models.family import family_of
 from bertcompress.models.loading import model_config
 from bertcompress.models.quantized.config import QuantConfig
 from bertcompress.pipeline.budget import plan
@@ -176,9 +178,6 @@ def pretrained_start(cfg: PipelineConfig, out: Path) -> tuple[str, ExtractConfig
     """Where a student started from a pre-trained model (`student.init`) begins: the model itself
     when the asked sizes are its own (a size left null is), else its ETD cut, made by an extract
     stage into out/extracted_student, scored on the corpus."""
-
-    from bertcompress.models.family import family_of
-
     name, student = cfg.student.pretrained, cfg.student
     try:
         config = model_config(name)
@@ -234,6 +233,10 @@ def _check_student(cfg: PipelineConfig) -> None:
         raise UserError(f"cannot read the config of teacher {cfg.teacher}: {str(e).strip().splitlines()[0]}") from None
     check_student(teacher, cfg.student, {"losses.layer_mapping": cfg.losses.layer_mapping,
                                          "losses.attention_mapping": cfg.losses.attention_mapping})
+    if cfg.student.pretrained is None and cfg.losses.weights.get("attention", 0) > 0:  # else its init model's heads
+        heads_field = family_of(teacher).size_fields[2]
+        check_head_counts(cfg.student.num_heads or getattr(teacher, heads_field), getattr(teacher, heads_field),
+                          cfg.losses.head_rule)
     if cfg.student.pretrained is not None and cfg.runs_general:
         from bertcompress.models.loading import check_same_vocab, load_tokenizer
 

@@ -38,6 +38,20 @@ def reads_layers(model: nn.Module) -> bool:
     return True
 
 
+def check_head_counts(student: int, teacher: int, head_rule: str) -> None:
+    """What the attention loss refuses: unequal head counts under head_rule strict; under mean,
+    counts neither of which divides the other."""
+    if student == teacher:
+        return
+    small, big = sorted((student, teacher))
+    if head_rule == "strict":
+        raise UserError(f"attention loss needs equal head counts (student {student}, teacher {teacher}); set "
+                        "losses.head_rule: mean or losses.weights.attention: 0")
+    if big % small:
+        raise UserError(f"losses.head_rule mean needs one head count to divide the other (student {student}, "
+                        f"teacher {teacher})")
+
+
 def without_unreadable_layer_losses(student: nn.Module, weights: dict[str, float], desc: str) -> dict[str, float]:
     """`weights` less the layer losses that cannot read the student's layers, said once on the
     console: a NAS-BERT student keeps the embedding and hidden-state losses (each block read as a
@@ -103,14 +117,8 @@ class DistillationObjective(WithFrozenTeacher):
                                                          t_view.num_layers)
             except UserError as e:
                 raise UserError(f"losses.attention_mapping: {e}") from None
-        if "attention" in self.weights and s_view.num_heads != t_view.num_heads:
-            small, big = sorted((s_view.num_heads, t_view.num_heads))
-            if losses.head_rule == "strict":
-                raise UserError(f"attention loss needs equal head counts (student {s_view.num_heads}, teacher "
-                                f"{t_view.num_heads}); set losses.head_rule: mean or losses.weights.attention: 0")
-            if big % small:
-                raise UserError(f"losses.head_rule mean needs one head count to divide the other "
-                                f"(student {s_view.num_heads}, teacher {t_view.num_heads})")
+        if "attention" in self.weights:
+            check_head_counts(s_view.num_heads, t_view.num_heads, losses.head_rule)
         self.projections = Projections(s_view.hidden_size, t_view.hidden_size, len(self.mapping),
                                        shared=losses.hidden_projection == "shared",
                                        kind=losses.projection)
