@@ -281,7 +281,9 @@ class ScoreRecorder:
 
     def _saver(self, store: dict, module: nn.Module, depths: list[int]):
         def hook(_module: nn.Module, _inputs, output: torch.Tensor) -> None:
-            store[self.next_call(module, depths)] = output  # armed or not: a teacher's forward outside a recording
+            layer = self.next_call(module, depths)  # armed or not: a teacher's forward outside a recording
+            if layer in self.layers:  # ALBERT's shared projection also runs at depths nobody records
+                store[layer] = output
         return hook
 
     @contextlib.contextmanager
