@@ -5,11 +5,12 @@ at each labelled budget, the same labelled sentences:
 
 - `bilstm`: the CVT tagger trained on the labels only (`unlabelled.weight 0`: same model, no cross-view loss);
 - `cvt`: the same tagger with Cross-View Training on unlabelled text: Brown's other train sentences
-  (tags stripped) and NLTK's webtext, abc, state_union and inaugural; the config's default schedule
-  (joint: one labelled and one unlabelled minibatch summed in each update) and five auxiliary
-  modules (the reference's fifth, the full view, since issue 29);
-- `cvt_alternate`: the same with the reference's schedule, a labelled and an unlabelled minibatch
-  in alternate updates, given twice the steps (as many minibatches of each kind as `cvt`);
+  (tags stripped) and NLTK's webtext, abc, state_union and inaugural; the joint schedule (one
+  labelled and one unlabelled minibatch summed in each update; the default until issue 29) and five
+  auxiliary modules (the reference's fifth, the full view, since issue 29);
+- `cvt_alternate`: the same with the reference's schedule (the default since issue 29), a labelled
+  and an unlabelled minibatch in alternate updates: `cvt` loops twice the steps of the same train
+  settings, as many minibatches of each kind as `cvt`;
 - `teacher`: all-MiniLM-L6-v2 fine-tuned as a tagger (`finetune`, task brown-pos);
 - `student`: a 3-layer student (the teacher's width, started from its layers) by task distillation
   from that teacher (`distill --stage task`: intermediate, then prediction layer);
@@ -434,9 +435,6 @@ def main() -> None:
             general_spec = f"s{general_steps(budget)}"
             length = {"max_steps": lstm_steps(budget)} if lstm_steps(budget) else {"epochs": args.lstm_epochs}
             lstm_train = replace(CvtConfig().train, device="cpu", log_every=25, **length)
-            # alternate: half the steps are unlabelled, so twice the steps give as many minibatches of each kind
-            twice = {k: 2 * v for k, v in length.items()}
-            alternate_train = replace(CvtConfig().train, device="cpu", log_every=25, **twice)
             model = CvtConfig().model if args.word_vectors is None else replace(
                 CvtConfig().model, word_vectors=args.word_vectors, word_dim=vector_width(args.word_vectors))
             tag = CVT_TAG + ("-wv" if args.word_vectors else "")
@@ -455,11 +453,11 @@ def main() -> None:
                     model=model, output=str(base / (f"bilstm-{lstm_spec}" + ("-wv" if args.word_vectors else "")))))
             if "cvt" in args.systems:
                 folders["cvt"] = timed(f"{setting} {budget} cvt", cvt, CvtConfig(
-                    data=cvt_data, unlabelled=unlabelled, train=lstm_train, model=model,
+                    data=cvt_data, unlabelled=replace(unlabelled, schedule="joint"), train=lstm_train, model=model,
                     output=str(base / f"cvt-{tag}-{lstm_spec}-{ulimit}")))
             if "cvt_alternate" in args.systems:
                 folders["cvt_alternate"] = timed(f"{setting} {budget} cvt_alternate", cvt, CvtConfig(
-                    data=cvt_data, unlabelled=replace(unlabelled, schedule="alternate"), train=alternate_train,
+                    data=cvt_data, unlabelled=replace(unlabelled, schedule="alternate"), train=lstm_train,
                     model=model, output=str(base / f"cvt-alternate-{tag}-{lstm_spec}-{ulimit}")))
             # ---- the BERT family
             bert = [s for s in ("teacher", "student", "general_student") if s in args.systems]

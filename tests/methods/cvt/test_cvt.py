@@ -272,7 +272,8 @@ def tiny_cfg(tmp_path) -> CvtConfig:
     text = tmp_path / "unlabelled.txt"
     text.write_text("The dog saw a cat. A man liked the dog. Mary ran.\n\nJohn saw the man.\n", encoding="utf-8")
     return CvtConfig(data=CvtDataConfig(path=str(tagged), labelled_limit=16),
-                     unlabelled=CvtUnlabelledConfig(paths=[str(text)]),
+                     # joint: every step holds both losses (test_cvt_reference.py runs the default, alternate)
+                     unlabelled=CvtUnlabelledConfig(paths=[str(text)], schedule="joint"),
                      model=CvtModelConfig(**(TINY | {"dropout_labelled": 0.3, "dropout_unlabelled": 0.1})),
                      train=TrainConfig(max_steps=6, batch_size=4, lr=1e-2, device="cpu", log_every=1),
                      ema=0.9, output=str(tmp_path / "out"))

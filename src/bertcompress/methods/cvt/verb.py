@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from bertcompress.methods.cvt.vocab import CvtCollator, CvtVocab
 from bertcompress.methods.cvt.word_vectors import load_word_vectors
 from bertcompress.models.card import CardFacts, write_model_card
 from bertcompress.models.saving import RESULT_FILENAME, checkpoint_dir, drop_checkpoints
+from bertcompress.train.config import TrainConfig
 from bertcompress.train.distributed import refuse_ddp
 from bertcompress.train.loop import TrainResult, seed_run, train_loop
 
@@ -64,13 +66,23 @@ def cvt(cfg: CvtConfig, *, resume: bool = False) -> Path:
     # the method's settings and data sizes: --resume refuses a checkpoint written with others
     settings = {"data": to_dict(cfg.data), "unlabelled": to_dict(cfg.unlabelled), "model": to_dict(cfg.model),
                 "ema": cfg.ema, "words": len(vocab.words), "unlabelled_sentences": len(unlabelled)}
-    run = train_loop(objective, features, CvtCollator(tagger.min_chars), cfg.train,
+    run = train_loop(objective, features, CvtCollator(tagger.min_chars), loop_budget(cfg),
                      config=cfg, work_dir=checkpoint_dir(cfg.output, "cvt"), resume=resume,
                      evaluate=lambda o: score_tagger(o.averaged, data.dev), desc="cvt", settings=settings)
     final = objective.averaged.cpu().eval()
     result = _result(cfg, final, data, unlabelled, run)
     result["data"]["pretrained_words"] = pretrained
     return _publish(cfg, final, data, result)
+
+
+def loop_budget(cfg: CvtConfig) -> TrainConfig:
+    """The loop's settings: train.* counts labelled minibatches; the alternate schedule spends every
+    other step on an unlabelled one, so its loop runs twice the steps (or epochs)."""
+    t = cfg.train
+    if cfg.unlabelled.schedule != "alternate" or cfg.unlabelled.weight == 0:
+        return t
+    return replace(t, epochs=2 * t.epochs, max_steps=None if t.max_steps is None else 2 * t.max_steps,
+                   min_steps=2 * t.min_steps)
 
 
 def _unlabelled(cfg: CvtConfig, data: LabelledData) -> list[list[str]]:
