@@ -95,14 +95,15 @@ FAMILIES = {f.model_type: f for f in (
 )}
 
 
-def supported_families() -> str:
-    """The families we support, for refusals: "BERT (bert), RoBERTa (roberta), ..."."""
-    return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values())
+def supported_families(where: str | None = None) -> str:
+    """The families we support, for refusals: "BERT (bert), RoBERTa (roberta), ..."; with `where`
+    (a Family field such as "no_surgery"), only those whose field is empty."""
+    return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if where is None or not getattr(f, where))
 
 
 def surgery_families() -> str:
     """The families extraction and pruning support, for their refusals."""
-    return ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if f.no_surgery is None)
+    return supported_families("no_surgery")
 
 
 def check_surgery(obj: Any, what: str) -> None:
@@ -117,9 +118,8 @@ def check_movable_layers(obj: Any, what: str) -> None:
     """A one-line refusal when `what` (module replacing) moves layers this family cannot move."""
     family = family_of(obj)
     if family.unmovable_layers:
-        names = ", ".join(f"{f.name} ({f.model_type})" for f in FAMILIES.values() if not f.unmovable_layers)
         raise UserError(f"{what} cannot move {family.name}'s layers: {family.unmovable_layers}; supported "
-                        f"families: {names}")
+                        f"families: {supported_families('unmovable_layers')}")
 
 
 def family_of(obj: Any) -> Family:
