@@ -115,6 +115,16 @@ def sentiment_tsv(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture
+def corpus_file(tmp_path) -> Path:
+    """A small general-distillation corpus: one-line documents about films."""
+    text = "\n\n".join(f"the {w} movie was {v} and i {f} it" for w in ("good", "bad", "fine", "dull")
+                       for v in ("great", "awful", "fun") for f in ("love", "hate"))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def plain_logging():
     """Each test starts with bertcompress's logger as a library leaves it (a benchmark module

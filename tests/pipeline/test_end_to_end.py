@@ -17,15 +17,6 @@ TINY = ["--set", "student.num_layers=2", "--set", "student.hidden_size=16", "--s
         "--set", "student.ffn_size=32"]
 
 
-@pytest.fixture
-def corpus_file(tmp_path):
-    text = "\n\n".join(f"the {w} movie was {v} and i {f} it" for w in ("good", "bad", "fine", "dull")
-                       for v in ("great", "awful", "fun") for f in ("love", "hate"))
-    path = tmp_path / "corpus.txt"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_general_then_task_distillation_student_loads_without_us(tmp_path, tiny_bert_dir, sentiment_tsv,
                                                                   corpus_file):
     teacher, general, student = tmp_path / "teacher", tmp_path / "general", tmp_path / "student"

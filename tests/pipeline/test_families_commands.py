@@ -21,15 +21,6 @@ STUDENT = ["--set", "student.num_layers=2", "--set", "student.hidden_size=16", "
 STEPS = ["--set", "train.max_steps=3", "--set", "train.batch_size=4"]
 
 
-@pytest.fixture
-def corpus_file(tmp_path):
-    text = "\n\n".join(f"the {w} movie was {v} and i {f} it" for w in ("good", "bad", "fine", "dull")
-                       for v in ("great", "awful", "fun") for f in ("love", "hate"))
-    path = tmp_path / "corpus.txt"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def _teacher(family: str, folder, tokenizer) -> str:
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(tiny_config(family, len(tokenizer)))

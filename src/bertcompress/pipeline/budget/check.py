@@ -50,7 +50,7 @@ def final_check(decision: Decision, teacher_dir: Path, student_dir: Path, quanti
     setting = Setting(**{k: s[k] for k in ("device", "threads", "batch_size", "seq_len", "rounds", "repeats",
                                            "warmup")})
     fmt, path = decision.pick.format, shipped(decision, student_dir, quantized_dir)
-    model = load_model(str(quantized_dir if fmt in ("onnx-int8", "w8a8", "w4a8") else student_dir), kind)
+    model = load_model(str(quantized_dir if decision.bits else student_dir), kind)  # a quantized pick: KDLSQ's
     parameters = count_parameters(model)
     if path.suffix == ".onnx":
         size, timer = path.stat().st_size, onnx_timer(path, model, setting)
