@@ -41,7 +41,7 @@ is scored:
   --mappings L,L,L ...: only parts 1 and 2, on those mappings (a partial landscape, e.g. for a proxy
      too slow to score all of them).
 Writes benchmarks/results/<--result-name>.json (mapping_search; --smoke: mapping_search_smoke; the runs
-before issue 29: results/mapping_search_before29.json and mapping_search_etd_mapped.json)
+before issue 29: results/mapping_search_before29.json and mapping_search_etd_mapped_before29.json)
 after every scored mapping, so a stopped run still leaves a table. `seconds`: each part's wall time
 in this run (a cached proxy score costs nothing); `proxy_seconds` (noise, landscape, separate): the
 time its proxy runs took when they were computed. Finished stages are reused from
@@ -50,11 +50,11 @@ time its proxy runs took when they were computed. Finished stages are reused fro
     python benchmarks/mapping_search.py                      # the full run
     python benchmarks/mapping_search.py --smoke --work /tmp/ms_smoke   # every part, tiny, minutes
 
-Time on 2 CPU cores (estimates until measured, from etd.py's general-distillation steps): one
-proxy run (2,000 sequences: 63 steps, then the held-out scoring) about 1.5 minutes, so noise ~5
-minutes and the landscape ~30 minutes; the search replays seconds; validation about 5 minutes of
-general distillation per mapping on all of WikiText-2 (9,024 sequences: 282 steps) and about 1
-minute per fine-tuning (6 per mapping), about 1 hour for 5 mappings. All told about 1.5-2 hours.
+Time on one CPU thread (measured 2026-12-08, the other core running the other init): proxy runs
+about 1–2 minutes each (2,000 sequences: 63 steps, then the held-out scoring), so noise 3.5 minutes
+and the landscape 23–40; the search replays seconds; validation 24–35 minutes for 4–5 mappings (2–2.5
+minutes of general distillation on 4,000 sequences, then six fine-tunings on 1,000 examples each).
+About 1–1.2 hours a run.
 --smoke: 80 seconds on one core (measured).
 """
 

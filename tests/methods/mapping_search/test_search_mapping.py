@@ -203,6 +203,27 @@ def _heldout_search(tiny_bert_dir, corpus, out, **extra) -> MappingSearchConfig:
         search=GeneticConfig(population=3, generations=2, elite=1, seed=0), output=str(out), **extra)
 
 
+def test_heldout_loss_best_other_than_uniform_is_flagged_unless_validated(tmp_path, tiny_bert_dir, long_corpus,
+                                                                           monkeypatch, caplog):
+    from bertcompress.methods.mapping_search import verb as layer_mapping
+    from bertcompress.methods.mapping_search.verb import search_mapping
+
+    # low teacher layers score best, as the per-layer held-out loss ranked them on real data
+    monkeypatch.setattr(layer_mapping, "proxy_score", lambda cfg, genome, *a, **k: {
+        "mapping": list(genome), "fitness": -float(sum(genome)), "heldout_loss": float(sum(genome))})
+    with caplog.at_level("WARNING", logger="bertcompress"):
+        search_mapping(_heldout_search(tiny_bert_dir, long_corpus, tmp_path / "low"))
+    best = json.loads((tmp_path / "low" / "search.json").read_text())["best"]["mapping"]
+    assert best != [2, 4] and f"heldout_loss prefers {best} to the uniform mapping" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(layer_mapping, "proxy_score", lambda cfg, genome, *a, **k: {
+        "mapping": list(genome), "fitness": -float(sum(abs(g - 2 * (i + 1)) for i, g in enumerate(genome))),
+        "heldout_loss": 0.0})  # uniform ([2,4] of 4) best: nothing to flag
+    with caplog.at_level("WARNING", logger="bertcompress"):
+        search_mapping(_heldout_search(tiny_bert_dir, long_corpus, tmp_path / "uniform"))
+    assert "heldout_loss prefers" not in caplog.text
+
+
 def test_etd_init_is_extracted_once_and_shared_by_every_candidate(tmp_path, tiny_bert_dir, long_corpus,
                                                                   monkeypatch):
     from safetensors.torch import load_file
