@@ -116,7 +116,16 @@ def show_cost(kind: str, value: float | None) -> str:
     return f"{value / 1e6:.1f}M params" if value >= 1e5 else f"{value / 1e3:.1f}K params"
 
 
+def show_count(n: int) -> str:
+    """A parameter count: '11.2M', '350.0K'."""
+    return show_cost("params", n).removesuffix(" params")
+
+
+def cost_line(r: dict[str, Any]) -> str:
+    """'10ms: 8.1 ms against 10.0 ms' (a result of `check`)."""
+    return f"{r['budget']}: {show_cost(r['kind'], r['value'])} against {show_cost(r['kind'], r['limit'])}"
+
+
 def result_line(r: dict[str, Any]) -> str:
     """'10ms: 8.1 ms against 10.0 ms, met'."""
-    return (f"{r['budget']}: {show_cost(r['kind'], r['value'])} against {show_cost(r['kind'], r['limit'])}, "
-            f"{'met' if r['met'] else 'MISSED'}")
+    return f"{cost_line(r)}, {'met' if r['met'] else 'MISSED'}"

@@ -151,8 +151,7 @@ def run(cfg: PipelineConfig, *, resume: bool = False) -> dict[str, Any]:
     if budget is not None:
         report["budget"] = budget
         if not budget["met"]:
-            missed = "; ".join(result_line(r) for r in budget["final"]["results"] if not r["met"])
-            log.warning(f"budget missed by the final model: {missed}" + ("" if cfg.budget.soft else
+            log.warning(f"budget missed by the final model: {_missed(budget)}" + ("" if cfg.budget.soft else
                         f" (the CLI exits with status {BUDGET_MISSED}; --budget-soft makes this a warning only)"))
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report))
@@ -273,10 +272,13 @@ def show_report(cfg: PipelineConfig, report: dict[str, Any]) -> int:
         print(f"[bertcompress] wrote {cfg.output}/report.md, report.json and the student in {cfg.output}/student")
     budget = report.get("budget")
     if budget is not None and not budget["met"] and not budget["soft"]:
-        missed = "; ".join(result_line(r) for r in budget["final"]["results"] if not r["met"])
-        print(f"bertcompress: budget missed: {missed} (--budget-soft: exit 0)", file=sys.stderr)
+        print(f"bertcompress: budget missed: {_missed(budget)} (--budget-soft: exit 0)", file=sys.stderr)
         return BUDGET_MISSED
     return 0
+
+
+def _missed(budget: dict[str, Any]) -> str:
+    return "; ".join(result_line(r) for r in budget["final"]["results"] if not r["met"])
 
 
 def budget_lines(budget: dict[str, Any]) -> list[str]:

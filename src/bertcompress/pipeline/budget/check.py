@@ -9,6 +9,7 @@ and w4a8, the packed quantized folder in PyTorch (bytes: quantized.safetensors).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,7 @@ def final_check(decision: Decision, teacher_dir: Path, student_dir: Path, quanti
     """The shipped model's latency (least of the rounds), bytes and parameters, the teacher's
     latency from the same rounds, and each budget's result; `met` when every budget is met."""
     s = decision.setting
-    setting = Setting(**{k: s[k] for k in ("device", "threads", "batch_size", "seq_len", "rounds", "repeats",
-                                           "warmup")})
+    setting = Setting(**{f.name: s[f.name] for f in fields(Setting)})  # the decision's, saved beside its extras
     fmt, path = decision.pick.format, shipped(decision, student_dir, quantized_dir)
     model = load_model(str(quantized_dir if decision.bits else student_dir), kind)  # a quantized pick: KDLSQ's
     parameters = count_parameters(model)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bertcompress.core.errors import UserError
-from bertcompress.evaluation.budget import show_cost
+from bertcompress.evaluation.budget import show_count
 from bertcompress.models.family import family_of
 
 
@@ -137,14 +137,10 @@ def candidate_table(candidates: list[dict[str, Any]], teacher_ms: float | None, 
         size = "-" if c["bytes"] is None else f"{c['bytes'] / 1e6:.{1 if c['bytes'] >= 1e5 else 3}f}"
         status = c["status"] + (f" ({c['note']})" if c["note"] else "")
         rows.append(f"| {c['name']} | {c['num_layers']} x {c['hidden_size']}, {c['num_heads']}, {c['ffn_size']} "
-                    f"| {c['format']} | {_count(c['parameters'])} ({_count(c['non_embedding_parameters'])}) "
+                    f"| {c['format']} | {show_count(c['parameters'])} ({show_count(c['non_embedding_parameters'])}) "
                     f"| {f'{ms:.1f}' if ms is not None else '-'} "
                     f"| {speedup} | {size} | {status} |")
     if left_out:
         rows += ["", f"{len(left_out)} more not measured: each at least as large, in the same format, as a "
                  "candidate that misses a budget (listed in report.json)"]
     return "\n".join(rows)
-
-
-def _count(n: int) -> str:
-    return show_cost("params", n).removesuffix(" params")

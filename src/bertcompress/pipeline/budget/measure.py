@@ -38,6 +38,7 @@ from bertcompress.models.config import StudentConfig
 from bertcompress.models.loading import auto_class, transformers_bars_off
 from bertcompress.models.student import student_config
 from bertcompress.pipeline.budget.grid import FORMATS, Candidate, Shape
+from bertcompress.pipeline.budget.pick import assess
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,9 @@ def measure_grid(source_config, teacher: nn.Module, shape_list: list[Shape], for
             if todo:
                 _measure_group(source_config, shape, todo, budgets, margin, setting, kind, num_labels,
                                Path(scratch) / f"{i:03d}", teacher_timer, teacher_values)
-                for c in todo:  # timed ones (the teacher was timed with them)
-                    if c.status == "not measured" and c.latency_ms is not None:
-                        c.results = check(c.costs, budgets, min(teacher_values), margin)
-                        c.status = "fits" if all(r["met"] for r in c.results) else "misses"
+                timed = [c for c in todo if c.latency_ms is not None]
+                if timed:  # at the teacher's least latency so far (it was timed with them)
+                    assess(timed, budgets, min(teacher_values), margin)
             # a shape at least as large is ruled out by a clear miss only: over a limit itself, not just
             # inside the margin (one noisy round then rules out less)
             teacher_ms = min(teacher_values, default=None)
@@ -162,10 +162,7 @@ def measure_grid(source_config, teacher: nn.Module, shape_list: list[Shape], for
     if not teacher_values:  # every candidate was ruled out before timing: time the teacher alone
         teacher_values += least_of_rounds({"teacher": teacher_timer}, setting.rounds)["teacher"]
     teacher_ms = min(teacher_values)
-    for c in candidates:  # against the teacher's least latency over all rounds
-        if c.status in ("fits", "misses"):
-            c.results = check(c.costs, budgets, teacher_ms, margin)
-            c.status = "fits" if all(r["met"] for r in c.results) else "misses"
+    assess(candidates, budgets, teacher_ms, margin)  # against the teacher's least latency over all rounds
     log.info(f"budget: measured {sum(c.latency_ms is not None for c in candidates)} of {len(candidates)} "
              f"candidates in {time.perf_counter() - t0:.0f} s")
     return teacher_ms, candidates
@@ -203,7 +200,7 @@ def _measure_group(source_config, shape: Shape, todo: list[Candidate], budgets: 
         written = write_formats(model, [c.format for c in todo], folder, setting)
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001 - an exporter's or runtime's failure rules the format out, not the run
+    except Exception as e:  # noqa: BLE001 - an exporter's or runtime's failure: one line naming the format to drop
         raise UserError(f"budget: cannot write candidate {shape.name} ({type(e).__name__}: "
                         f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}); leave its format out "
                         "(budget.formats)") from None

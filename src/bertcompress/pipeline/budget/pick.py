@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from bertcompress.core.errors import UserError
-from bertcompress.evaluation.budget import Budget, check, overshoot, show_cost
+from bertcompress.evaluation.budget import Budget, check, cost_line, overshoot, show_cost, show_count
 from bertcompress.pipeline.budget.grid import FORMATS, Candidate
 
 NEAR = 0.1
@@ -46,12 +46,12 @@ def pick(candidates: list[Candidate], budgets: list[Budget], teacher_ms: float, 
                                       c.latency_ms if c.latency_ms is not None else math.inf, c.name))
     why = (f"{chosen.name}: of the {len(fitting)} candidates that meet every budget"
            + (f" (latency with the {margin:.0%} margin)" if any(b.timed for b in budgets) else "")
-           + f", the most parameters outside the embeddings ({_count(chosen.non_embedding)} of "
-           f"{_count(chosen.parameters)}")
+           + f", the most parameters outside the embeddings ({show_count(chosen.non_embedding)} of "
+           f"{show_count(chosen.parameters)}")
     if len(near) > 1:
         why += (f"; of the {len(near)} within {NEAR:.0%} of the most, the highest precision, then the deepest, "
                 "then the largest, then the fastest")
-    why += "): " + "; ".join(_cost_line(r) for r in chosen.results)
+    why += "): " + "; ".join(cost_line(r) for r in chosen.results)
     return chosen, why
 
 
@@ -67,14 +67,6 @@ def refusal(candidates: list[Candidate], budgets: list[Budget], teacher_ms: floa
     return (f"no candidate meets every budget ({limits}; the teacher takes {teacher_ms:.1f} ms){margin_text}; "
             f"closest: {names}. Loosen a budget, lower budget.margin, or add smaller shapes or formats "
             "(budget.depths, budget.widths, budget.formats)")
-
-
-def _count(n: int) -> str:
-    return show_cost("params", n).removesuffix(" params")
-
-
-def _cost_line(r: dict[str, Any]) -> str:
-    return f"{r['budget']}: {show_cost(r['kind'], r['value'])} against {show_cost(r['kind'], r['limit'])}"
 
 
 def _unmeasured(results: list[dict[str, Any]]) -> int:
